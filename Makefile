@@ -1,0 +1,55 @@
+# digitlab: `make run` sets everything up and runs the whole pipeline; `make test` checks it all.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: help install system-data run quick test lint typecheck pytest bench clean
+
+help:
+	@echo "make run    - create .venv, install digitlab and run the whole pipeline on MNIST"
+	@echo "make quick  - the same on a 6,000/1,000 subset (about a minute)"
+	@echo "make test   - install test tools, then ruff, mypy and pytest"
+	@echo "make bench  - full-data benchmarks, written to benchmarks/BENCHMARKS.md"
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+# Fashion-MNIST comes from Debian's package when apt is there and we are root; optional.
+system-data:
+	@if [ ! -d /usr/share/datasets/fashion-mnist ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
+		|| echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"; fi
+
+run: install
+	$(VENV)/bin/digitlab run $(ARGS)
+
+quick: install
+	$(VENV)/bin/digitlab run --quick $(ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+pytest: install system-data
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+test: lint typecheck pytest
+
+bench: install
+	$(PY) benchmarks/compare.py
+	$(PY) benchmarks/data_load.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

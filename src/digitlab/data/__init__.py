@@ -1,0 +1,1 @@
+"""Datasets: IDX files, verified sources and named datasets."""

@@ -1,0 +1,143 @@
+"""Named datasets as one frozen type: ``load_dataset(name) -> Dataset``.
+
+Names: ``mnist`` (default), ``fashion-mnist``, ``digits`` (scikit-learn's 8×8 set) and
+``idx:DIR`` (any folder with the four standard IDX file names, raw or .gz).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.data import sources
+from digitlab.data.idx import read_idx
+from digitlab.errors import DigitlabError
+
+DATASETS = ("mnist", "fashion-mnist", "digits", "idx:DIR")
+DIGIT_NAMES = tuple(str(d) for d in range(10))
+FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Images as ``(n, H, W)`` uint8 and labels as ``(n,)`` int64, split into train and test."""
+
+    name: str
+    x_train: np.ndarray  # (n_train, H, W) uint8
+    y_train: np.ndarray  # (n_train,) int64
+    x_test: np.ndarray  # (n_test, H, W) uint8
+    y_test: np.ndarray  # (n_test,) int64
+    class_names: tuple[str, ...]
+    provenance: dict[str, Any] = field(default_factory=dict)  # files, sources, hashes, subset
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        return (int(self.x_train.shape[1]), int(self.x_train.shape[2]))
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, n_train: int | None, n_test: int | None, random_state: int = 0) -> Dataset:
+        """A stratified subset (for ``--quick``); the same seed gives the same images."""
+        x_tr, y_tr = _stratified(self.x_train, self.y_train, n_train, random_state)
+        x_te, y_te = _stratified(self.x_test, self.y_test, n_test, random_state)
+        prov = dict(self.provenance, subset={"train": len(y_tr), "test": len(y_te), "seed": random_state})
+        return replace(self, x_train=x_tr, y_train=y_tr, x_test=x_te, y_test=y_te, provenance=prov)
+
+
+def _stratified(x: np.ndarray, y: np.ndarray, n: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    if n is None or n >= len(y):
+        return x, y
+    from sklearn.model_selection import train_test_split
+
+    _, x_sub, _, y_sub = train_test_split(x, y, test_size=n, stratify=y, random_state=seed)
+    return x_sub, y_sub
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, where: str) -> None:
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DigitlabError(f"{where}: expected uint8 images of shape (n, H, W), got {images.dtype} {images.shape}.")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DigitlabError(f"{where}: {len(images)} images but labels of shape {labels.shape}; the files do not match.")
+
+
+def _from_files(name: str, paths: dict[str, Path], class_names: tuple[str, ...], provenance: dict[str, Any]) -> Dataset:
+    arrays = {key: read_idx(path) for key, path in paths.items()}
+    tr_x, tr_y, te_x, te_y = (arrays[n] for n in sources.STANDARD_NAMES)
+    _check_pair(tr_x, tr_y, str(paths[sources.STANDARD_NAMES[0]].parent))
+    _check_pair(te_x, te_y, str(paths[sources.STANDARD_NAMES[2]].parent))
+    return Dataset(name, tr_x, tr_y.astype(np.int64), te_x, te_y.astype(np.int64), class_names, provenance)
+
+
+def _remote(remote: sources.RemoteFiles, class_names: tuple[str, ...]) -> Callable[..., Dataset]:
+    def load(data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
+             allow_network: bool = True, log: Callable[[str], None] | None = None) -> Dataset:
+        got = sources.fetch_files(remote, data_dir=data_dir, cache_dir=cache_dir, allow_network=allow_network, log=log)
+        files = {
+            spec.name: {"path": str(got.paths[spec.name]), "sha256": spec.sha256, "verified": True,
+                        "bytes": spec.size, "source": got.origins[spec.name]}
+            for spec in remote.files
+        }
+        return _from_files(remote.dataset, got.paths, class_names, {"files": files, "attempts": got.attempts})
+
+    return load
+
+
+def _load_digits(**_: Any) -> Dataset:
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    bunch = load_digits()
+    images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
+    x_tr, x_te, y_tr, y_te = train_test_split(images, bunch.target.astype(np.int64), test_size=0.25,
+                                              stratify=bunch.target, random_state=0)
+    prov = {"files": {"sklearn.datasets.load_digits": {"source": "bundled with scikit-learn", "verified": False}},
+            "note": "values 0..16 rescaled to 0..255; fixed stratified 75/25 split (random_state=0)"}
+    return Dataset("digits", x_tr, y_tr, x_te, y_te, DIGIT_NAMES, prov)
+
+
+def _load_idx_dir(folder: str, **_: Any) -> Dataset:
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise DigitlabError(f"dataset idx:{folder}: no such folder; pass idx:DIR with a folder holding the four IDX files.")
+    paths: dict[str, Path] = {}
+    for name in sources.STANDARD_NAMES:
+        found = sources.find_in_dir(path, name)
+        if found is None:
+            raise DigitlabError(f"dataset idx:{folder}: {name} (or {name}.gz) is missing; "
+                                f"the folder needs {', '.join(sources.STANDARD_NAMES)}.")
+        paths[name] = found
+    files = {n: {"path": str(p), "sha256": sources.sha256_file(p), "verified": False,
+                 "source": "local folder (no pinned hash)"} for n, p in paths.items()}
+    ds = _from_files(f"idx:{path}", paths, (), {"files": files})
+    n_classes = int(max(ds.y_train.max(initial=0), ds.y_test.max(initial=0))) + 1
+    return replace(ds, class_names=tuple(str(c) for c in range(n_classes)))
+
+
+LOADERS: dict[str, Callable[..., Dataset]] = {
+    "mnist": _remote(sources.MNIST, DIGIT_NAMES),
+    "fashion-mnist": _remote(sources.FASHION_MNIST, FASHION_NAMES),
+    "digits": _load_digits,
+}
+
+
+def load_dataset(
+    name: str = "mnist",
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    allow_network: bool = True,
+    log: Callable[[str], None] | None = None,
+) -> Dataset:
+    """Load a named dataset, fetching and verifying its files as needed."""
+    if name.startswith("idx:"):
+        return _load_idx_dir(name[4:])
+    loader = LOADERS.get(name)
+    if loader is None:
+        raise DigitlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    return loader(data_dir=data_dir, cache_dir=cache_dir, allow_network=allow_network, log=log)

@@ -1,0 +1,185 @@
+"""Preprocessing steps as scikit-learn transformers that take images ``(n, H, W)``.
+
+They sit inside a model's ``Pipeline``, so whatever they learn (standardisation
+statistics, PCA axes) is learnt from training data only and saved with the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from digitlab.errors import DigitlabError
+
+
+def as_images(x: Any) -> np.ndarray:
+    """Check that ``x`` is a stack of 2-D images ``(n, H, W)``."""
+    x = np.asarray(x)
+    if x.ndim != 3:
+        raise DigitlabError(f"expected images of shape (n, H, W), got an array of shape {x.shape}.")
+    return x
+
+
+def image_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Centre of mass and shear of each image (ink-weighted second moments).
+
+    Returns ``centre`` (n, 2) as (row, col), ``var_rows`` (n,) and ``cov`` (n,), where the
+    shear that makes the digit upright is ``cov / var_rows`` (column shift per row).
+    """
+    w = images.astype(np.float64)  # (n, H, W)
+    n, h, wd = w.shape
+    rows = np.arange(h, dtype=np.float64)[None, :, None]  # (1, H, 1)
+    cols = np.arange(wd, dtype=np.float64)[None, None, :]  # (1, 1, W)
+    total = w.sum(axis=(1, 2))  # (n,)
+    total = np.where(total == 0, 1.0, total)  # blank images: no shift, no shear
+    r0 = (w * rows).sum(axis=(1, 2)) / total  # (n,)
+    c0 = (w * cols).sum(axis=(1, 2)) / total  # (n,)
+    dr = rows - r0[:, None, None]  # (n, H, 1)
+    dc = cols - c0[:, None, None]  # (n, 1, W)
+    var_rows = (w * dr**2).sum(axis=(1, 2)) / total  # (n,)
+    cov = (w * dr * dc).sum(axis=(1, 2)) / total  # (n,)
+    return np.stack([r0, c0], axis=1), var_rows, cov
+
+
+_CHUNK = 4096  # images per block in deskew
+
+
+def _shift_linear(x: np.ndarray, pos: np.ndarray, axis: int) -> np.ndarray:
+    """Sample ``x`` at fractional positions ``pos`` along ``axis`` (linear, zeros outside)."""
+    size = x.shape[axis]
+    pad = [(0, 0)] * x.ndim
+    pad[axis] = (1, 1)
+    xp = np.pad(x, pad)  # one zero on each side along ``axis``
+    lo = np.floor(pos)
+    frac = (pos - lo).astype(np.float32)
+    lo_i = np.clip(lo.astype(np.int64) + 1, 0, size + 1)  # +1 for the padding
+    hi_i = np.clip(lo.astype(np.int64) + 2, 0, size + 1)
+    a = np.take_along_axis(xp, lo_i, axis=axis)
+    b = np.take_along_axis(xp, hi_i, axis=axis)
+    return a * (1 - frac) + b * frac
+
+
+def deskew(images: np.ndarray) -> np.ndarray:
+    """Shear each image so its principal axis is vertical and centre it on its mass.
+
+    Output pixel (i, j) samples the input at
+    ``(i + r0 - h/2, j + alpha (i - h/2) + c0 - w/2)`` with ``alpha = cov / var_rows``,
+    by bilinear interpolation. The row offset is the same for every pixel of an image and
+    the column offset the same along a row, so the bilinear sample splits into a vertical
+    then a horizontal linear shift. Returns float32 images in the input's value range.
+    """
+    images = as_images(images)
+    if len(images) > _CHUNK:  # bounded temporaries: faster (cache) and lighter on memory
+        return np.concatenate([deskew(images[s : s + _CHUNK]) for s in range(0, len(images), _CHUNK)])
+    n, h, w = images.shape
+    centre, var_rows, cov = image_moments(images)
+    alpha = np.divide(cov, var_rows, out=np.zeros_like(cov), where=var_rows > 1e-9)  # (n,)
+    i = np.arange(h, dtype=np.float64)[None, :]  # (1, H)
+    j = np.arange(w, dtype=np.float64)[None, None, :]  # (1, 1, W)
+    src_r = i + centre[:, :1] - h / 2.0  # (n, H)
+    shift_c = alpha[:, None] * (i - h / 2.0) + centre[:, 1:] - w / 2.0  # (n, H)
+    src_c = j + shift_c[:, :, None]  # (n, H, W)
+    x = images.astype(np.float32)  # (n, H, W)
+    rows = _shift_linear(x, np.broadcast_to(src_r[:, :, None], (n, h, w)), axis=1)  # (n, H, W)
+    return _shift_linear(rows, src_c, axis=2).astype(np.float32)
+
+
+class Deskew(TransformerMixin, BaseEstimator):
+    """Straighten slanted digits using image moments (LeCun et al.'s 'deskewing')."""
+
+    def fit(self, X: Any, y: Any = None) -> Deskew:
+        self.n_features_in_ = int(np.prod(as_images(X).shape[1:]))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return deskew(X)
+
+
+class ScaleImages(TransformerMixin, BaseEstimator):
+    """Divide by ``max_value`` (255 for uint8 images) to get float32 values in [0, 1]."""
+
+    def __init__(self, max_value: float = 255.0) -> None:
+        self.max_value = max_value
+
+    def fit(self, X: Any, y: Any = None) -> ScaleImages:
+        self.n_features_in_ = int(np.prod(np.shape(X)[1:]))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return (np.asarray(X, dtype=np.float32) / np.float32(self.max_value)).astype(np.float32)
+
+
+class Flatten(TransformerMixin, BaseEstimator):
+    """Images ``(n, H, W)`` to vectors ``(n, H*W)``."""
+
+    def fit(self, X: Any, y: Any = None) -> Flatten:
+        self.n_features_in_ = int(np.prod(np.shape(X)[1:]))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        x = np.asarray(X)
+        return x.reshape(len(x), -1)
+
+
+def preprocessing_pipeline(deskewed: bool = False, standardise: bool = False) -> Any:
+    """The common front of every pixel model: [deskew] → flatten → scale → [standardise]."""
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    steps: list[tuple[str, Any]] = []
+    if deskewed:
+        steps.append(("deskew", Deskew()))
+    steps += [("flatten", Flatten()), ("scale", ScaleImages())]
+    if standardise:
+        steps.append(("standardise", StandardScaler()))
+    return Pipeline(steps)
+
+
+def pixel_stats(x: np.ndarray) -> dict[str, float]:
+    """Summary statistics of all pixel values in ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    return {
+        "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()), "std": float(x.std()),
+        "median": float(np.median(x)), "fraction_zero": float(np.mean(x == 0)),
+    }
+
+
+class ReduceDims(TransformerMixin, BaseEstimator):
+    """PCA to at most ``n_components`` dimensions (fewer when the data has fewer samples or features)."""
+
+    def __init__(self, n_components: int = 50, whiten: bool = False, random_state: int | None = 0) -> None:
+        self.n_components = n_components
+        self.whiten = whiten
+        self.random_state = random_state
+
+    def fit(self, X: Any, y: Any = None) -> ReduceDims:
+        from sklearn.decomposition import PCA
+
+        x = np.asarray(X)
+        k = min(self.n_components, x.shape[0], x.shape[1])
+        self.pca_ = PCA(n_components=k, whiten=self.whiten, random_state=self.random_state).fit(x)
+        self.n_features_in_ = x.shape[1]
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return np.asarray(self.pca_.transform(np.asarray(X)), dtype=np.float32)
+
+
+class StandardiseImages(TransformerMixin, BaseEstimator):
+    """Per-pixel z-scores ``(x - mean) / std`` learnt on the training images; keeps the shape.
+
+    Pixels that never vary (the border of MNIST) get std 1, so they map to 0 rather than NaN.
+    """
+
+    def fit(self, X: Any, y: Any = None) -> StandardiseImages:
+        x = np.asarray(X, dtype=np.float64)
+        self.mean_ = x.mean(axis=0)  # (H, W)
+        std = x.std(axis=0)  # (H, W)
+        self.scale_ = np.where(std > 1e-12, std, 1.0)
+        self.n_features_in_ = int(np.prod(x.shape[1:]))
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        return ((np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_).astype(np.float32)

@@ -1,0 +1,1 @@
+"""The model zoo: every model is a scikit-learn estimator on images."""

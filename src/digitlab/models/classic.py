@@ -1,0 +1,93 @@
+"""scikit-learn pipelines that take images: logistic regression, k-NN, SVM, MLP.
+
+Each starts with the same front (deskew → flatten → scale to [0, 1]), which lifts every
+model on MNIST (measured in benchmarks/BENCHMARKS.md), then adds what the model needs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.neural_network import MLPClassifier
+from sklearn.pipeline import Pipeline
+from sklearn.svm import SVC
+from sklearn.utils.validation import check_is_fitted
+
+from digitlab.features import ReduceDims, preprocessing_pipeline
+
+
+def _with_front(*steps: tuple[str, Any], deskew: bool = True) -> Pipeline:
+    front = preprocessing_pipeline(deskewed=deskew)
+    return Pipeline([*front.steps, *steps])
+
+
+def build_lr(random_state: int | None = 0) -> Pipeline:
+    # C=1 on deskewed pixels: 95.7% (raw pixels: 92.6%)
+    return _with_front(("clf", LogisticRegression(C=1.0, max_iter=200, random_state=random_state)))
+
+
+def build_knn(random_state: int | None = 0) -> Pipeline:
+    # PCA to 50 dims drops pixel noise and makes distances ~16x cheaper to compute
+    return _with_front(
+        ("pca", ReduceDims(n_components=50, random_state=random_state)),
+        ("clf", KNeighborsClassifier(n_neighbors=4, weights="distance")),
+    )
+
+
+class SoftmaxSVC(ClassifierMixin, BaseEstimator):
+    """RBF ``SVC`` whose ``predict_proba`` is a softmax of its one-vs-rest scores.
+
+    ``SVC(probability=True)`` runs an internal 5-fold cross-validation (5 extra fits) to
+    calibrate; this keeps one fit. The scores are votes plus a tie-breaking confidence, so
+    ``argmax(predict_proba) == predict`` (``break_ties=True``); ``temperature`` scales how
+    peaked the probabilities are. Treat them as confidences, not calibrated probabilities.
+    """
+
+    def __init__(self, C: float = 10.0, gamma: str | float = "scale", temperature: float = 1.0,
+                 cache_size: float = 1000.0) -> None:
+        self.C = C
+        self.gamma = gamma
+        self.temperature = temperature
+        self.cache_size = cache_size
+
+    def fit(self, X: Any, y: Any) -> SoftmaxSVC:
+        self.svc_ = SVC(C=self.C, gamma=self.gamma, kernel="rbf", decision_function_shape="ovr",
+                        break_ties=True, cache_size=self.cache_size).fit(X, y)
+        self.classes_ = self.svc_.classes_
+        self.n_features_in_ = self.svc_.n_features_in_
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        scores = self.svc_.decision_function(X)  # (n, k), or (n,) with two classes
+        if scores.ndim == 1:
+            scores = np.stack([-scores, scores], axis=1)
+        return np.asarray(scores)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        z = self.decision_function(X) / self.temperature  # (n, k)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_[np.argmax(self.decision_function(X), axis=1)])
+
+
+def build_svm(random_state: int | None = 0) -> Pipeline:
+    # deskew + PCA(50) + RBF SVC: 98.9% in ~12 s, vs 98.4% in ~280 s on raw pixels
+    return _with_front(
+        ("pca", ReduceDims(n_components=50, random_state=random_state)),
+        ("clf", SoftmaxSVC(C=10.0, gamma="scale")),
+    )
+
+
+def build_mlp(random_state: int | None = 0) -> Pipeline:
+    return _with_front(
+        ("clf", MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-4, batch_size=128, learning_rate_init=1e-3,
+                              max_iter=20, random_state=random_state)),  # 20 epochs: 98.6%
+    )

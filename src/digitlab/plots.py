@@ -1,0 +1,136 @@
+"""Matplotlib figures as pure functions: data in, Figure out (nothing is shown or saved)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display needed; must precede pyplot
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+
+def class_histogram(train_counts: Sequence[int], test_counts: Sequence[int], class_names: Sequence[str]) -> Figure:
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    pos = np.arange(len(class_names))
+    ax.bar(pos - 0.2, train_counts, width=0.4, label="train")
+    ax.bar(pos + 0.2, test_counts, width=0.4, label="test")
+    ax.set_xticks(pos, class_names, rotation=30 if max(map(len, class_names)) > 2 else 0)
+    ax.set_ylabel("examples")
+    ax.set_title("Examples per class")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def image_grid(images: np.ndarray, row_labels: Sequence[str], title: str = "",
+               captions: Sequence[str] | None = None, cmap: str = "gray_r") -> Figure:
+    """A grid of images ``(rows, cols, H, W)``, one row label each."""
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95 + 0.4), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.imshow(images[r, c], cmap=cmap, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if captions is not None:
+                ax.set_title(captions[r * cols + c], fontsize=7)
+        axes[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def mean_images(means: np.ndarray, class_names: Sequence[str]) -> Figure:
+    """One mean image per class, ``means`` of shape (k, H, W)."""
+    fig, axes = plt.subplots(1, len(means), figsize=(len(means) * 1.0, 1.5), squeeze=False)
+    for ax, img, name in zip(axes[0], means, class_names, strict=True):
+        ax.imshow(img, cmap="gray_r")
+        ax.set_title(name, fontsize=8)
+        ax.axis("off")
+    fig.suptitle("Mean image per class")
+    fig.tight_layout()
+    return fig
+
+
+def pixel_histogram(values: np.ndarray, title: str = "Pixel intensities", log: bool = True) -> Figure:
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.hist(np.ravel(values), bins=64, log=log, color="tab:blue")
+    ax.set_xlabel("value")
+    ax.set_ylabel("pixels (log)" if log else "pixels")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def before_after(raw: np.ndarray, processed: np.ndarray, labels: Sequence[str]) -> Figure:
+    """Raw images (top row) above the same images after preprocessing (bottom row), with colour bars."""
+    n = len(raw)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.3, 3.0), squeeze=False)
+    for k in range(n):
+        for row, (img, name) in enumerate(((raw[k], "raw"), (processed[k], "processed"))):
+            ax = axes[row][k]
+            im = ax.imshow(img, cmap="gray_r")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k == 0:
+                ax.set_ylabel(name)
+            if row == 0:
+                ax.set_title(labels[k], fontsize=8)
+        if k == n - 1:
+            fig.colorbar(im, ax=axes[:, k].tolist(), shrink=0.8)
+    return fig
+
+
+def value_histograms(raw: np.ndarray, processed: np.ndarray) -> Figure:
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, vals, name in ((axes[0], raw, "raw (uint8)"), (axes[1], processed, "normalised")):
+        ax.hist(np.ravel(vals), bins=64, log=True)
+        ax.set_title(name)
+        ax.set_xlabel("value")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], title: str = "Confusion matrix") -> Figure:
+    k = len(class_names)
+    fig, ax = plt.subplots(figsize=(0.55 * k + 2, 0.55 * k + 1.5))
+    ax.imshow(np.log1p(cm), cmap="Blues")
+    threshold = np.log1p(cm).max() / 2
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if np.log1p(cm[i, j]) > threshold else "black")
+    ax.set_xticks(range(k), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def comparison(names: Sequence[str], accuracy: Sequence[float], fit_s: Sequence[float],
+               predict_s: Sequence[float]) -> Figure:
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
+    pos = np.arange(len(names))
+    bars = ax1.bar(pos, np.asarray(accuracy) * 100, color="tab:green")
+    ax1.bar_label(bars, fmt="%.2f", fontsize=8)
+    ax1.set_xticks(pos, names)
+    low = max(0.0, min(accuracy) * 100 - 5)
+    ax1.set_ylim(low, 100)
+    ax1.set_ylabel("test accuracy (%)")
+    ax1.set_title("Accuracy")
+    ax2.bar(pos - 0.2, fit_s, width=0.4, label="fit")
+    ax2.bar(pos + 0.2, predict_s, width=0.4, label="predict")
+    ax2.set_xticks(pos, names)
+    ax2.set_ylabel("seconds")
+    ax2.set_title("Time")
+    ax2.legend()
+    fig.tight_layout()
+    return fig

