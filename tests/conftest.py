@@ -22,8 +22,9 @@ def mnist_like(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
     digits = load_digits()
     rng = np.random.default_rng(seed)
-    idx = np.concatenate([rng.choice(np.flatnonzero(digits.target == c), n_per_class, replace=False)
-                          for c in range(10)])
+    idx = np.concatenate(
+        [rng.choice(np.flatnonzero(digits.target == c), n_per_class, replace=False) for c in range(10)]
+    )
     small = digits.images[idx] / 16.0  # (n, 8, 8) in [0, 1]
     big = np.kron(small, np.ones((1, 3, 3)))[:, 2:22, 2:22]  # (n, 20, 20)
     images = np.zeros((len(idx), 28, 28), dtype=np.uint8)

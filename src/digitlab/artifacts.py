@@ -105,7 +105,7 @@ class Run:
 
 def new_run(root: str | Path, command: str) -> Run:
     """Create a fresh run folder under ``root`` (default ``runs/``)."""
-    root = Path(root)
+    root = Path(root).resolve()
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     path = root / f"{stamp}-{command}"
     n = 1
@@ -141,16 +141,18 @@ MODEL_FORMAT = "digitlab-model/1"
 MODEL_SUFFIX = ".skops"
 # Types a model file may hold beyond what skops trusts by default (scikit-learn's own
 # estimators, NumPy arrays, builtins). Anything else is refused before it is loaded.
-ALLOWED_TYPES = frozenset({
-    "digitlab.features.Deskew",
-    "digitlab.features.Flatten",
-    "digitlab.features.ScaleImages",
-    "digitlab.features.ReduceDims",
-    "digitlab.features.StandardiseImages",
-    "digitlab.models.classic.SoftmaxSVC",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-})
+ALLOWED_TYPES = frozenset(
+    {
+        "digitlab.features.Deskew",
+        "digitlab.features.Flatten",
+        "digitlab.features.ScaleImages",
+        "digitlab.features.ReduceDims",
+        "digitlab.features.StandardiseImages",
+        "digitlab.models.classic.SoftmaxSVC",
+        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
+    }
+)
 
 
 def library_versions() -> dict[str, str]:
@@ -189,11 +191,15 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     try:
         untrusted = sio.get_untrusted_types(file=path)
     except Exception as exc:  # zip, JSON and schema errors all mean the file is damaged
-        raise DigitlabError(f"{path}: not a readable model file ({type(exc).__name__}); train the model again.") from None
+        raise DigitlabError(
+            f"{path}: not a readable model file ({type(exc).__name__}); train the model again."
+        ) from None
     refused = sorted(set(untrusted) - ALLOWED_TYPES)
     if refused:
-        raise DigitlabError(f"{path}: refused to load types not on the allow-list: {', '.join(refused)}; "
-                            "only load model files you trust, made by digitlab.")
+        raise DigitlabError(
+            f"{path}: refused to load types not on the allow-list: {', '.join(refused)}; "
+            "only load model files you trust, made by digitlab."
+        )
     try:
         content = sio.load(path, trusted=list(untrusted))
         meta = json.loads(content["metadata"])

@@ -23,23 +23,35 @@ from digitlab.models import registry
 
 app = typer.Typer(
     help="digitlab: handwritten-digit recognition from the raw MNIST files to evaluated models.",
-    no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 data_app = typer.Typer(help="Fetch, verify and describe datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
 out_console = Console(width=None if sys.stdout.isatty() else 200)
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 # --- options shared by the commands (help text states each default) ---------------------
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (default: table).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed for subsets, models and picks (default: 0).")]
 Out = Annotated[Path, typer.Option("--out", help="Folder that holds the run folders (default: runs).")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, digits or idx:DIR (default: mnist).")]
-DataDir = Annotated[Path | None, typer.Option(
-    "--data-dir", help="Folder holding the four IDX files (raw or .gz), tried after the cache (default: none).")]
-Quick = Annotated[bool, typer.Option(
-    "--quick", help=f"Stratified subset: {pipeline.QUICK_TRAIN:,} train / {pipeline.QUICK_TEST:,} test (default: off).")]
+DataDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir", help="Folder holding the four IDX files (raw or .gz), tried after the cache (default: none)."
+    ),
+]
+Quick = Annotated[
+    bool,
+    typer.Option(
+        "--quick",
+        help=f"Stratified subset: {pipeline.QUICK_TRAIN:,} train / {pipeline.QUICK_TEST:,} test (default: off).",
+    ),
+]
 
 
 class Reporter:
@@ -86,8 +98,9 @@ def _run_folder(out: Path, command: str) -> Iterator[Run]:
     mark_latest(run)
 
 
-def _emit(result: dict[str, Any], as_json: bool, tables: Callable[[], Sequence[Table]],
-          footer: str | None = None) -> None:
+def _emit(
+    result: dict[str, Any], as_json: bool, tables: Callable[[], Sequence[Table]], footer: str | None = None
+) -> None:
     if as_json:
         sys.stdout.write(json.dumps(to_jsonable(result)) + "\n")
         return
@@ -117,15 +130,34 @@ def _fmt(value: Any) -> str:
 
 # --- data ---------------------------------------------------------------------------------
 
+
 def _data_tables(info: dict[str, Any]) -> list[Table]:
-    splits = _table(f"{info['dataset']}: splits", ["split", "X shape", "X dtype", "y shape", "classes"], [
-        (name, str(tuple(s["x_shape"])), s["x_dtype"], str(tuple(s["y_shape"])), len(info["classes"]))
-        for name, s in info["splits"].items()])
-    counts = _table("examples per class", ["split", *info["classes"]],
-                    [(name, *s["per_class"]) for name, s in info["splits"].items()])
-    files = _table("files", ["file", "SHA-256", "verified", "source"], [
-        (name, (f.get("sha256") or "")[:16] + "…", "yes" if f.get("verified") else "no (no pinned hash)",
-         f.get("source", "")) for name, f in info["files"].items()])
+    splits = _table(
+        f"{info['dataset']}: splits",
+        ["split", "X shape", "X dtype", "y shape", "classes"],
+        [
+            (name, str(tuple(s["x_shape"])), s["x_dtype"], str(tuple(s["y_shape"])), len(info["classes"]))
+            for name, s in info["splits"].items()
+        ],
+    )
+    counts = _table(
+        "examples per class",
+        ["split", *info["classes"]],
+        [(name, *s["per_class"]) for name, s in info["splits"].items()],
+    )
+    files = _table(
+        "files",
+        ["file", "SHA-256", "verified", "source"],
+        [
+            (
+                name,
+                (f.get("sha256") or "")[:16] + "…",
+                "yes" if f.get("verified") else "no (no pinned hash)",
+                f.get("source", ""),
+            )
+            for name, f in info["files"].items()
+        ],
+    )
     return [splits, counts, files]
 
 
@@ -136,8 +168,12 @@ def data_fetch(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, as_json:
     with reporter.live():
         ds = pipeline.load(_settings(dataset, data_dir, 0), reporter)
     info = pipeline.data_info(ds)
-    _emit(info, as_json, lambda: _data_tables(info)[2:],
-          footer="tried: " + "; ".join(info["attempts"]) if info["attempts"] else None)
+    _emit(
+        info,
+        as_json,
+        lambda: _data_tables(info)[2:],
+        footer="tried: " + "; ".join(info["attempts"]) if info["attempts"] else None,
+    )
 
 
 @data_app.command("info")
@@ -150,9 +186,16 @@ def data_info(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, as_json: 
 
 # --- explore / preprocess --------------------------------------------------------------------
 
+
 @app.command()
-def explore(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-            quick: Quick = False, as_json: Json = False) -> None:
+def explore(
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """Dimensions, classes, counts per class, pixel statistics and figures."""
     ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
     with _run_folder(out, "explore") as run:
@@ -161,54 +204,114 @@ def explore(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed 
 
     def tables() -> list[Table]:
         splits = result["splits"]
-        pix = _table("pixel statistics", ["split", "min", "max", "mean", "std", "fraction_zero"], [
-            (name, s["pixels"]["min"], s["pixels"]["max"], s["pixels"]["mean"], s["pixels"]["std"],
-             s["pixels"]["fraction_zero"]) for name, s in splits.items()])
-        counts = _table(f"{ds.name}: examples per class (images {tuple(ds.image_shape)})", ["split", *ds.class_names],
-                        [(name, *s["per_class"]) for name, s in splits.items()])
+        pix = _table(
+            "pixel statistics",
+            ["split", "min", "max", "mean", "std", "fraction_zero"],
+            [
+                (
+                    name,
+                    s["pixels"]["min"],
+                    s["pixels"]["max"],
+                    s["pixels"]["mean"],
+                    s["pixels"]["std"],
+                    s["pixels"]["fraction_zero"],
+                )
+                for name, s in splits.items()
+            ],
+        )
+        counts = _table(
+            f"{ds.name}: examples per class (images {tuple(ds.image_shape)})",
+            ["split", *ds.class_names],
+            [(name, *s["per_class"]) for name, s in splits.items()],
+        )
         return [counts, pix]
 
     _emit(result, as_json, tables, footer=f"figures and explore.json in {run.path}")
 
 
 @app.command()
-def preprocess(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-               quick: Quick = False, as_json: Json = False) -> None:
+def preprocess(
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """Raw vs normalised images and value statistics before and after."""
     ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
     with _run_folder(out, "preprocess") as run:
         result = pipeline.preprocess(ds, run, seed)
     result["run"] = str(run.path)
     stats = result["stats"]
-    _emit(result, as_json, lambda: [_table("pixel values before and after", ["step", "min", "max", "mean", "std"], [
-        (name, s["min"], s["max"], s["mean"], s["std"]) for name, s in stats.items()])],
-        footer=f"figures and preprocess.json in {run.path}")
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                "pixel values before and after",
+                ["step", "min", "max", "mean", "std"],
+                [(name, s["min"], s["max"], s["mean"], s["std"]) for name, s in stats.items()],
+            )
+        ],
+        footer=f"figures and preprocess.json in {run.path}",
+    )
 
 
 # --- models ---------------------------------------------------------------------------------
+
 
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the models in the registry, with when to choose and when to avoid each."""
     specs = [registry.get(n) for n in registry.names()]
-    result = {"models": [{"name": s.name, "family": s.family, "description": s.description, "pros": s.pros,
-                          "cons": s.cons, "search_space": {k: [repr(v) for v in vs] for k, vs in
-                                                           s.search_space.items()}} for s in specs]}
-    _emit(result, as_json, lambda: [_table("models", ["model", "family", "description", "choose it for", "avoid it when"],
-                                           [(s.name, s.family, s.description, s.pros, s.cons) for s in specs])])
+    result = {
+        "models": [
+            {
+                "name": s.name,
+                "family": s.family,
+                "description": s.description,
+                "pros": s.pros,
+                "cons": s.cons,
+                "search_space": {k: [repr(v) for v in vs] for k, vs in s.search_space.items()},
+            }
+            for s in specs
+        ]
+    }
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                "models",
+                ["model", "family", "description", "choose it for", "avoid it when"],
+                [(s.name, s.family, s.description, s.pros, s.cons) for s in specs],
+            )
+        ],
+    )
 
 
 def _compare_table(result: dict[str, Any]) -> Table:
-    return _table(f"{result['dataset']}: {result['n_train']:,} train / {result['n_test']:,} test, seed {result['seed']}",
-                  ["model", "accuracy", "macro F1", "fit s", "predict s", "size MB"],
-                  [(r["model"], f"{r['accuracy']:.2%}", r["macro_f1"], r["fit_s"], r["predict_s"],
-                    r["size_bytes"] / 1e6) for r in result["models"]])
+    return _table(
+        f"{result['dataset']}: {result['n_train']:,} train / {result['n_test']:,} test, seed {result['seed']}",
+        ["model", "accuracy", "macro F1", "fit s", "predict s", "size MB"],
+        [
+            (r["model"], f"{r['accuracy']:.2%}", r["macro_f1"], r["fit_s"], r["predict_s"], r["size_bytes"] / 1e6)
+            for r in result["models"]
+        ],
+    )
 
 
 @app.command()
-def train(model: Annotated[str, typer.Option("--model", help="Registry name, see `digitlab models` (default: svm).")] = "svm",
-          dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-          quick: Quick = False, as_json: Json = False) -> None:
+def train(
+    model: Annotated[str, typer.Option("--model", help="Registry name, see `digitlab models` (default: svm).")] = "svm",
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """Fit one model, save it with its metadata and print its accuracy and times."""
     registry.get(model)
     reporter = Reporter()
@@ -221,10 +324,17 @@ def train(model: Annotated[str, typer.Option("--model", help="Registry name, see
 
 
 @app.command()
-def compare(models: Annotated[str, typer.Option("--models", help="Comma-separated registry names "
-                                                "(default: lr,knn,svm,mlp).")] = ",".join(pipeline.DEFAULT_MODELS),
-            dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-            quick: Quick = False, as_json: Json = False) -> None:
+def compare(
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")
+    ] = ",".join(pipeline.DEFAULT_MODELS),
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """Train several models on the same data and seed; table, chart and evaluations."""
     names = registry.parse_names(models)
     reporter = Reporter()
@@ -237,15 +347,28 @@ def compare(models: Annotated[str, typer.Option("--models", help="Comma-separate
 
 
 @app.command()
-def evaluate(model: Annotated[str, typer.Option("--model", help="A .skops model file, or a registry name for the "
-                                                "newest saved model of that name under --out (default: svm).")] = "svm",
-             dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-             quick: Quick = False, as_json: Json = False) -> None:
+def evaluate(
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="A .skops model file, or a registry name for the "
+            "newest saved model of that name under --out (default: svm).",
+        ),
+    ] = "svm",
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """Confusion matrix, classification report, most-confused pairs, misclassified gallery."""
     path = pipeline.resolve_model(model, out)
     if path is None:
-        raise DigitlabError(f"no saved {model!r} model under {out}; run `digitlab train --model {model}` first "
-                            "or pass a model file.")
+        raise DigitlabError(
+            f"no saved {model!r} model under {out}; run `digitlab train --model {model}` first or pass a model file."
+        )
     ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
     with _run_folder(out, f"evaluate-{path.stem}") as run:
         result = pipeline.evaluate_saved(ds, path, run)
@@ -253,24 +376,37 @@ def evaluate(model: Annotated[str, typer.Option("--model", help="A .skops model 
 
     def tables() -> list[Table]:
         report = result["report"]
-        per_class = _table(f"{result['model']} on {ds.name}: accuracy {result['accuracy']:.2%}, "
-                           f"{result['n_errors']} errors of {result['n_test']:,}",
-                           ["class", "precision", "recall", "f1-score", "support"],
-                           [(c, report[c]["precision"], report[c]["recall"], report[c]["f1-score"],
-                             int(report[c]["support"])) for c in ds.class_names])
-        pairs = _table("most-confused pairs", ["true", "predicted", "count", "share of true"],
-                       [(p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}")
-                        for p in result["confused_pairs"]])
+        per_class = _table(
+            f"{result['model']} on {ds.name}: accuracy {result['accuracy']:.2%}, "
+            f"{result['n_errors']} errors of {result['n_test']:,}",
+            ["class", "precision", "recall", "f1-score", "support"],
+            [
+                (c, report[c]["precision"], report[c]["recall"], report[c]["f1-score"], int(report[c]["support"]))
+                for c in ds.class_names
+            ],
+        )
+        pairs = _table(
+            "most-confused pairs",
+            ["true", "predicted", "count", "share of true"],
+            [(p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}") for p in result["confused_pairs"]],
+        )
         return [per_class, pairs]
 
     _emit(result, as_json, tables, footer=f"figures and evaluate-{result['model']}.json in {run.path}")
 
 
 @app.command("run")
-def run_command(models: Annotated[str, typer.Option("--models", help="Comma-separated registry names "
-                                                    "(default: lr,knn,svm,mlp).")] = ",".join(pipeline.DEFAULT_MODELS),
-                dataset: DatasetOpt = "mnist", data_dir: DataDir = None, seed: Seed = 0, out: Out = Path("runs"),
-                quick: Quick = False, as_json: Json = False) -> None:
+def run_command(
+    models: Annotated[
+        str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")
+    ] = ",".join(pipeline.DEFAULT_MODELS),
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
     """The whole pipeline: data → explore → preprocess → compare → evaluate."""
     names = registry.parse_names(models)
     reporter = Reporter()
@@ -278,11 +414,16 @@ def run_command(models: Annotated[str, typer.Option("--models", help="Comma-sepa
         result = pipeline.run_all(_settings(dataset, data_dir, seed, quick), run, names, reporter)
     result["run"] = str(run.path)
     result["seconds"] = time.perf_counter() - reporter.start
-    _emit(result, as_json, lambda: [*_data_tables(result["data"])[:2], _compare_table(result["compare"])],
-          footer=f"finished in {result['seconds']:.0f} s; everything in {run.path}")
+    _emit(
+        result,
+        as_json,
+        lambda: [*_data_tables(result["data"])[:2], _compare_table(result["compare"])],
+        footer=f"finished in {result['seconds']:.0f} s; everything in {run.path}",
+    )
 
 
 # --- entry points ------------------------------------------------------------------------------
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code; user errors become one line on stderr."""

@@ -22,8 +22,10 @@ def describe(ds: Dataset) -> dict[str, Any]:
         "image_shape": list(ds.image_shape),
         "splits": {
             split: {
-                "x_shape": list(x.shape), "x_dtype": str(x.dtype),
-                "y_shape": list(y.shape), "y_dtype": str(y.dtype),
+                "x_shape": list(x.shape),
+                "x_dtype": str(x.dtype),
+                "y_shape": list(y.shape),
+                "y_dtype": str(y.dtype),
                 "per_class": counts_per_class(y, ds.n_classes),
                 "pixels": pixel_stats(x),
             }
@@ -32,8 +34,7 @@ def describe(ds: Dataset) -> dict[str, Any]:
     }
 
 
-def examples_per_class(x: np.ndarray, y: np.ndarray, n_classes: int, k: int = 10,
-                       random_state: int = 0) -> np.ndarray:
+def examples_per_class(x: np.ndarray, y: np.ndarray, n_classes: int, k: int = 10, random_state: int = 0) -> np.ndarray:
     """``k`` random examples of each class, shape ``(n_classes, k, H, W)``; blank where a class has fewer."""
     rng = np.random.default_rng(random_state)
     grid = np.zeros((n_classes, k, *x.shape[1:]), dtype=x.dtype)

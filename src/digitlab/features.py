@@ -29,7 +29,7 @@ def image_moments(images: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     shear that makes the digit upright is ``cov / var_rows`` (column shift per row).
     """
     w = images.astype(np.float64)  # (n, H, W)
-    n, h, wd = w.shape
+    _, h, wd = w.shape
     rows = np.arange(h, dtype=np.float64)[None, :, None]  # (1, H, 1)
     cols = np.arange(wd, dtype=np.float64)[None, None, :]  # (1, 1, W)
     total = w.sum(axis=(1, 2))  # (n,)
@@ -141,8 +141,12 @@ def pixel_stats(x: np.ndarray) -> dict[str, float]:
     """Summary statistics of all pixel values in ``x``."""
     x = np.asarray(x, dtype=np.float64)
     return {
-        "min": float(x.min()), "max": float(x.max()), "mean": float(x.mean()), "std": float(x.std()),
-        "median": float(np.median(x)), "fraction_zero": float(np.mean(x == 0)),
+        "min": float(x.min()),
+        "max": float(x.max()),
+        "mean": float(x.mean()),
+        "std": float(x.std()),
+        "median": float(np.median(x)),
+        "fraction_zero": float(np.mean(x == 0)),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,6 @@ from digitlab import plots
 from digitlab.artifacts import MODEL_SUFFIX, Run, load_model, save_figure, save_model, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
-from digitlab.evaluate import evaluate_predictions
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
@@ -34,6 +34,10 @@ Status = Callable[[str], None]
 
 def _quiet(_msg: str) -> None:
     return None
+
+
+def _numbered(status: Status, prefix: str, message: str) -> None:
+    status(f"{prefix} {message}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ def load(settings: Settings, status: Status = _quiet) -> Dataset:
 
 # --- data -------------------------------------------------------------------------------
 
+
 def data_info(ds: Dataset) -> dict[str, Any]:
     """Splits, shapes, classes, counts and where every file came from."""
     info = explore_lib.describe(ds)
@@ -68,21 +73,26 @@ def data_info(ds: Dataset) -> dict[str, Any]:
 
 # --- explore ----------------------------------------------------------------------------
 
+
 def explore(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
     result = explore_lib.describe(ds)
     train = result["splits"]["train"]["per_class"]
     test = result["splits"]["test"]["per_class"]
     grid = explore_lib.examples_per_class(ds.x_train, ds.y_train, ds.n_classes, k=10, random_state=seed)
     figures = {
-        "class_histogram": save_figure(plots.class_histogram(train, test, ds.class_names),
-                                       run.figures / "class_histogram.png"),
-        "examples": save_figure(plots.image_grid(grid, ds.class_names, "10 training examples per class"),
-                                run.figures / "examples.png"),
-        "mean_images": save_figure(plots.mean_images(
-            explore_lib.mean_per_class(ds.x_train, ds.y_train, ds.n_classes), ds.class_names),
-            run.figures / "mean_images.png"),
-        "pixel_histogram": save_figure(plots.pixel_histogram(ds.x_train, "Pixel intensities (train)"),
-                                       run.figures / "pixel_histogram.png"),
+        "class_histogram": save_figure(
+            plots.class_histogram(train, test, ds.class_names), run.figures / "class_histogram.png"
+        ),
+        "examples": save_figure(
+            plots.image_grid(grid, ds.class_names, "10 training examples per class"), run.figures / "examples.png"
+        ),
+        "mean_images": save_figure(
+            plots.mean_images(explore_lib.mean_per_class(ds.x_train, ds.y_train, ds.n_classes), ds.class_names),
+            run.figures / "mean_images.png",
+        ),
+        "pixel_histogram": save_figure(
+            plots.pixel_histogram(ds.x_train, "Pixel intensities (train)"), run.figures / "pixel_histogram.png"
+        ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
     write_json(run.file("explore.json"), result)
@@ -90,6 +100,7 @@ def explore(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
 
 
 # --- preprocess -------------------------------------------------------------------------
+
 
 def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[str, Any]:
     """Raw vs scaled vs standardised vs deskewed, as statistics and figures."""
@@ -112,16 +123,22 @@ def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[st
             "scaled": pixel_stats(scaled),
             "standardised": pixel_stats(standardised),
         },
-        "sample": {"indices": pick.tolist(), "labels": labels,
-                   "scaled_first_image": np.round(scaled[pick[0]], 3).tolist()},
+        "sample": {
+            "indices": pick.tolist(),
+            "labels": labels,
+            "scaled_first_image": np.round(scaled[pick[0]], 3).tolist(),
+        },
     }
     figures = {
-        "raw_vs_scaled": save_figure(plots.before_after(ds.x_train[pick], scaled[pick], labels),
-                                     run.figures / "raw_vs_scaled.png"),
-        "raw_vs_deskewed": save_figure(plots.before_after(ds.x_train[pick], deskewed, labels),
-                                       run.figures / "raw_vs_deskewed.png"),
-        "value_histograms": save_figure(plots.value_histograms(ds.x_train, standardised),
-                                        run.figures / "value_histograms.png"),
+        "raw_vs_scaled": save_figure(
+            plots.before_after(ds.x_train[pick], scaled[pick], labels), run.figures / "raw_vs_scaled.png"
+        ),
+        "raw_vs_deskewed": save_figure(
+            plots.before_after(ds.x_train[pick], deskewed, labels), run.figures / "raw_vs_deskewed.png"
+        ),
+        "value_histograms": save_figure(
+            plots.value_histograms(ds.x_train, standardised), run.figures / "value_histograms.png"
+        ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
     write_json(run.file("preprocess.json"), result)
@@ -129,6 +146,7 @@ def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[st
 
 
 # --- train / compare / evaluate -------------------------------------------------------------
+
 
 def model_size(path: Path) -> int:
     return path.stat().st_size
@@ -155,22 +173,31 @@ def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[st
     return row
 
 
-def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, status: Status = _quiet,
-            evaluate_each: bool = True) -> dict[str, Any]:
+def compare(
+    ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, status: Status = _quiet, evaluate_each: bool = True
+) -> dict[str, Any]:
     """Train each model with the same data and seed; table, chart, and per-model evaluation."""
     rows, evaluations = [], {}
     for k, name in enumerate(names, 1):
-        trained = train_and_score(name, ds, seed, lambda msg, k=k: status(f"[{k}/{len(names)}] {msg}"))
+        trained = train_and_score(name, ds, seed, partial(_numbered, status, f"[{k}/{len(names)}]"))
         rows.append(_save_trained(trained, ds, run, seed))
         if evaluate_each:
             evaluations[name] = _evaluation_figures(trained.metrics, trained.proba, ds, run, name)
-    fig = plots.comparison(names, [r["accuracy"] for r in rows], [r["fit_s"] for r in rows],
-                           [r["predict_s"] for r in rows])
+    fig = plots.comparison(
+        names, [r["accuracy"] for r in rows], [r["fit_s"] for r in rows], [r["predict_s"] for r in rows]
+    )
     chart = save_figure(fig, run.figures / "comparison.png")
     best = max(rows, key=lambda r: r["accuracy"])
-    result = {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": seed,
-              "models": rows, "best": best["model"], "figure": str(chart.relative_to(run.path)),
-              "evaluations": evaluations}
+    result = {
+        "dataset": ds.name,
+        "n_train": len(ds.y_train),
+        "n_test": len(ds.y_test),
+        "seed": seed,
+        "models": rows,
+        "best": best["model"],
+        "figure": str(chart.relative_to(run.path)),
+        "evaluations": evaluations,
+    }
     write_json(run.file("compare.json"), result)
     return result
 
@@ -188,20 +215,25 @@ def resolve_model(spec: str, runs_root: Path) -> Path | None:
 def evaluate_saved(ds: Dataset, path: Path, run: Run) -> dict[str, Any]:
     model, meta = load_model(path)
     if list(meta.get("image_shape", ds.image_shape)) != list(ds.image_shape):
-        raise DigitlabError(f"{path}: model expects {tuple(meta['image_shape'])} images but dataset {ds.name} has "
-                            f"{ds.image_shape}; pass the dataset it was trained on with --dataset.")
-    y_pred, proba, predict_s, metrics = score_model(model, ds)
+        raise DigitlabError(
+            f"{path}: model expects {tuple(meta['image_shape'])} images but dataset {ds.name} has "
+            f"{ds.image_shape}; pass the dataset it was trained on with --dataset."
+        )
+    _, proba, predict_s, metrics = score_model(model, ds)
     name = str(meta.get("model", path.stem))
     result = _evaluation_figures(metrics, proba, ds, run, name)
     result.update(model=name, model_path=str(path), predict_s=predict_s, trained_on=meta.get("dataset"))
     return result
 
 
-def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run,
-                        name: str) -> dict[str, Any]:
+def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run, name: str) -> dict[str, Any]:
     cm = np.asarray(metrics["confusion_matrix"])
-    figs = {"confusion_matrix": save_figure(plots.confusion_matrix(cm, ds.class_names, f"{name}: confusion matrix"),
-                                            run.figures / f"{name}-confusion.png")}
+    figs = {
+        "confusion_matrix": save_figure(
+            plots.confusion_matrix(cm, ds.class_names, f"{name}: confusion matrix"),
+            run.figures / f"{name}-confusion.png",
+        )
+    }
     wrong = metrics["misclassified"][:30]
     if wrong:
         cols = 10
@@ -210,23 +242,27 @@ def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset,
         captions = [""] * (rows * cols)
         for k, item in enumerate(wrong):
             grid[k // cols, k % cols] = ds.x_test[item["index"]]
-            captions[k] = (f"{ds.class_names[item['true']]}→{ds.class_names[item['predicted']]} "
-                           f"{item['confidence']:.0%}")
+            captions[k] = f"{ds.class_names[item['true']]}→{ds.class_names[item['predicted']]} {item['confidence']:.0%}"
         figs["misclassified"] = save_figure(
-            plots.image_grid(grid, [""] * rows, f"{name}: most confident mistakes (true→predicted, confidence)",
-                             captions), run.figures / f"{name}-misclassified.png")
+            plots.image_grid(
+                grid, [""] * rows, f"{name}: most confident mistakes (true→predicted, confidence)", captions
+            ),
+            run.figures / f"{name}-misclassified.png",
+        )
     result = dict(metrics, model=name, figures={k: str(v.relative_to(run.path)) for k, v in figs.items()})
     write_json(run.file(f"evaluate-{name}.json"), result)
     return result
 
 
-def run_all(settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS,
-            status: Status = _quiet) -> dict[str, Any]:
+def run_all(
+    settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS, status: Status = _quiet
+) -> dict[str, Any]:
     """Every step in order, into one run folder."""
     status("data: loading and verifying")
     ds = load(settings, status)
-    result: dict[str, Any] = {"settings": {"dataset": settings.dataset, "seed": settings.seed,
-                                           "quick": settings.quick, "models": list(names)}}
+    result: dict[str, Any] = {
+        "settings": {"dataset": settings.dataset, "seed": settings.seed, "quick": settings.quick, "models": list(names)}
+    }
     result["data"] = data_info(ds)
     status("explore: statistics and figures")
     result["explore"] = explore(ds, run, settings.seed)
@@ -237,5 +273,16 @@ def run_all(settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS,
     return result
 
 
-__all__ = ["STEPS", "Settings", "load", "data_info", "explore", "preprocess", "train", "compare",
-           "evaluate_saved", "resolve_model", "run_all"]
+__all__ = [
+    "STEPS",
+    "Settings",
+    "compare",
+    "data_info",
+    "evaluate_saved",
+    "explore",
+    "load",
+    "preprocess",
+    "resolve_model",
+    "run_all",
+    "train",
+]

@@ -8,9 +8,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display needed; must precede pyplot
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
 
 
 def class_histogram(train_counts: Sequence[int], test_counts: Sequence[int], class_names: Sequence[str]) -> Figure:
@@ -26,8 +26,13 @@ def class_histogram(train_counts: Sequence[int], test_counts: Sequence[int], cla
     return fig
 
 
-def image_grid(images: np.ndarray, row_labels: Sequence[str], title: str = "",
-               captions: Sequence[str] | None = None, cmap: str = "gray_r") -> Figure:
+def image_grid(
+    images: np.ndarray,
+    row_labels: Sequence[str],
+    title: str = "",
+    captions: Sequence[str] | None = None,
+    cmap: str = "gray_r",
+) -> Figure:
     """A grid of images ``(rows, cols, H, W)``, one row label each."""
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95 + 0.4), squeeze=False)
@@ -104,8 +109,15 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], title: str = "C
     threshold = np.log1p(cm).max() / 2
     for i in range(k):
         for j in range(k):
-            ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                    color="white" if np.log1p(cm[i, j]) > threshold else "black")
+            ax.text(
+                j,
+                i,
+                str(cm[i, j]),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if np.log1p(cm[i, j]) > threshold else "black",
+            )
     ax.set_xticks(range(k), class_names, rotation=45 if max(map(len, class_names)) > 2 else 0)
     ax.set_yticks(range(k), class_names)
     ax.set_xlabel("predicted")
@@ -115,8 +127,9 @@ def confusion_matrix(cm: np.ndarray, class_names: Sequence[str], title: str = "C
     return fig
 
 
-def comparison(names: Sequence[str], accuracy: Sequence[float], fit_s: Sequence[float],
-               predict_s: Sequence[float]) -> Figure:
+def comparison(
+    names: Sequence[str], accuracy: Sequence[float], fit_s: Sequence[float], predict_s: Sequence[float]
+) -> Figure:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
     pos = np.arange(len(names))
     bars = ax1.bar(pos, np.asarray(accuracy) * 100, color="tab:green")

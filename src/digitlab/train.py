@@ -48,8 +48,9 @@ def score_model(model: Any, ds: Dataset) -> tuple[np.ndarray, np.ndarray, float,
     return y_pred, proba, predict_s, evaluate_predictions(ds.y_test, y_pred, proba, ds.class_names)
 
 
-def train_and_score(name: str, ds: Dataset, random_state: int = 0,
-                    status: Callable[[str], None] | None = None) -> Trained:
+def train_and_score(
+    name: str, ds: Dataset, random_state: int = 0, status: Callable[[str], None] | None = None
+) -> Trained:
     say = status or (lambda _msg: None)
     say(f"fitting {name} on {len(ds.y_train):,} images")
     model, fit_s = fit_model(name, ds, random_state)
@@ -70,10 +71,13 @@ def model_metadata(trained: Trained, ds: Dataset, random_state: int) -> dict[str
         "image_shape": list(ds.image_shape),
         "checksums": {name: info.get("sha256") for name, info in files.items()},
         "subset": ds.provenance.get("subset"),
-        "params": {k: repr(v) for k, v in trained.model.get_params(deep=True).items()
-                   if not hasattr(v, "get_params")},
-        "metrics": {"accuracy": trained.metrics["accuracy"], "macro_f1": trained.metrics["macro_f1"],
-                    "fit_s": trained.fit_s, "predict_s": trained.predict_s},
+        "params": {k: repr(v) for k, v in trained.model.get_params(deep=True).items() if not hasattr(v, "get_params")},
+        "metrics": {
+            "accuracy": trained.metrics["accuracy"],
+            "macro_f1": trained.metrics["macro_f1"],
+            "fit_s": trained.fit_s,
+            "predict_s": trained.predict_s,
+        },
         "seed": random_state,
         "cpu_count": os.cpu_count(),
     }

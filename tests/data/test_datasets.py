@@ -28,7 +28,7 @@ def test_idx_folder_dataset(tiny_idx_dir: Path) -> None:
 
 def test_idx_folder_missing_file(tiny_idx_dir: Path) -> None:
     (tiny_idx_dir / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(DigitlabError, match="t10k-labels-idx1-ubyte .* is missing"):
+    with pytest.raises(DigitlabError, match=r"t10k-labels-idx1-ubyte .* is missing"):
         load_dataset(f"idx:{tiny_idx_dir}")
 
 
@@ -62,8 +62,10 @@ def test_real_mnist_from_the_cache(real_mnist: Path) -> None:
     assert all(f["verified"] for f in ds.provenance["files"].values())
 
 
-@pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
-                    reason="Debian package dataset-fashion-mnist not installed (make test installs it as root)")
+@pytest.mark.skipif(
+    not Path("/usr/share/datasets/fashion-mnist").is_dir(),
+    reason="Debian package dataset-fashion-mnist not installed (make test installs it as root)",
+)
 def test_fashion_mnist_from_the_debian_package() -> None:
     ds = load_dataset("fashion-mnist", allow_network=False)
     assert ds.x_train.shape == (60000, 28, 28)

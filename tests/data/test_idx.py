@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab.data.idx import encode_idx, parse_idx, read_idx, write_idx
+from digitlab.data.idx import encode_idx, read_idx, write_idx
 from digitlab.errors import DigitlabError
 
 
@@ -60,14 +60,14 @@ def test_wrong_magic_is_refused(tmp_path: Path) -> None:
 def test_text_file_is_not_idx(tmp_path: Path) -> None:
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not a dataset\n")
-    with pytest.raises(DigitlabError, match="notes.txt: not an IDX file"):
+    with pytest.raises(DigitlabError, match=r"notes.txt: not an IDX file"):
         read_idx(path)
 
 
 def test_corrupt_gzip_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.gz"
     path.write_bytes(gzip.compress(encode_idx(np.zeros(10, dtype=np.uint8)))[:-8])
-    with pytest.raises(DigitlabError, match="x.gz: corrupt gzip"):
+    with pytest.raises(DigitlabError, match=r"x.gz: corrupt gzip"):
         read_idx(path)
 
 

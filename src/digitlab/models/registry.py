@@ -34,45 +34,63 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-register(ModelSpec(
-    name="lr",
-    build=classic.build_lr,
-    description="Multinomial logistic regression on deskewed pixels.",
-    family="scikit-learn",
-    search_space={"clf__C": [0.01, 0.1, 1.0, 10.0], "deskew": ["passthrough", Deskew()]},
-    pros="Fast, convex (same answer every run), weights are readable as per-class templates.",
-    cons="Linear: about 4 points below the non-linear models; strokes that shift or bend confuse it.",
-))
-register(ModelSpec(
-    name="knn",
-    build=classic.build_knn,
-    description="k-nearest neighbours (k=4, distance-weighted) in 50 PCA dimensions of deskewed pixels.",
-    family="scikit-learn",
-    search_space={"clf__n_neighbors": [1, 3, 4, 5, 7], "clf__weights": ["uniform", "distance"],
-                  "pca__n_components": [30, 50, 80]},
-    pros="No training, few knobs, strong on MNIST; new examples are used at once.",
-    cons="Keeps the whole training set: large model file, prediction cost grows with the data.",
-))
-register(ModelSpec(
-    name="svm",
-    build=classic.build_svm,
-    description="RBF support-vector machine (C=10) in 50 PCA dimensions of deskewed pixels.",
-    family="scikit-learn",
-    search_space={"clf__C": [1.0, 5.0, 10.0, 30.0], "clf__gamma": ["scale", 0.01, 0.02, 0.04],
-                  "pca__n_components": [40, 50, 80], "deskew": ["passthrough", Deskew()]},
-    pros="The most accurate classical model here; few parameters; a well-understood margin.",
-    cons="Fit time grows about quadratically with the data; probabilities are a softmax of scores.",
-))
-register(ModelSpec(
-    name="mlp",
-    build=classic.build_mlp,
-    description="Multi-layer perceptron, one hidden layer of 256 ReLUs, Adam, 20 epochs, deskewed pixels.",
-    family="scikit-learn",
-    search_space={"clf__hidden_layer_sizes": [(128,), (256,), (512,), (256, 128)], "clf__alpha": [1e-5, 1e-4, 1e-3],
-                  "clf__learning_rate_init": [3e-4, 1e-3, 3e-3]},
-    pros="Learns its own features; fast to predict; improves with more data and augmentation.",
-    cons="Many knobs; results vary with the seed; ignores the 2-D layout that a CNN exploits.",
-))
+register(
+    ModelSpec(
+        name="lr",
+        build=classic.build_lr,
+        description="Multinomial logistic regression on deskewed pixels.",
+        family="scikit-learn",
+        search_space={"clf__C": [0.01, 0.1, 1.0, 10.0], "deskew": ["passthrough", Deskew()]},
+        pros="Fast, convex (same answer every run), weights are readable as per-class templates.",
+        cons="Linear: about 4 points below the non-linear models; strokes that shift or bend confuse it.",
+    )
+)
+register(
+    ModelSpec(
+        name="knn",
+        build=classic.build_knn,
+        description="k-nearest neighbours (k=4, distance-weighted) in 50 PCA dimensions of deskewed pixels.",
+        family="scikit-learn",
+        search_space={
+            "clf__n_neighbors": [1, 3, 4, 5, 7],
+            "clf__weights": ["uniform", "distance"],
+            "pca__n_components": [30, 50, 80],
+        },
+        pros="No training, few knobs, strong on MNIST; new examples are used at once.",
+        cons="Keeps the whole training set: large model file, prediction cost grows with the data.",
+    )
+)
+register(
+    ModelSpec(
+        name="svm",
+        build=classic.build_svm,
+        description="RBF support-vector machine (C=10) in 50 PCA dimensions of deskewed pixels.",
+        family="scikit-learn",
+        search_space={
+            "clf__C": [1.0, 5.0, 10.0, 30.0],
+            "clf__gamma": ["scale", 0.01, 0.02, 0.04],
+            "pca__n_components": [40, 50, 80],
+            "deskew": ["passthrough", Deskew()],
+        },
+        pros="The most accurate classical model here; few parameters; a well-understood margin.",
+        cons="Fit time grows about quadratically with the data; probabilities are a softmax of scores.",
+    )
+)
+register(
+    ModelSpec(
+        name="mlp",
+        build=classic.build_mlp,
+        description="Multi-layer perceptron, one hidden layer of 256 ReLUs, Adam, 20 epochs, deskewed pixels.",
+        family="scikit-learn",
+        search_space={
+            "clf__hidden_layer_sizes": [(128,), (256,), (512,), (256, 128)],
+            "clf__alpha": [1e-5, 1e-4, 1e-3],
+            "clf__learning_rate_init": [3e-4, 1e-3, 3e-3],
+        },
+        pros="Learns its own features; fast to predict; improves with more data and augmentation.",
+        cons="Many knobs; results vary with the seed; ignores the 2-D layout that a CNN exploits.",
+    )
+)
 
 
 def names() -> list[str]:
@@ -83,7 +101,9 @@ def get(name: str) -> ModelSpec:
     try:
         return _SPECS[name]
     except KeyError:
-        raise DigitlabError(f"unknown model {name!r}; choose one of {', '.join(_SPECS)} (see `digitlab models`).") from None
+        raise DigitlabError(
+            f"unknown model {name!r}; choose one of {', '.join(_SPECS)} (see `digitlab models`)."
+        ) from None
 
 
 def parse_names(text: str) -> list[str]:

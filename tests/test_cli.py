@@ -1,0 +1,102 @@
+"""The command line as a user meets it: real processes, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "digitlab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["data", "info", "--dataset", "mnst"], "error: unknown dataset 'mnst'; choose one of mnist"),
+        (["data", "fetch", "--data-dir", "/no/such/folder"], "error: --data-dir /no/such/folder: no such folder"),
+        (["explore", "--dataset", "idx:/no/such/folder"], "error: dataset idx:/no/such/folder: no such folder"),
+        (["train", "--dataset", "digits", "--bogus"], "error: No such option: --bogus"),
+        (["compare", "--dataset", "digits", "--models", "lr,svn"], "error: unknown model 'svn'"),
+        (["train", "--seed", "abc"], "error: Invalid value for '--seed'"),
+        (["evaluate", "--model", "nothing.skops", "--dataset", "digits"], "error: nothing.skops: no such model file"),
+    ],
+)
+def test_errors_are_one_line_without_traceback(args: list[str], expected: str, tmp_path: Path) -> None:
+    proc = digitlab(*args, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.startswith(expected), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_explore_json_is_one_object_and_latest_points_at_the_run(tmp_path: Path) -> None:
+    proc = digitlab("explore", "--dataset", "digits", "--json", "--out", "out", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["splits"]["train"]["x_shape"] == [1347, 8, 8]
+    latest = tmp_path / "out" / "latest"
+    assert latest.resolve() == Path(result["run"]).resolve()
+    assert (latest / "explore.json").is_file() and (latest / "figures" / "examples.png").is_file()
+
+
+def test_preprocess_prints_a_table(tiny_idx_dir: Path, tmp_path: Path) -> None:
+    proc = digitlab("preprocess", "--dataset", f"idx:{tiny_idx_dir}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "pixel values before and after" in proc.stdout and "standardised" in proc.stdout
+
+
+def test_models_lists_the_registry(tmp_path: Path) -> None:
+    proc = digitlab("models", "--json", cwd=tmp_path)
+    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == ["lr", "knn", "svm", "mlp"]
+
+
+def test_train_then_evaluate_by_name(tmp_path: Path) -> None:
+    proc = digitlab("train", "--model", "knn", "--dataset", "digits", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    trained = json.loads(proc.stdout)
+    assert trained["accuracy"] > 0.95 and Path(trained["path"]).is_file()
+    proc = digitlab("evaluate", "--model", "knn", "--dataset", "digits", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    evaluated = json.loads(proc.stdout)
+    assert evaluated["accuracy"] == trained["accuracy"]
+    assert Path(evaluated["run"], evaluated["figures"]["confusion_matrix"]).is_file()
+
+
+def test_run_quick_on_digits_end_to_end(tmp_path: Path) -> None:
+    proc = digitlab("run", "--quick", "--dataset", "digits", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [r["model"] for r in result["compare"]["models"]] == ["lr", "knn", "svm", "mlp"]
+    run = Path(result["run"])
+    for name in ["metrics.json", "explore.json", "preprocess.json", "compare.json", "evaluate-svm.json"]:
+        assert (run / name).is_file(), name
+    assert "[" in proc.stderr  # progress lines on stderr, not on stdout
+
+
+@pytest.mark.slow
+def test_compare_quick_on_real_mnist(real_mnist: Path, tmp_path: Path) -> None:
+    proc = digitlab("compare", "--quick", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert (result["n_train"], result["n_test"]) == (6000, 1000)
+    accuracy = {row["model"]: row["accuracy"] for row in result["models"]}
+    assert set(accuracy) == {"lr", "knn", "svm", "mlp"}
+    assert min(accuracy.values()) > 0.85 and accuracy["svm"] > 0.95
+    # the same seed gives the same metrics
+    again = json.loads(digitlab("compare", "--quick", "--json", "--models", "svm", cwd=tmp_path).stdout)
+    assert again["models"][0]["accuracy"] == accuracy["svm"]

@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab import pipeline
+from digitlab.artifacts import load_model, new_run
+from digitlab.data.datasets import load_dataset
+
+
+def _is_png(path: Path) -> bool:
+    with Image.open(path) as img:
+        return img.format == "PNG" and img.size[0] > 50
+
+
+@pytest.mark.parametrize("which", ["digits", "tiny"])
+def test_explore_writes_statistics_and_figures(which: str, tiny_idx_dir: Path, tmp_path: Path) -> None:
+    ds = load_dataset("digits" if which == "digits" else f"idx:{tiny_idx_dir}")
+    run = new_run(tmp_path / "runs", "explore")
+    result = pipeline.explore(ds, run)
+    assert result["splits"]["train"]["per_class"] == np.bincount(ds.y_train, minlength=10).tolist()
+    assert result["splits"]["train"]["x_shape"] == list(ds.x_train.shape)
+    assert result["splits"]["test"]["pixels"]["max"] == float(ds.x_test.max())
+    assert set(result["figures"]) == {"class_histogram", "examples", "mean_images", "pixel_histogram"}
+    for rel in result["figures"].values():
+        assert _is_png(run.path / rel)
+    assert json.loads(run.file("explore.json").read_text())["splits"] == result["splits"]
+
+
+@pytest.mark.parametrize("which", ["digits", "tiny"])
+def test_preprocess_shows_before_and_after(which: str, tiny_idx_dir: Path, tmp_path: Path) -> None:
+    ds = load_dataset("digits" if which == "digits" else f"idx:{tiny_idx_dir}")
+    run = new_run(tmp_path / "runs", "preprocess")
+    result = pipeline.preprocess(ds, run)
+    stats = result["stats"]
+    assert stats["raw"]["max"] == 255.0
+    assert stats["scaled"]["max"] == 1.0 and stats["scaled"]["min"] == 0.0
+    assert abs(stats["standardised"]["mean"]) < 1e-3
+    for rel in result["figures"].values():
+        assert _is_png(run.path / rel)
+
+
+def test_compare_then_evaluate_saved_model(tmp_path: Path) -> None:
+    ds = load_dataset("digits")
+    run = new_run(tmp_path / "runs", "compare")
+    result = pipeline.compare(ds, ["lr", "knn"], run, seed=0)
+    assert [row["model"] for row in result["models"]] == ["lr", "knn"]
+    assert all(row["accuracy"] > 0.9 and row["size_bytes"] > 0 for row in result["models"])
+    _, meta = load_model(run.models / "knn.skops")
+    assert meta["dataset"] == "digits" and meta["seed"] == 0 and meta["metrics"]["accuracy"] > 0.9
+    assert _is_png(run.path / result["figure"])
+    evaluation = pipeline.evaluate_saved(ds, run.models / "knn.skops", new_run(tmp_path / "runs", "evaluate"))
+    assert evaluation["accuracy"] == result["models"][1]["accuracy"]
+    cm = np.array(evaluation["confusion_matrix"])
+    assert cm.sum() == len(ds.y_test) and np.trace(cm) == len(ds.y_test) - evaluation["n_errors"]
+    assert len(evaluation["misclassified"]) == min(40, evaluation["n_errors"])
