@@ -296,7 +296,14 @@ def _compare_table(result: dict[str, Any]) -> Table:
         f"{result['dataset']}: {result['n_train']:,} train / {result['n_test']:,} test, seed {result['seed']}",
         ["model", "accuracy", "macro F1", "fit s", "predict s", "size MB"],
         [
-            (r["model"], f"{r['accuracy']:.2%}", r["macro_f1"], r["fit_s"], r["predict_s"], r["size_bytes"] / 1e6)
+            (
+                r["model"],
+                f"{r['accuracy']:.2%}",
+                r["macro_f1"],
+                f"{r['fit_s']:.1f}",
+                f"{r['predict_s']:.2f}",
+                f"{r['size_bytes'] / 1e6:.2f}",
+            )
             for r in result["models"]
         ],
     )

@@ -155,7 +155,9 @@ def model_size(path: Path) -> int:
 def train(ds: Dataset, name: str, run: Run, seed: int = 0, status: Status = _quiet) -> dict[str, Any]:
     """Fit one model, save it with its metadata, write its metrics and figures."""
     trained = train_and_score(name, ds, seed, status)
-    return _save_trained(trained, ds, run, seed)
+    row = _save_trained(trained, ds, run, seed)
+    write_json(run.file("metrics.json"), dict(row, **trained.metrics))
+    return row
 
 
 def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str, Any]:
@@ -169,7 +171,6 @@ def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[st
         "size_bytes": model_size(path),
         "path": str(path),
     }
-    write_json(run.file(f"metrics-{trained.name}.json"), dict(row, **trained.metrics))
     return row
 
 

@@ -74,21 +74,22 @@ def pixel_histogram(values: np.ndarray, title: str = "Pixel intensities", log: b
 
 
 def before_after(raw: np.ndarray, processed: np.ndarray, labels: Sequence[str]) -> Figure:
-    """Raw images (top row) above the same images after preprocessing (bottom row), with colour bars."""
+    """Raw images (top row) above the same images after preprocessing (bottom row)."""
     n = len(raw)
-    fig, axes = plt.subplots(2, n, figsize=(n * 1.3, 3.0), squeeze=False)
+    fig, axes = plt.subplots(2, n, figsize=(n * 1.3 + 1, 3.0), squeeze=False, layout="constrained")
+    images = {}
     for k in range(n):
         for row, (img, name) in enumerate(((raw[k], "raw"), (processed[k], "processed"))):
             ax = axes[row][k]
-            im = ax.imshow(img, cmap="gray_r")
+            images[row] = ax.imshow(img, cmap="gray_r")
             ax.set_xticks([])
             ax.set_yticks([])
             if k == 0:
                 ax.set_ylabel(name)
             if row == 0:
                 ax.set_title(labels[k], fontsize=8)
-        if k == n - 1:
-            fig.colorbar(im, ax=axes[:, k].tolist(), shrink=0.8)
+    for row in (0, 1):
+        fig.colorbar(images[row], ax=axes[row, :].tolist(), shrink=0.9)
     return fig
 
 

@@ -1,0 +1,42 @@
+"""Shared helpers for the benchmark scripts: machine facts and BENCHMARKS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+MARKDOWN = HERE / "BENCHMARKS.md"
+
+
+def machine() -> dict[str, Any]:
+    from digitlab.artifacts import library_versions
+
+    return {
+        "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "versions": library_versions(),
+    }
+
+
+def update_section(name: str, body: str) -> None:
+    """Replace the section ``name`` of BENCHMARKS.md (between its markers), or append it."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = MARKDOWN.read_text() if MARKDOWN.exists() else "# Benchmarks\n\nMeasured by `make bench`.\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
+    text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
+    from digitlab.artifacts import atomic_write_bytes
+
+    atomic_write_bytes(MARKDOWN, text.encode())
+
+
+def table(columns: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
