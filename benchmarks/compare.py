@@ -10,9 +10,9 @@ import argparse
 import time
 
 import numpy as np
-from _report import HERE, machine, table, update_section
 from sklearn.svm import SVC
 
+from _report import HERE, machine, table, update_section
 from digitlab.artifacts import MODEL_SUFFIX, save_model, write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.train import model_metadata, train_and_score
@@ -82,7 +82,7 @@ def main() -> None:
         print(base, flush=True)
     result = {"machine": machine(), "seed": args.seed, "models": rows, "baseline": base}
     for row in rows:
-        acc_goal, time_goal, what = TARGETS[row["model"]]
+        acc_goal, time_goal, _ = TARGETS[row["model"]]
         row["meets"] = row["accuracy"] >= acc_goal and timed_target(row) <= time_goal
     if base is not None:
         svm = next((r for r in rows if r["model"] == "svm"), None)

@@ -6,7 +6,6 @@ import statistics
 import time
 
 from _report import HERE, machine, table, update_section
-
 from digitlab.artifacts import write_json
 from digitlab.data.datasets import load_dataset
 

@@ -402,6 +402,95 @@ def evaluate(
     _emit(result, as_json, tables, footer=f"figures and evaluate-{result['model']}.json in {run.path}")
 
 
+@app.command()
+def tune(
+    model: Annotated[str, typer.Option("--model", help="Registry name, see `digitlab models` (default: svm).")] = "svm",
+    search: Annotated[str, typer.Option("--search", help="grid, random or halving (default: grid).")] = "grid",
+    cv: Annotated[int, typer.Option("--cv", help="Cross-validation folds (default: 3).")] = 3,
+    n_iter: Annotated[int, typer.Option("--n-iter", help="Candidates for --search random (default: 10).")] = 10,
+    train_size: Annotated[
+        int | None,
+        typer.Option("--train-size", help="Search on a stratified subset of N training images (default: all)."),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="Replace one entry of the model's space: NAME=V1,V2 (repeatable; default: the "
+            "registry's space, see `digitlab models --json`).",
+        ),
+    ] = None,
+    n_jobs: Annotated[int, typer.Option("--n-jobs", help="Parallel fits, -1 for all cores (default: -1).")] = -1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="Run on a running Dask cluster, e.g. tcp://HOST:8786 (default: local)."),
+    ] = None,
+    dask_local: Annotated[
+        int | None, typer.Option("--dask-local", help="Start a Dask LocalCluster with N workers (default: off).")
+    ] = None,
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
+    """Cross-validated search on the training set; the test set scores the refitted best once."""
+    from digitlab.tune import SEARCHES, parse_overrides, space_for
+
+    if search not in SEARCHES:
+        raise DigitlabError(f"--search {search!r}: choose one of {', '.join(SEARCHES)}.")
+    space = parse_overrides(param or [])
+    space_for(model, space)  # unknown model or parameter: fail before loading anything
+    reporter = Reporter()
+    with reporter.live():
+        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
+        with _run_folder(out, f"tune-{model}") as run:
+            result = pipeline.tune(
+                ds,
+                model,
+                run,
+                seed,
+                search=search,
+                cv=cv,
+                n_iter=n_iter,
+                train_size=train_size,
+                space=space,
+                n_jobs=n_jobs,
+                scheduler=scheduler,
+                dask_local=dask_local,
+                status=reporter,
+            )
+    result["run"] = str(run.path)
+
+    def tables() -> list[Table]:
+        ranked = _table(
+            f"{model}: {search} search, {cv}-fold CV on {result['n_train_searched']:,} training images "
+            f"({result['backend']}, {result['seconds']:.0f} s)",
+            ["rank", "parameters", "mean CV accuracy", "± std", "mean fit s"],
+            [
+                (
+                    c["rank"],
+                    " ".join(f"{k}={v}" for k, v in c["params"].items()),
+                    f"{c['mean_cv_accuracy']:.2%}",
+                    f"{c['std_cv_accuracy']:.2%}",
+                    f"{c['mean_fit_s']:.1f}",
+                )
+                for c in result["candidates"][:15]
+            ],
+        )
+        return [ranked]
+
+    best = " ".join(f"{k}={v}" for k, v in result["best_params"].items())
+    _emit(
+        result,
+        as_json,
+        tables,
+        footer=f"best: {best} (CV {result['best_cv_accuracy']:.2%}); refitted and scored once on the test split: "
+        f"{result['test']['accuracy']:.2%}; files in {run.path}",
+    )
+
+
 @app.command("run")
 def run_command(
     models: Annotated[

@@ -148,3 +148,23 @@ def comparison(
     ax2.legend()
     fig.tight_layout()
     return fig
+
+
+def heatmap(
+    values: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], row_name: str, col_name: str, title: str
+) -> Figure:
+    """Mean CV accuracy over a two-parameter grid, ``values`` of shape (rows, cols), in percent."""
+    fig, ax = plt.subplots(figsize=(1.1 * len(col_labels) + 2.5, 0.6 * len(row_labels) + 1.8))
+    im = ax.imshow(values * 100, cmap="viridis", aspect="auto")
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            if np.isfinite(values[i, j]):
+                ax.text(j, i, f"{values[i, j] * 100:.2f}", ha="center", va="center", fontsize=8, color="white")
+    ax.set_xticks(range(len(col_labels)), col_labels)
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel(col_name)
+    ax.set_ylabel(row_name)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="mean CV accuracy (%)")
+    fig.tight_layout()
+    return fig
