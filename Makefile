@@ -50,6 +50,7 @@ test: lint typecheck pytest
 bench: install
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/data_load.py
+	$(PY) benchmarks/tune.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
