@@ -18,7 +18,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev,dask]"
+	$(PIP) install --quiet -e ".[dev,dask,torch]"
 	@touch $(STAMP)
 
 install: $(STAMP)

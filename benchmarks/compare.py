@@ -13,8 +13,9 @@ import numpy as np
 from sklearn.svm import SVC
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import MODEL_SUFFIX, save_model, write_json
+from digitlab.artifacts import write_json
 from digitlab.data.datasets import load_dataset
+from digitlab.models.store import model_path, save_model
 from digitlab.train import model_metadata, train_and_score
 
 # model -> (minimum test accuracy, time limit in seconds, what the limit covers)
@@ -63,7 +64,7 @@ def main() -> None:
         print(f"training {name} ...", flush=True)
         trained = train_and_score(name, ds, args.seed)
         path = save_model(
-            HERE / "runs" / f"{name}{MODEL_SUFFIX}", trained.model, model_metadata(trained, ds, args.seed)
+            model_path(HERE / "runs", name, trained.model), trained.model, model_metadata(trained, ds, args.seed)
         )
         row = {
             "model": name,

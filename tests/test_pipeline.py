@@ -8,8 +8,9 @@ import pytest
 from PIL import Image
 
 from digitlab import pipeline
-from digitlab.artifacts import load_model, new_run
+from digitlab.artifacts import new_run
 from digitlab.data.datasets import load_dataset
+from digitlab.models.store import load_model
 
 
 def _is_png(path: Path) -> bool:

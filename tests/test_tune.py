@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from digitlab import pipeline
-from digitlab.artifacts import load_model, new_run
+from digitlab.artifacts import new_run
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
+from digitlab.models.store import load_model
 from digitlab.tune import parse_overrides, parse_value, space_for, tune
 
 SMALL_SVM = {"clf__C": [1.0, 10.0], "clf__gamma": ["scale", 0.01], "pca__n_components": [30], "deskew": ["passthrough"]}

@@ -135,26 +135,6 @@ def resolve_run(root: str | Path, name: str | None = None) -> Path | None:
     return candidate.resolve() if candidate.exists() else None
 
 
-# --- model files ------------------------------------------------------------------------
-
-MODEL_FORMAT = "digitlab-model/1"
-MODEL_SUFFIX = ".skops"
-# Types a model file may hold beyond what skops trusts by default (scikit-learn's own
-# estimators, NumPy arrays, builtins). Anything else is refused before it is loaded.
-ALLOWED_TYPES = frozenset(
-    {
-        "digitlab.features.Deskew",
-        "digitlab.features.Flatten",
-        "digitlab.features.ScaleImages",
-        "digitlab.features.ReduceDims",
-        "digitlab.features.StandardiseImages",
-        "digitlab.models.classic.SoftmaxSVC",
-        "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-        "sklearn.neural_network._stochastic_optimizers.SGDOptimizer",
-    }
-)
-
-
 def library_versions() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version
@@ -166,46 +146,3 @@ def library_versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return out
-
-
-def save_model(path: str | Path, model: Any, metadata: dict[str, Any]) -> Path:
-    """Write ``model`` with its metadata as one skops file, atomically."""
-    import skops.io as sio
-
-    path = Path(path)
-    meta = dict(to_jsonable(metadata), format=MODEL_FORMAT, versions=library_versions())
-    with atomic_path(path) as tmp:
-        sio.dump({"format": MODEL_FORMAT, "metadata": json.dumps(meta), "model": model}, tmp)
-    return path
-
-
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Read a model file written by ``save_model``; refuse unknown types and corrupt files."""
-    import skops.io as sio
-
-    from digitlab.errors import DigitlabError
-
-    path = Path(path)
-    if not path.is_file():
-        raise DigitlabError(f"{path}: no such model file; train one with `digitlab train --model NAME`.")
-    try:
-        untrusted = sio.get_untrusted_types(file=path)
-    except Exception as exc:  # zip, JSON and schema errors all mean the file is damaged
-        raise DigitlabError(
-            f"{path}: not a readable model file ({type(exc).__name__}); train the model again."
-        ) from None
-    refused = sorted(set(untrusted) - ALLOWED_TYPES)
-    if refused:
-        raise DigitlabError(
-            f"{path}: refused to load types not on the allow-list: {', '.join(refused)}; "
-            "only load model files you trust, made by digitlab."
-        )
-    try:
-        content = sio.load(path, trusted=list(untrusted))
-        meta = json.loads(content["metadata"])
-        model = content["model"]
-    except Exception as exc:
-        raise DigitlabError(f"{path}: corrupt model file ({type(exc).__name__}); train the model again.") from None
-    if meta.get("format") != MODEL_FORMAT:
-        raise DigitlabError(f"{path}: unknown model format {meta.get('format')!r}; expected {MODEL_FORMAT}.")
-    return model, meta

@@ -53,6 +53,8 @@ Quick = Annotated[
     ),
 ]
 
+ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")]
+
 
 class Reporter:
     """Progress on stderr: a live spinner with elapsed time on a terminal, plain lines elsewhere."""
@@ -332,9 +334,7 @@ def train(
 
 @app.command()
 def compare(
-    models: Annotated[
-        str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")
-    ] = ",".join(pipeline.DEFAULT_MODELS),
+    models: ModelsOpt = ",".join(pipeline.DEFAULT_MODELS),
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,
@@ -392,14 +392,66 @@ def evaluate(
                 for c in ds.class_names
             ],
         )
+        cm = _table(
+            "confusion matrix (rows: true, columns: predicted)",
+            ["true", *ds.class_names],
+            [(name, *counts) for name, counts in zip(ds.class_names, result["confusion_matrix"], strict=True)],
+        )
         pairs = _table(
             "most-confused pairs",
             ["true", "predicted", "count", "share of true"],
             [(p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}") for p in result["confused_pairs"]],
         )
-        return [per_class, pairs]
+        return [per_class, cm, pairs]
 
     _emit(result, as_json, tables, footer=f"figures and evaluate-{result['model']}.json in {run.path}")
+
+
+@app.command()
+def ensemble(
+    models: Annotated[
+        str,
+        typer.Option(
+            "--models",
+            help="Comma-separated saved models: .skops/.pt files or registry "
+            "names for the newest saved one under --out (default: cnn,svm,mlp).",
+        ),
+    ] = "cnn,svm,mlp",
+    weights: Annotated[
+        str | None, typer.Option("--weights", help="One weight per model, e.g. 2,1,1 (default: equal).")
+    ] = None,
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
+    """Soft-vote saved models without retraining them; compare the ensemble with its members."""
+    specs = [part.strip() for part in models.split(",") if part.strip()]
+    paths = []
+    for spec in specs:
+        path = pipeline.resolve_model(spec, out)
+        if path is None:
+            raise DigitlabError(f"no saved {spec!r} model under {out}; run `digitlab train --model {spec}` first.")
+        paths.append(path)
+    try:
+        w = [float(v) for v in weights.split(",")] if weights else None
+    except ValueError:
+        raise DigitlabError(f"--weights {weights!r}: expected numbers such as 2,1,1.") from None
+    ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
+    with _run_folder(out, "ensemble") as run:
+        result = pipeline.ensemble_saved(ds, paths, run, w, seed)
+    result["run"] = str(run.path)
+    rows = [(m["model"], f"{m['accuracy']:.2%}", m["path"]) for m in result["members"]]
+    rows.append(("ensemble", f"{result['accuracy']:.2%}", result["model_path"]))
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(f"soft voting on {ds.name} ({len(ds.y_test):,} test images)", ["model", "accuracy", "file"], rows)
+        ],
+    )
 
 
 @app.command()
@@ -493,9 +545,7 @@ def tune(
 
 @app.command("run")
 def run_command(
-    models: Annotated[
-        str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")
-    ] = ",".join(pipeline.DEFAULT_MODELS),
+    models: ModelsOpt = ",".join(pipeline.DEFAULT_MODELS),
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,

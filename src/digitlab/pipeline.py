@@ -17,11 +17,12 @@ import numpy as np
 
 from digitlab import explore as explore_lib
 from digitlab import plots
-from digitlab.artifacts import MODEL_SUFFIX, Run, load_model, save_figure, save_model, write_json
+from digitlab.artifacts import Run, save_figure, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
+from digitlab.models.store import SUFFIXES, load_model, model_path, save_model
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
@@ -161,7 +162,9 @@ def train(ds: Dataset, name: str, run: Run, seed: int = 0, status: Status = _qui
 
 
 def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str, Any]:
-    path = save_model(run.models / f"{trained.name}{MODEL_SUFFIX}", trained.model, model_metadata(trained, ds, seed))
+    path = save_model(
+        model_path(run.models, trained.name, trained.model), trained.model, model_metadata(trained, ds, seed)
+    )
     row = {
         "model": trained.name,
         "accuracy": trained.metrics["accuracy"],
@@ -206,20 +209,58 @@ def compare(
 def resolve_model(spec: str, runs_root: Path) -> Path | None:
     """A model file path, or the newest saved model of that registry name under ``runs_root``."""
     path = Path(spec)
-    if path.suffix == MODEL_SUFFIX or path.exists():
+    if path.exists() or any(path.name.endswith(s) for s in SUFFIXES):
         return path
     registry.get(spec)
-    found = sorted(runs_root.glob(f"*/models/{spec}{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime)
+    found = sorted(
+        (p for s in SUFFIXES for p in runs_root.glob(f"*/models/{spec}{s}")), key=lambda p: p.stat().st_mtime
+    )
     return found[-1] if found else None
 
 
-def evaluate_saved(ds: Dataset, path: Path, run: Run) -> dict[str, Any]:
+def _load_for(ds: Dataset, path: Path) -> tuple[Any, dict[str, Any]]:
     model, meta = load_model(path)
     if list(meta.get("image_shape", ds.image_shape)) != list(ds.image_shape):
         raise DigitlabError(
             f"{path}: model expects {tuple(meta['image_shape'])} images but dataset {ds.name} has "
             f"{ds.image_shape}; pass the dataset it was trained on with --dataset."
         )
+    return model, meta
+
+
+def ensemble_saved(
+    ds: Dataset, paths: Sequence[Path], run: Run, weights: Sequence[float] | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Soft-vote saved models (nothing is retrained); score members and ensemble on the test split."""
+    from digitlab.models.ensemble import SoftVote
+
+    loaded = [_load_for(ds, p) for p in paths]
+    names = [str(meta.get("model", p.stem)) for (_, meta), p in zip(loaded, paths, strict=True)]
+    vote = SoftVote.from_fitted([m for m, _ in loaded], names, weights)
+    probs = vote.member_probabilities(ds.x_test)  # each (n_test, k)
+    members = [
+        {"model": name, "path": str(p), "accuracy": float((vote.classes_[pr.argmax(1)] == ds.y_test).mean())}
+        for name, p, pr in zip(names, paths, probs, strict=True)
+    ]
+    _, proba, predict_s, metrics = score_model(vote, ds)
+    trained = Trained("ensemble", vote, 0.0, predict_s, vote.classes_[proba.argmax(1)], proba, metrics)
+    row = _save_trained(trained, ds, run, seed)
+    evaluation = _evaluation_figures(metrics, proba, ds, run, "ensemble")
+    result = {
+        "members": members,
+        "weights": list(vote._check_weights()),
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "predict_s": predict_s,
+        "model_path": row["path"],
+        "figures": evaluation["figures"],
+    }
+    write_json(run.file("ensemble.json"), result)
+    return result
+
+
+def evaluate_saved(ds: Dataset, path: Path, run: Run) -> dict[str, Any]:
+    model, meta = _load_for(ds, path)
     _, proba, predict_s, metrics = score_model(model, ds)
     name = str(meta.get("model", path.stem))
     result = _evaluation_figures(metrics, proba, ds, run, name)

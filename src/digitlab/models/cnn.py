@@ -1,0 +1,285 @@
+"""A compact convolutional network in PyTorch, wrapped as a scikit-learn classifier on images.
+
+Training: AdamW with a one-cycle learning-rate schedule, a validation split carved from
+the training data, early stopping on validation accuracy (the best epoch's weights are
+kept), a progress bar per epoch. ``random_state`` makes CPU runs repeatable.
+Saved as a ``state_dict`` (loaded with ``weights_only=True``) plus a JSON config.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils.validation import check_is_fitted
+
+from digitlab.errors import DigitlabError
+from digitlab.features import as_images
+
+
+def _torch() -> Any:
+    try:
+        import torch
+    except ImportError:
+        raise DigitlabError(
+            "the cnn model needs PyTorch; install it with `pip install 'digitlab[torch]'` "
+            "(pins the CPU-friendly torch==2.13.0)."
+        ) from None
+    return torch
+
+
+def build_network(
+    n_classes: int,
+    channels: tuple[int, int] = (32, 64),
+    hidden: int = 128,
+    dropout: float = 0.25,
+    image_shape: tuple[int, int] = (28, 28),
+) -> Any:
+    """conv-bn-relu ×2 → maxpool → conv-bn-relu ×2 → maxpool → dense → dropout → dense.
+
+    Shapes for 28×28 input with channels (c1, c2):
+    (B, 1, 28, 28) → (B, c1, 28, 28) → (B, c1, 14, 14) → (B, c2, 14, 14) → (B, c2, 7, 7)
+    → (B, c2·49) → (B, hidden) → (B, n_classes) logits.
+    """
+    nn = _torch().nn
+    c1, c2 = channels
+    h, w = image_shape[0] // 4, image_shape[1] // 4
+
+    def block(c_in: int, c_out: int) -> list[Any]:
+        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+
+    return nn.Sequential(
+        *block(1, c1),
+        *block(c1, c1),
+        nn.MaxPool2d(2),
+        *block(c1, c2),
+        *block(c2, c2),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Linear(c2 * h * w, hidden),
+        nn.ReLU(inplace=True),
+        nn.Dropout(dropout),
+        nn.Linear(hidden, n_classes),
+    )
+
+
+class CNNClassifier(ClassifierMixin, BaseEstimator):
+    """PyTorch CNN on images ``(n, H, W)`` uint8 (H and W divisible by 4)."""
+
+    def __init__(
+        self,
+        epochs: int = 12,
+        batch_size: int = 128,
+        max_lr: float = 3e-3,
+        weight_decay: float = 1e-4,
+        channels: tuple[int, int] = (32, 64),
+        hidden: int = 128,
+        dropout: float = 0.25,
+        validation_fraction: float = 0.1,
+        patience: int = 4,
+        augment: Any = None,
+        device: str = "auto",
+        random_state: int | None = 0,
+        verbose: bool = True,
+    ) -> None:
+        self.epochs = epochs  # upper bound; early stopping may end sooner
+        self.batch_size = batch_size
+        self.max_lr = max_lr  # peak of the one-cycle schedule
+        self.weight_decay = weight_decay
+        self.channels = channels
+        self.hidden = hidden
+        self.dropout = dropout
+        self.validation_fraction = validation_fraction  # 0 turns validation and early stopping off
+        self.patience = patience  # epochs without a better validation accuracy before stopping
+        self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
+        self.device = device  # "auto": CUDA when present, else CPU
+        self.random_state = random_state
+        self.verbose = verbose  # progress bar per epoch on stderr
+
+    file_suffix = ".pt"
+
+    @classmethod
+    def with_seed(cls, random_state: int | None = 0) -> CNNClassifier:
+        return cls(random_state=random_state)
+
+    # --- helpers -------------------------------------------------------------------------
+    def _device(self) -> Any:
+        torch = _torch()
+        if self.device == "auto":
+            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        return torch.device(self.device)
+
+    @staticmethod
+    def _tensor(x: np.ndarray, device: Any) -> Any:
+        torch = _torch()
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32) / 255.0)  # (n, H, W) in [0, 1]
+        return t.unsqueeze(1).to(device)  # (n, 1, H, W)
+
+    def _network(self, n_classes: int, image_shape: tuple[int, int]) -> Any:
+        return build_network(n_classes, tuple(self.channels), self.hidden, self.dropout, image_shape)  # type: ignore[arg-type]
+
+    # --- estimator API --------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> CNNClassifier:
+        torch = _torch()
+        x = as_images(X)
+        if x.shape[1] % 4 or x.shape[2] % 4:
+            raise DigitlabError(f"the cnn needs image sides divisible by 4, got {x.shape[1:]}.")
+        y = np.asarray(y)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        self.image_shape_ = (int(x.shape[1]), int(x.shape[2]))
+        self.n_features_in_ = int(x.shape[1] * x.shape[2])
+        seed = 0 if self.random_state is None else int(self.random_state)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        x_val = y_val = None
+        if self.validation_fraction > 0:
+            x, x_val, y_idx, y_val = train_test_split(
+                x, y_idx, test_size=self.validation_fraction, stratify=y_idx, random_state=seed
+            )
+        device = self._device()
+        net = self._network(len(self.classes_), self.image_shape_).to(device)
+        steps_per_epoch = int(np.ceil(len(x) / self.batch_size))
+        optimiser = torch.optim.AdamW(net.parameters(), lr=self.max_lr, weight_decay=self.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=self.max_lr, epochs=self.epochs, steps_per_epoch=steps_per_epoch
+        )
+        loss_fn = torch.nn.CrossEntropyLoss()
+        y_t = torch.from_numpy(y_idx.astype(np.int64)).to(device)
+        x_t = None if self.augment is not None else self._tensor(x, device)
+        best_acc, best_state, stale = -1.0, None, 0
+        self.history_: list[dict[str, float]] = []
+        for epoch in range(self.epochs):
+            net.train()
+            order = torch.from_numpy(rng.permutation(len(x)))
+            total, seen = 0.0, 0
+            bar = _progress(steps_per_epoch, f"epoch {epoch + 1}/{self.epochs}", self.verbose)
+            for start in range(0, len(x), self.batch_size):
+                idx = order[start : start + self.batch_size]
+                if self.augment is not None:
+                    batch = self._tensor(self.augment.augment(x[idx.numpy()], rng), device)  # (B, 1, H, W)
+                else:
+                    assert x_t is not None
+                    batch = x_t[idx]  # (B, 1, H, W)
+                optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(net(batch), y_t[idx])  # logits (B, k) vs labels (B,)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += loss.item() * len(idx)
+                seen += len(idx)
+                bar.update(1)
+            record = {"epoch": epoch + 1, "loss": total / seen}
+            if x_val is not None:
+                record["val_accuracy"] = float((self._predict_idx(net, x_val, device) == y_val).mean())
+            bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
+            bar.close()
+            self.history_.append(record)
+            score = record.get("val_accuracy", -record["loss"])
+            if score > best_acc:
+                best_acc, best_state, stale = score, copy.deepcopy(net.state_dict()), 0
+            else:
+                stale += 1
+                if x_val is not None and stale >= self.patience:
+                    break
+        if best_state is not None:
+            net.load_state_dict(best_state)
+        self.network_ = net.eval()
+        self.n_epochs_ = len(self.history_)
+        return self
+
+    def _logits(self, net: Any, x: np.ndarray, device: Any, batch: int = 1000) -> np.ndarray:
+        torch = _torch()
+        net.eval()
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(x), batch):
+                out.append(net(self._tensor(x[start : start + batch], device)).float().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)  # (n, k)
+
+    def _predict_idx(self, net: Any, x: np.ndarray, device: Any) -> np.ndarray:
+        return self._logits(net, x, device).argmax(axis=1)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "network_")
+        x = as_images(X)
+        if tuple(x.shape[1:]) != self.image_shape_:
+            raise DigitlabError(f"the cnn was trained on {self.image_shape_} images, got {tuple(x.shape[1:])}.")
+        z = self._logits(self.network_, x, next(self.network_.parameters()).device).astype(np.float64)  # (n, k)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+
+    # --- files ----------------------------------------------------------------------------
+    def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
+        """Write ``<path>`` (state_dict) and ``<path>.json`` (config and metadata), atomically."""
+        from digitlab.artifacts import atomic_path, write_json
+        from digitlab.data.sources import sha256_file
+
+        torch = _torch()
+        check_is_fitted(self, "network_")
+        path = Path(path)
+        config = {
+            "params": {
+                k: (list(v) if isinstance(v, tuple) else v) for k, v in self.get_params().items() if k != "augment"
+            },
+            "classes": self.classes_.tolist(),
+            "image_shape": list(self.image_shape_),
+            "history": self.history_,
+            "metadata": metadata,
+        }
+        with atomic_path(path) as tmp:
+            torch.save({k: v.cpu() for k, v in self.network_.state_dict().items()}, tmp)
+            config["weights_sha256"] = sha256_file(tmp)  # ties the weights to this config
+        write_json(_config_path(path), config)
+
+    @classmethod
+    def load(cls, path: str | Path) -> tuple[CNNClassifier, dict[str, Any]]:
+        torch = _torch()
+        path = Path(path)
+        try:
+            config = json.loads(_config_path(path).read_text())
+            params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
+            model = cls(**params)
+            model.classes_ = np.asarray(config["classes"])
+            model.image_shape_ = tuple(config["image_shape"])
+            model.n_features_in_ = int(np.prod(model.image_shape_))
+            model.history_ = config.get("history", [])
+            model.n_epochs_ = len(model.history_)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DigitlabError(
+                f"{_config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again."
+            ) from None
+        from digitlab.data.sources import sha256_file
+
+        actual = sha256_file(path)
+        if actual != config.get("weights_sha256"):
+            raise DigitlabError(f"{path}: refused: not a matching cnn weights file (SHA-256 {actual[:16]}… is not the "
+                                f"one recorded in {_config_path(path).name}); train the model again.")
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            net = model._network(len(model.classes_), model.image_shape_)
+            net.load_state_dict(state)
+        except Exception as exc:  # unpickling, zip and shape errors all mean a damaged or foreign file
+            raise DigitlabError(
+                f"{path}: refused: not a matching cnn weights file ({type(exc).__name__}); train the model again."
+            ) from None
+        model.network_ = net.eval().to(model._device())
+        return model, config.get("metadata", {})
+
+
+def _config_path(path: Path) -> Path:
+    return path.with_name(path.name + ".json")
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="batch", leave=True, disable=not enabled, dynamic_ncols=True)

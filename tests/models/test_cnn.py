@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from digitlab.data.datasets import Dataset, load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.models.cnn import CNNClassifier
+from digitlab.models.ensemble import SoftVote
+from digitlab.models.store import load_model, save_model
+
+
+@pytest.fixture(scope="module")
+def digits() -> Dataset:
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def fitted(digits: Dataset) -> CNNClassifier:
+    return CNNClassifier(epochs=6, channels=(8, 16), hidden=32, verbose=False).fit(digits.x_train, digits.y_train)
+
+
+def test_history_and_early_stopping_state(fitted: CNNClassifier) -> None:
+    assert 1 <= fitted.n_epochs_ <= 6
+    assert all("val_accuracy" in h for h in fitted.history_)
+    assert max(h["val_accuracy"] for h in fitted.history_) > 0.8
+
+
+def test_early_stopping_ends_before_the_epoch_budget(digits: Dataset) -> None:
+    model = CNNClassifier(epochs=30, patience=1, max_lr=0.05, channels=(4, 8), hidden=16, verbose=False)
+    model.fit(digits.x_train[:300], digits.y_train[:300])
+    assert model.n_epochs_ < 30
+
+
+def test_weights_round_trip_and_config(fitted: CNNClassifier, digits: Dataset, tmp_path: Path) -> None:
+    path = save_model(tmp_path / "cnn.pt", fitted, {"model": "cnn"})
+    config = json.loads((tmp_path / "cnn.pt.json").read_text())
+    assert config["params"]["channels"] == [8, 16] and config["metadata"]["model"] == "cnn"
+    model, meta = load_model(path)
+    np.testing.assert_array_equal(model.predict_proba(digits.x_test), fitted.predict_proba(digits.x_test))
+    assert meta["format"] == "digitlab-model/1"
+
+
+def test_tampered_weights_are_refused(fitted: CNNClassifier, tmp_path: Path) -> None:
+    path = save_model(tmp_path / "cnn.pt", fitted, {"model": "cnn"})
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(DigitlabError, match=r"cnn.pt: refused: not a matching cnn weights file"):
+        load_model(path)
+
+
+class Payload:
+    """Anything that is not plain tensors must not be unpickled."""
+
+
+def test_pickled_objects_in_a_weights_file_are_refused(fitted: CNNClassifier, tmp_path: Path) -> None:
+    path = save_model(tmp_path / "cnn.pt", fitted, {"model": "cnn"})
+    torch.save({"payload": Payload()}, path)
+    config_path = tmp_path / "cnn.pt.json"  # a consistent forgery: only weights_only=True stands in the way
+    config = json.loads(config_path.read_text())
+    config["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(DigitlabError, match=r"refused: not a matching cnn weights file \(UnpicklingError\)"):
+        load_model(path)
+
+
+def test_mismatched_config_is_refused(fitted: CNNClassifier, tmp_path: Path) -> None:
+    path = save_model(tmp_path / "cnn.pt", fitted, {"model": "cnn"})
+    config_path = tmp_path / "cnn.pt.json"
+    config = json.loads(config_path.read_text())
+    config["params"]["channels"] = [16, 32]
+    config_path.write_text(json.dumps(config))
+    with pytest.raises(DigitlabError, match="not a matching cnn weights file"):
+        load_model(path)
+
+
+def test_wrong_image_size_is_a_clear_error(fitted: CNNClassifier) -> None:
+    with pytest.raises(DigitlabError, match=r"trained on \(8, 8\) images"):
+        fitted.predict(np.zeros((2, 28, 28), np.uint8))
+
+
+def test_soft_vote_of_fitted_models_averages_probabilities(fitted: CNNClassifier, digits: Dataset,
+                                                           tmp_path: Path) -> None:
+    from digitlab.models import registry
+
+    lr = registry.get("lr").build(0).fit(digits.x_train, digits.y_train)
+    vote = SoftVote.from_fitted([fitted, lr], ["cnn", "lr"], weights=[3, 1])
+    expected = 0.75 * fitted.predict_proba(digits.x_test) + 0.25 * lr.predict_proba(digits.x_test)
+    np.testing.assert_allclose(vote.predict_proba(digits.x_test), expected, rtol=1e-6)
+    path = save_model(tmp_path / "vote.ensemble.json", vote, {"model": "ensemble"})
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(loaded.predict_proba(digits.x_test), expected, rtol=1e-6)
+    with pytest.raises(DigitlabError, match="weights"):
+        SoftVote.from_fitted([fitted, lr], ["cnn", "lr"], weights=[1, -1])
