@@ -18,7 +18,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev,dask,torch]"
+	$(PIP) install --quiet -e ".[dev,dask,torch,augment]"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -51,6 +51,7 @@ bench: install
 	$(PY) benchmarks/compare.py
 	$(PY) benchmarks/data_load.py
 	$(PY) benchmarks/tune.py
+	$(PY) benchmarks/cnn.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

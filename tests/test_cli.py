@@ -62,7 +62,15 @@ def test_preprocess_prints_a_table(tiny_idx_dir: Path, tmp_path: Path) -> None:
 
 def test_models_lists_the_registry(tmp_path: Path) -> None:
     proc = digitlab("models", "--json", cwd=tmp_path)
-    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == ["lr", "knn", "svm", "mlp", "cnn", "ensemble"]
+    assert [m["name"] for m in json.loads(proc.stdout)["models"]] == [
+        "lr",
+        "knn",
+        "svm",
+        "mlp",
+        "cnn",
+        "cnn-aug",
+        "ensemble",
+    ]
 
 
 def test_train_then_evaluate_by_name(tmp_path: Path) -> None:
@@ -81,7 +89,7 @@ def test_run_quick_on_digits_end_to_end(tmp_path: Path) -> None:
     proc = digitlab("run", "--quick", "--dataset", "digits", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
-    assert [r["model"] for r in result["compare"]["models"]] == ["lr", "knn", "svm", "mlp"]
+    assert [r["model"] for r in result["compare"]["models"]] == ["lr", "knn", "svm", "mlp", "cnn"]
     run = Path(result["run"])
     for name in ["metrics.json", "explore.json", "preprocess.json", "compare.json", "evaluate-svm.json"]:
         assert (run / name).is_file(), name
@@ -95,8 +103,23 @@ def test_compare_quick_on_real_mnist(real_mnist: Path, tmp_path: Path) -> None:
     result = json.loads(proc.stdout)
     assert (result["n_train"], result["n_test"]) == (6000, 1000)
     accuracy = {row["model"]: row["accuracy"] for row in result["models"]}
-    assert set(accuracy) == {"lr", "knn", "svm", "mlp"}
-    assert min(accuracy.values()) > 0.85 and accuracy["svm"] > 0.95
+    assert set(accuracy) == {"lr", "knn", "svm", "mlp", "cnn"}
+    assert min(accuracy.values()) > 0.85 and accuracy["svm"] > 0.95 and accuracy["cnn"] > 0.96
+    assert Path(result["run"], "models", "cnn.pt").is_file() and Path(result["run"], "models", "cnn.pt.json").is_file()
     # the same seed gives the same metrics
     again = json.loads(digitlab("compare", "--quick", "--json", "--models", "svm", cwd=tmp_path).stdout)
     assert again["models"][0]["accuracy"] == accuracy["svm"]
+
+
+def test_ensemble_of_saved_models(tmp_path: Path) -> None:
+    for name in ("lr", "knn"):
+        assert digitlab("train", "--model", name, "--dataset", "digits", cwd=tmp_path).returncode == 0
+    proc = digitlab("ensemble", "--models", "lr,knn", "--weights", "1,2", "--dataset", "digits", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert [m["model"] for m in result["members"]] == ["lr", "knn"]
+    assert result["weights"] == pytest.approx([1 / 3, 2 / 3])
+    assert result["accuracy"] >= min(m["accuracy"] for m in result["members"])
+    assert Path(result["model_path"]).name == "ensemble.ensemble.json"
+    bad = digitlab("ensemble", "--models", "lr,knn", "--weights", "1,x", "--dataset", "digits", cwd=tmp_path)
+    assert bad.returncode == 1 and bad.stderr.startswith("error: --weights '1,x'")

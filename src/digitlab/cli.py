@@ -53,7 +53,9 @@ Quick = Annotated[
     ),
 ]
 
-ModelsOpt = Annotated[str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp).")]
+ModelsOpt = Annotated[
+    str, typer.Option("--models", help="Comma-separated registry names (default: lr,knn,svm,mlp,cnn).")
+]
 
 
 class Reporter:

@@ -28,7 +28,7 @@ from digitlab.train import Trained, model_metadata, score_model, train_and_score
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
 QUICK_TEST = 1000
 STEPS = ("data", "explore", "preprocess", "compare", "evaluate")
-DEFAULT_MODELS = ("lr", "knn", "svm", "mlp")
+DEFAULT_MODELS = ("lr", "knn", "svm", "mlp", "cnn")
 
 Status = Callable[[str], None]
 

@@ -85,8 +85,9 @@ def test_wrong_image_size_is_a_clear_error(fitted: CNNClassifier) -> None:
         fitted.predict(np.zeros((2, 28, 28), np.uint8))
 
 
-def test_soft_vote_of_fitted_models_averages_probabilities(fitted: CNNClassifier, digits: Dataset,
-                                                           tmp_path: Path) -> None:
+def test_soft_vote_of_fitted_models_averages_probabilities(
+    fitted: CNNClassifier, digits: Dataset, tmp_path: Path
+) -> None:
     from digitlab.models import registry
 
     lr = registry.get("lr").build(0).fit(digits.x_train, digits.y_train)

@@ -23,7 +23,7 @@ class SoftVote(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        members: tuple[str, ...] = ("cnn", "svm", "mlp"),
+        members: tuple[str, ...] = ("cnn", "cnn-aug", "svm"),
         weights: tuple[float, ...] | None = None,
         random_state: int | None = 0,
     ) -> None:

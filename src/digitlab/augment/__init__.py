@@ -1,0 +1,12 @@
+"""Data augmentation behind one interface: ``Augmenter.augment(images, rng) -> images``.
+
+uint8 images ``(n, H, W)`` in, uint8 images of the same shape out; all randomness comes
+from the ``rng`` passed in, so a seed makes every back end repeatable. Augmentation is
+for training data only: the pipeline never passes test images here.
+"""
+
+from __future__ import annotations
+
+from digitlab.augment.base import Augmenter, get_augmenter, names
+
+__all__ = ["Augmenter", "get_augmenter", "names"]
