@@ -18,7 +18,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev,dask,torch,augment]"
+	$(PIP) install --quiet -e ".[dev,dask,torch,augment,keras]"
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from digitlab.augment import get_augmenter, names
+from digitlab.data.datasets import load_dataset
 from digitlab.errors import DigitlabError
 
 
@@ -52,3 +53,29 @@ def test_augmented_cnn_trains_on_fresh_batches_without_touching_the_test_set() -
     model.fit(x_train, y_train)
     assert (model.predict(x_test) == y_test).mean() > 0.7
     np.testing.assert_array_equal(x_test, test_before)
+
+
+def test_robustness_suite_is_deterministic_and_scores_every_transform() -> None:
+    from digitlab.augment.robustness import TRANSFORMS, robustness
+    from digitlab.models import registry
+
+    ds = load_dataset("digits")
+    model = registry.get("lr").build(0).fit(ds.x_train, ds.y_train)
+    a, b = robustness(model, ds.x_test, ds.y_test), robustness(model, ds.x_test, ds.y_test)
+    assert a == b
+    assert set(a["accuracy"]) == {"clean", *TRANSFORMS}
+    assert a["accuracy"]["clean"] > a["mean_transformed"]
+
+
+def test_augment_step_leaves_the_test_split_untouched(tmp_path) -> None:
+    import hashlib
+
+    from digitlab import pipeline
+    from digitlab.artifacts import new_run
+
+    ds = load_dataset("digits")
+    before = hashlib.sha256(ds.x_test.tobytes()).hexdigest()
+    result = pipeline.augment(ds, "elastic", "lr", new_run(tmp_path, "augment"), seed=0)
+    assert result["test_sha256"] == before == hashlib.sha256(ds.x_test.tobytes()).hexdigest()
+    assert result["with"]["accuracy"] > 0.9 and "gain_pp" in result
+    assert result["mode"].startswith("expanded set")

@@ -123,3 +123,32 @@ def test_ensemble_of_saved_models(tmp_path: Path) -> None:
     assert Path(result["model_path"]).name == "ensemble.ensemble.json"
     bad = digitlab("ensemble", "--models", "lr,knn", "--weights", "1,x", "--dataset", "digits", cwd=tmp_path)
     assert bad.returncode == 1 and bad.stderr.startswith("error: --weights '1,x'")
+
+
+@pytest.mark.parametrize("library", ["albumentations", "opencv", "keras", "elastic"])
+def test_augment_quick_runs_end_to_end_for_every_backend(library: str, tiny_idx_dir: Path, tmp_path: Path) -> None:
+    proc = digitlab(
+        "augment",
+        "--library",
+        library,
+        "--model",
+        "mlp",
+        "--quick",
+        "--dataset",
+        f"idx:{tiny_idx_dir}",
+        "--json",
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)["results"][0]
+    assert result["library"] == library and result["mode"] == "fresh copy each epoch"
+    assert 0 <= result["with"]["accuracy"] <= 1 and result["test_untouched"]
+    assert Path(json.loads(proc.stdout)["run"], result["figures"]["preview"]).is_file()
+
+
+def test_evaluate_robustness(tmp_path: Path) -> None:
+    assert digitlab("train", "--model", "lr", "--dataset", "digits", cwd=tmp_path).returncode == 0
+    proc = digitlab("evaluate", "--model", "lr", "--dataset", "digits", "--robustness", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    scores = json.loads(proc.stdout)["robustness"]["accuracy"]
+    assert "rotated +15°" in scores and scores["clean"] > 0.9

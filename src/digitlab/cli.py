@@ -12,9 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from digitlab import pipeline
 from digitlab.artifacts import Run, mark_latest, new_run, to_jsonable
@@ -68,9 +70,9 @@ class Reporter:
     def __call__(self, message: str) -> None:
         elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
         if self._status is not None:
-            self._status.update(f"{elapsed} {message}")
+            self._status.update(Text(f"{elapsed} {message}"))
         else:
-            err_console.print(f"{elapsed} {message}", highlight=False)
+            err_console.print(f"{elapsed} {message}", highlight=False, markup=False)
 
     @contextmanager
     def live(self) -> Iterator[Reporter]:
@@ -370,6 +372,13 @@ def evaluate(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    robust: Annotated[
+        bool,
+        typer.Option(
+            "--robustness",
+            help="Also score rotated, shifted, thicker, thinner and noisy copies of the test images (default: off).",
+        ),
+    ] = False,
     as_json: Json = False,
 ) -> None:
     """Confusion matrix, classification report, most-confused pairs, misclassified gallery."""
@@ -381,6 +390,8 @@ def evaluate(
     ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
     with _run_folder(out, f"evaluate-{path.stem}") as run:
         result = pipeline.evaluate_saved(ds, path, run)
+        if robust:
+            result["robustness"] = pipeline.robustness_of(ds, path)
     result["run"] = str(run.path)
 
     def tables() -> list[Table]:
@@ -404,9 +415,87 @@ def evaluate(
             ["true", "predicted", "count", "share of true"],
             [(p["true"], p["predicted"], p["count"], f"{p['share_of_true']:.1%}") for p in result["confused_pairs"]],
         )
-        return [per_class, cm, pairs]
+        tables = [per_class, cm, pairs]
+        if robust:
+            scores = result["robustness"]["accuracy"]
+            tables.append(
+                _table(
+                    "robustness: accuracy on transformed test copies",
+                    ["test images", "accuracy"],
+                    [(k, f"{v:.2%}") for k, v in scores.items()],
+                )
+            )
+        return tables
 
     _emit(result, as_json, tables, footer=f"figures and evaluate-{result['model']}.json in {run.path}")
+
+
+@app.command()
+def augment(
+    library: Annotated[
+        str, typer.Option("--library", help="albumentations, opencv, keras or elastic (default: elastic).")
+    ] = "elastic",
+    model: Annotated[
+        str, typer.Option("--model", help="Registry name to train with and without it (default: mlp).")
+    ] = "mlp",
+    factor: Annotated[
+        int,
+        typer.Option(
+            "--factor",
+            help="Augmented copies per image for models trained once on an expanded set (lr, knn, svm) (default: 1).",
+        ),
+    ] = 1,
+    compare_all: Annotated[
+        bool, typer.Option("--compare", help="Run every back end and compare them (default: off).")
+    ] = False,
+    dataset: DatasetOpt = "mnist",
+    data_dir: DataDir = None,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    quick: Quick = False,
+    as_json: Json = False,
+) -> None:
+    """Train a model with and without augmentation of its training data; report the gain."""
+    from digitlab.augment import get_augmenter, names
+
+    registry.get(model)
+    libraries = names() if compare_all else [library]
+    for lib in libraries:
+        get_augmenter(lib).augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0))  # fail fast
+    if factor < 1:
+        raise DigitlabError(f"--factor {factor}: use 1 or more augmented copies per image.")
+    reporter = Reporter()
+    with reporter.live():
+        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
+        with _run_folder(out, "augment") as run:
+            result = pipeline.augment_compare(ds, libraries, model, run, seed, factor, reporter)
+    result["run"] = str(run.path)
+    rows = [
+        (
+            r["library"],
+            f"{r['without']['accuracy']:.2%}",
+            f"{r['with']['accuracy']:.2%}",
+            f"{r['gain_pp']:+.2f}",
+            f"{r['without']['robustness']['mean_transformed']:.2%}",
+            f"{r['with']['robustness']['mean_transformed']:.2%}",
+            f"{r['robustness_gain_pp']:+.2f}",
+            r["mode"],
+        )
+        for r in result["results"]
+    ]
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                f"{model} on {ds.name} ({len(ds.y_train):,} train / {len(ds.y_test):,} test, seed {seed}); "
+                "only training images are augmented",
+                ["library", "test acc without", "with", "gain pp", "robustness without", "with", "gain pp", "how"],
+                rows,
+            )
+        ],
+        footer=f"test split unchanged (SHA-256 {result['results'][0]['test_sha256'][:16]}…); files in {run.path}",
+    )
 
 
 @app.command()

@@ -7,6 +7,7 @@ a JSON-able dict (which the CLI prints with ``--json``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -388,6 +389,89 @@ def _tune_heatmap(found: Any, varied: dict[str, list[Any]], name: str, run: Run)
         values[row_labels.index(shown[rows_key]), col_labels.index(shown[cols_key])] = cand["mean_cv_accuracy"]
     fig = plots.heatmap(values, row_labels, col_labels, rows_key, cols_key, f"{name}: mean CV accuracy")
     return save_figure(fig, run.figures / f"{name}-tune-heatmap.png")
+
+
+def _augment_preview(ds: Dataset, library: str, run: Run, seed: int) -> Path:
+    from digitlab.augment import get_augmenter
+
+    augmenter = get_augmenter(library)
+    rng = np.random.default_rng(seed)
+    originals = explore_lib.examples_per_class(ds.x_train, ds.y_train, ds.n_classes, k=1, random_state=seed)[:, 0]
+    grid = np.stack([originals, *(augmenter.augment(originals, rng) for _ in range(5))], axis=1)  # (k, 6, H, W)
+    fig = plots.image_grid(grid, ds.class_names, f"{library}: original (left) and 5 augmented copies")
+    return save_figure(fig, run.figures / f"augment-{library}-preview.png")
+
+
+def augment(
+    ds: Dataset, library: str, name: str, run: Run, seed: int = 0, factor: int = 1, status: Status = _quiet
+) -> dict[str, Any]:
+    """Train ``name`` with and without augmentation (same seed); compare test and robustness accuracy.
+
+    Only training images are augmented; the test split is hashed before and after to prove it.
+    """
+    from digitlab.augment.robustness import robustness
+    from digitlab.models.augmented import Augmented
+
+    test_hash = _sha256(ds.x_test)
+    preview = _augment_preview(ds, library, run, seed)
+    status(f"augment: {name} without augmentation")
+    plain = train_and_score(name, ds, seed)
+    status(f"augment: {name} with {library} augmentation")
+    start = time.perf_counter()
+    model = Augmented(model=name, library=library, factor=factor, random_state=seed).fit(ds.x_train, ds.y_train)
+    fit_s = time.perf_counter() - start
+    _, proba, predict_s, metrics = score_model(model, ds)
+    status("augment: robustness suite on transformed test copies")
+    robust_plain = robustness(plain.model, ds.x_test, ds.y_test)
+    robust_aug = robustness(model, ds.x_test, ds.y_test)
+    if _sha256(ds.x_test) != test_hash:
+        raise RuntimeError("the test split changed during augmentation")  # a bug, never a user error
+    saved = _save_trained(
+        Trained(f"{name}-{library}", model.model_, fit_s, predict_s, model.classes_[proba.argmax(1)], proba, metrics),
+        ds,
+        run,
+        seed,
+    )
+    result = {
+        "model": name,
+        "library": library,
+        "mode": model.mode_,
+        "factor": factor,
+        "seed": seed,
+        "without": {"accuracy": plain.metrics["accuracy"], "fit_s": plain.fit_s, "robustness": robust_plain},
+        "with": {"accuracy": metrics["accuracy"], "fit_s": fit_s, "robustness": robust_aug},
+        "gain_pp": (metrics["accuracy"] - plain.metrics["accuracy"]) * 100,
+        "robustness_gain_pp": (robust_aug["mean_transformed"] - robust_plain["mean_transformed"]) * 100,
+        "test_sha256": test_hash,
+        "test_untouched": True,
+        "model_path": saved["path"],
+        "figures": {"preview": str(preview.relative_to(run.path))},
+    }
+    write_json(run.file(f"augment-{library}.json"), result)
+    return result
+
+
+def augment_compare(
+    ds: Dataset, libraries: Sequence[str], name: str, run: Run, seed: int = 0, factor: int = 1, status: Status = _quiet
+) -> dict[str, Any]:
+    results = [augment(ds, lib, name, run, seed, factor, partial(_numbered, status, f"[{lib}]")) for lib in libraries]
+    fig = plots.comparison(
+        ["none", *libraries],
+        [results[0]["without"]["accuracy"]] + [r["with"]["accuracy"] for r in results],
+        [results[0]["without"]["fit_s"]] + [r["with"]["fit_s"] for r in results],
+        [0.0] * (len(libraries) + 1),
+    )
+    chart = save_figure(fig, run.figures / "augment-compare.png")
+    result = {"model": name, "results": results, "figure": str(chart.relative_to(run.path))}
+    write_json(run.file("augment-compare.json"), result)
+    return result
+
+
+def robustness_of(ds: Dataset, path: Path) -> dict[str, Any]:
+    from digitlab.augment.robustness import robustness
+
+    model, meta = _load_for(ds, path)
+    return dict(robustness(model, ds.x_test, ds.y_test), model=str(meta.get("model", path.stem)))
 
 
 def run_all(

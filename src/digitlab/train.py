@@ -60,12 +60,12 @@ def train_and_score(
 
 
 def model_metadata(trained: Trained, ds: Dataset, random_state: int) -> dict[str, Any]:
-    spec = registry.get(trained.name)
+    spec = registry.lookup(trained.name) or registry.lookup(trained.name.split("-")[0])
     files = ds.provenance.get("files", {})
     return {
         "model": trained.name,
-        "description": spec.description,
-        "family": spec.family,
+        "description": spec.description if spec else "",
+        "family": spec.family if spec else "",
         "dataset": ds.name,
         "class_names": list(ds.class_names),
         "image_shape": list(ds.image_shape),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -25,7 +25,44 @@ def _opencv() -> Augmenter:
     return OpenCVAugmenter()
 
 
-BACKENDS: dict[str, Callable[[], Augmenter]] = {"opencv": _opencv}
+def _albumentations() -> Augmenter:
+    from digitlab.augment.albumentations_backend import AlbumentationsAugmenter
+
+    return AlbumentationsAugmenter()
+
+
+def _keras() -> Augmenter:
+    from digitlab.augment.keras_backend import KerasAugmenter
+
+    return KerasAugmenter()
+
+
+def _elastic() -> Augmenter:
+    from digitlab.augment.elastic import ElasticAugmenter
+
+    return ElasticAugmenter()
+
+
+BACKENDS: dict[str, Callable[[], Augmenter]] = {
+    "albumentations": _albumentations,
+    "opencv": _opencv,
+    "keras": _keras,
+    "elastic": _elastic,
+}
+EXTRAS = {"albumentations": "augment", "keras": "keras", "cv2": "augment"}
+
+
+def require(module: str, package: str) -> Any:
+    """Import an optional back end, or say in one line how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise DigitlabError(
+            f"the {package} back end needs the package {package}; install it with "
+            f"`pip install 'digitlab[{EXTRAS.get(module, 'augment')}]'`."
+        ) from None
 
 
 def names() -> list[str]:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from digitlab.augment.base import check_batch
+from digitlab.augment.base import check_batch, require
 
 
 @dataclass(frozen=True)
@@ -20,8 +20,7 @@ class OpenCVAugmenter:
     noise_std: float = 0.0  # Gaussian noise (0..255 scale); 0 keeps the background clean
 
     def augment(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        import cv2
-
+        cv2 = require("cv2", "opencv-python-headless")
         images = check_batch(images)
         n, h, w = images.shape
         angles = np.asarray(rng.uniform(-self.max_rotation, self.max_rotation, size=n))  # (n,)

@@ -139,6 +139,10 @@ def names() -> list[str]:
     return list(_SPECS)
 
 
+def lookup(name: str) -> ModelSpec | None:
+    return _SPECS.get(name)
+
+
 def get(name: str) -> ModelSpec:
     try:
         return _SPECS[name]
