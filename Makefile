@@ -52,6 +52,7 @@ bench: install
 	$(PY) benchmarks/data_load.py
 	$(PY) benchmarks/tune.py
 	$(PY) benchmarks/cnn.py
+	$(PY) benchmarks/augment.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

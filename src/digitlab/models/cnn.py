@@ -97,7 +97,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.hidden = hidden
         self.dropout = dropout
         self.validation_fraction = validation_fraction  # 0 turns validation and early stopping off
-        self.patience = patience  # epochs without a better validation accuracy before stopping
+        self.patience = patience  # epochs without a better validation accuracy before stopping (second half only)
         self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
         self.device = device  # "auto": CUDA when present, else CPU
         self.random_state = random_state
@@ -193,7 +193,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 best_acc, best_state, stale = score, copy.deepcopy(net.state_dict()), 0
             else:
                 stale += 1
-                if x_val is not None and stale >= self.patience:
+                # the one-cycle schedule anneals in the second half: never stop before it has
+                if x_val is not None and stale >= self.patience and epoch + 1 > self.epochs // 2:
                     break
         if best_state is not None:
             net.load_state_dict(best_state)

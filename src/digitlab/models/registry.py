@@ -15,6 +15,7 @@ from digitlab.features import Deskew
 from digitlab.models import classic
 from digitlab.models.cnn import CNNClassifier
 from digitlab.models.ensemble import SoftVote
+from digitlab.models.scratch import estimators as scratch
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,63 @@ register(
         search_space={"weights": [None, (2.0, 1.0, 1.0), (3.0, 1.0, 1.0)]},
         pros="Members make different mistakes, so the average beats each of them.",
         cons="Costs the sum of its members' training and prediction time and file size.",
+    )
+)
+
+
+register(
+    ModelSpec(
+        name="scratch-lr",
+        build=lambda rs: scratch.ScratchSoftmax(random_state=rs),
+        description="From scratch (NumPy): softmax regression, L2, mini-batch Adam, deskewed pixels.",
+        family="numpy (from scratch)",
+        search_space={"l2": [0.0, 1e-4, 1e-3], "learning_rate": [3e-4, 1e-3, 3e-3]},
+        pros="Every line readable; the same model as lr, so the two can be checked against each other.",
+        cons="Linear; slower to converge than scikit-learn's LBFGS solver.",
+    )
+)
+register(
+    ModelSpec(
+        name="scratch-knn",
+        build=lambda rs: scratch.ScratchKNN(),
+        description="From scratch (NumPy): k-NN (k=4, distance-weighted), chunked distances, own PCA(50), deskewed.",
+        family="numpy (from scratch)",
+        search_space={"n_neighbors": [1, 3, 4, 5, 7], "weights": ["uniform", "distance"], "n_components": [30, 50, 80]},
+        pros="Shows that a matrix product and argpartition are all k-NN needs; memory bounded by chunking.",
+        cons="Keeps the whole training set; prediction cost grows with it.",
+    )
+)
+register(
+    ModelSpec(
+        name="scratch-svm",
+        build=lambda rs: scratch.ScratchLinearSVM(random_state=rs),
+        description="From scratch (NumPy): linear SVM, multiclass hinge loss, mini-batch Adam, deskewed pixels.",
+        family="numpy (from scratch)",
+        search_space={"l2": [0.0, 1e-4, 1e-3], "learning_rate": [3e-4, 1e-3, 3e-3]},
+        pros="The hinge loss in ten lines; fast.",
+        cons="Linear (no kernel): well below the RBF svm; probabilities are a softmax of scores.",
+    )
+)
+register(
+    ModelSpec(
+        name="scratch-mlp",
+        build=lambda rs: scratch.ScratchMLP(random_state=rs),
+        description="From scratch (NumPy): MLP 256 ReLUs, softmax cross-entropy, backprop, Adam, L2, dropout option.",
+        family="numpy (from scratch)",
+        search_space={"hidden": [(256,), (512,), (512, 256)], "dropout": [0.0, 0.2], "learning_rate": [3e-4, 1e-3]},
+        pros="Backpropagation you can read; float32 throughout, so it trains fast.",
+        cons="No 2-D structure; many knobs.",
+    )
+)
+register(
+    ModelSpec(
+        name="scratch-cnn",
+        build=lambda rs: scratch.ScratchCNN(random_state=rs),
+        description="From scratch (NumPy): CNN with im2col convolutions, max-pooling, ReLU, dropout, Adam.",
+        family="numpy (from scratch)",
+        search_space={"channels": [(8, 16), (16, 32)], "epochs": [4, 8], "learning_rate": [1e-3, 3e-3]},
+        pros="A whole convolutional network, forward and backward, in plain NumPy.",
+        cons="Much slower than PyTorch's cnn (no optimised kernels): minutes per epoch on a CPU.",
     )
 )
 

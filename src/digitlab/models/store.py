@@ -3,6 +3,7 @@
 - scikit-learn pipelines: ``.skops``, loaded only after every type in the file is checked
   against an explicit allow-list (never plain pickle or joblib);
 - the PyTorch CNN: ``.pt`` state_dict (``weights_only=True``) plus ``.pt.json`` config;
+- the from-scratch NumPy models: ``.npz`` arrays plus a JSON config, ``allow_pickle=False``;
 - ensembles: ``.ensemble.json`` manifest naming member files saved beside it.
 """
 
@@ -17,7 +18,7 @@ from digitlab.errors import DigitlabError
 
 MODEL_FORMAT = "digitlab-model/1"
 SKOPS_SUFFIX = ".skops"
-SUFFIXES = (".skops", ".pt", ".ensemble.json")
+SUFFIXES = (".skops", ".pt", ".npz", ".ensemble.json")
 # Types a .skops file may hold beyond what skops trusts by default (scikit-learn's own
 # estimators, NumPy arrays, builtins). Anything else is refused before it is loaded.
 ALLOWED_TYPES = frozenset(
@@ -64,7 +65,7 @@ def save_model(path: str | Path, model: Any, metadata: dict[str, Any]) -> Path:
                 "metadata": meta,
             },
         )
-    elif path.suffix == ".pt":
+    elif path.suffix in (".pt", ".npz"):
         model.save(path, meta)
     else:
         import skops.io as sio
@@ -85,6 +86,10 @@ def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
         from digitlab.models.cnn import CNNClassifier
 
         return CNNClassifier.load(path)
+    if path.suffix == ".npz":
+        from digitlab.models.scratch.estimators import ScratchKNN
+
+        return ScratchKNN.load(path)  # the file names its own class, checked against the scratch classes
     if path.suffix != SKOPS_SUFFIX:
         raise DigitlabError(f"{path}: not a model file; expected one of {', '.join(SUFFIXES)}.")
     return _load_skops(path)

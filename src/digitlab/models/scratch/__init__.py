@@ -1,0 +1,1 @@
+"""Models written from scratch in NumPy: read them line by line."""

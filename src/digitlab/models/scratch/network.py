@@ -1,0 +1,96 @@
+"""A stack of layers and the mini-batch training loop shared by every from-scratch network."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from digitlab.models.scratch.layers import Layer
+
+LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
+
+
+class Sequential:
+    def __init__(self, layers: Sequence[Layer]) -> None:
+        self.layers = list(layers)
+
+    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        for layer in self.layers:
+            x = layer.forward(x, train)
+        return x
+
+    def backward(self, grad: np.ndarray) -> np.ndarray:
+        for layer in reversed(self.layers):
+            grad = layer.backward(grad)
+        return grad
+
+    def scores(self, x: np.ndarray, batch: int = 2000) -> np.ndarray:
+        """Forward pass in inference mode, in batches: (n, ...) -> (n, K)."""
+        return np.concatenate([self.forward(x[s : s + batch]) for s in range(0, len(x), batch)])
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {f"{i}.{name}": w.copy() for i, layer in enumerate(self.layers) for name, w in layer.params.items()}
+
+    def load_state(self, state: dict[str, np.ndarray]) -> None:
+        for i, layer in enumerate(self.layers):
+            for name in layer.params:
+                layer.params[name][...] = state[f"{i}.{name}"]
+
+
+def split_validation(n: int, y: np.ndarray, fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified indices (train, validation): ``fraction`` of each class held out."""
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        cut = round(len(idx) * fraction)
+        val.append(idx[:cut])
+        train.append(idx[cut:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def train(
+    net: Sequential,
+    loss_fn: LossFn,
+    optimiser: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    epochs: int,
+    batch_size: int,
+    patience: int,
+    rng: np.random.Generator,
+    progress: Any = None,
+) -> list[dict[str, float]]:
+    """Mini-batch training with early stopping on the validation loss; the best epoch's weights are kept."""
+    history: list[dict[str, float]] = []
+    best, best_state, stale = -np.inf, None, 0
+    for epoch in range(1, epochs + 1):
+        order = rng.permutation(len(x))
+        total = 0.0
+        for start in range(0, len(x), batch_size):
+            idx = order[start : start + batch_size]
+            loss, grad = loss_fn(net.forward(x[idx], train=True), y[idx])  # scores (B, K) -> grad (B, K)
+            net.backward(grad)
+            optimiser.step()
+            total += loss * len(idx)
+        record = {"epoch": float(epoch), "loss": total / len(x)}
+        if x_val is not None and y_val is not None and len(y_val):
+            val_scores = net.scores(x_val)  # (n_val, K)
+            record["val_loss"] = loss_fn(val_scores, y_val)[0]
+            record["val_accuracy"] = float((val_scores.argmax(axis=1) == y_val).mean())
+        history.append(record)
+        if progress is not None:
+            progress(record)
+        score = -record.get("val_loss", record["loss"])  # validation loss: smoother than accuracy
+        if score > best:
+            best, best_state, stale = score, net.state(), 0
+        else:
+            stale += 1
+            if x_val is not None and stale >= patience:
+                break
+    if best_state is not None:
+        net.load_state(best_state)
+    return history
