@@ -53,6 +53,7 @@ bench: install
 	$(PY) benchmarks/tune.py
 	$(PY) benchmarks/cnn.py
 	$(PY) benchmarks/augment.py
+	$(PY) benchmarks/scratch.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

@@ -56,7 +56,16 @@ def test_save_load_gives_identical_predictions(name: str, digits: Dataset, tmp_p
     np.testing.assert_array_equal(model.predict_proba(digits.x_test), trained.model.predict_proba(digits.x_test))
     assert meta["model"] == name and meta["format"] == "digitlab-model/1"
     assert "scikit-learn" in meta["versions"]
-    assert path.suffix == {"cnn": ".pt", "ensemble": ".json"}.get(name, ".skops")
+    expected = (
+        ".pt"
+        if name.startswith("cnn")
+        else ".npz"
+        if name.startswith("scratch")
+        else ".json"
+        if name == "ensemble"
+        else ".skops"
+    )
+    assert path.suffix == expected
 
 
 class Smuggled:
