@@ -254,7 +254,7 @@ class ScratchCNN(_ScratchNet):
         channels: tuple[int, int] = (16, 32),
         hidden: int = 128,
         dropout: float = 0.25,
-        epochs: int = 8,
+        epochs: int = 12,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         l2: float = 0.0,
