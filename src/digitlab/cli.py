@@ -431,6 +431,43 @@ def evaluate(
 
 
 @app.command()
+def predict(
+    files: Annotated[list[Path], typer.Argument(help="Pictures of digits: PNG, JPEG, BMP, GIF, TIFF or WebP.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="A model file, or a registry name for the newest saved one under --out (default: cnn)."
+        ),
+    ] = "cnn",
+    out: Out = Path("runs"),
+    as_json: Json = False,
+) -> None:
+    """Read the digit in each picture: label, confidence and top 3."""
+    path = pipeline.resolve_model(model, out)
+    if path is None:
+        raise DigitlabError(
+            f"no saved {model!r} model under {out}; run `digitlab train --model {model}` first or pass a model file."
+        )
+    result = pipeline.predict_files(files, path)
+    rows = []
+    for r in result["predictions"]:
+        if r["status"] in ("ok", "uncertain"):
+            top = ", ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top3"])
+            rows.append((r["file"], r["label"], f"{r['confidence']:.1%}", r["status"], top))
+        else:
+            rows.append((r["file"], "", "", r["status"], r.get("error", "no ink found")))
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(f"predictions by {result['model']}", ["file", "digit", "confidence", "status", "top 3 / note"], rows)
+        ],
+    )
+    if any(r["status"] == "error" for r in result["predictions"]):
+        raise typer.Exit(1)
+
+
+@app.command()
 def augment(
     library: Annotated[
         str, typer.Option("--library", help="albumentations, opencv, keras or elastic (default: elastic).")

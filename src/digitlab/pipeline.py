@@ -474,6 +474,50 @@ def robustness_of(ds: Dataset, path: Path) -> dict[str, Any]:
     return dict(robustness(model, ds.x_test, ds.y_test), model=str(meta.get("model", path.stem)))
 
 
+UNCERTAIN = 0.5  # below this top probability a prediction is reported as uncertain
+
+
+def predict_files(sources: Sequence[Any], path: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Label, confidence and top 3 for each picture; a bad file is reported and the rest still predicted."""
+    from digitlab.images import to_mnist
+
+    model, meta = load_model(path)
+    classes = [str(c) for c in meta.get("class_names", [str(c) for c in model.classes_])]
+    if list(meta.get("image_shape", [28, 28])) != [28, 28]:
+        raise DigitlabError(
+            f"{path}: model was trained on {meta.get('image_shape')} images; use one trained on "
+            "28×28 digits (mnist) to read pictures."
+        )
+    rows: list[dict[str, Any]] = []
+    images: list[np.ndarray] = []
+    for k, source in enumerate(sources):
+        name = str(names[k] if names else source)
+        try:
+            img = to_mnist(source, name)
+        except DigitlabError as exc:
+            rows.append({"file": name, "status": "error", "error": str(exc)})
+            continue
+        rows.append({"file": name, "status": "blank" if not img.any() else "pending"})
+        images.append(img)
+    pending = [r for r in rows if r["status"] == "pending"]
+    if pending:
+        stack = np.stack([img for img in images if img.any()])  # (n, 28, 28)
+        proba = np.asarray(model.predict_proba(stack))  # (n, k)
+        for row, p in zip(pending, proba, strict=True):
+            order = np.argsort(-p)[:3]
+            row.update(
+                label=classes[int(order[0])],
+                confidence=float(p[order[0]]),
+                top3=[{"label": classes[int(i)], "probability": float(p[i])} for i in order],
+                status="ok" if p[order[0]] >= UNCERTAIN else "uncertain",
+            )
+    return {
+        "model": str(meta.get("model", path.stem)),
+        "model_path": str(path),
+        "predictions": rows,
+    }
+
+
 def run_all(
     settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS, status: Status = _quiet
 ) -> dict[str, Any]:

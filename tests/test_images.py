@@ -1,0 +1,125 @@
+"""Pictures of digits as people make them, read back through to_mnist."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab.data.datasets import Dataset, load_dataset
+from digitlab.errors import DigitlabError
+from digitlab.images import to_mnist
+
+
+@pytest.fixture(scope="module")
+def mnist_small(mnist_cache: Path) -> Dataset:
+    return load_dataset("mnist", cache_dir=mnist_cache, allow_network=False).subset(6000, 300, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def knn(mnist_small: Dataset):
+    from digitlab.models import registry
+
+    return registry.get("knn").build(0).fit(mnist_small.x_train, mnist_small.y_train)
+
+
+def render(digit: np.ndarray, rng: np.random.Generator, size: int, invert: bool, noise: float) -> Image.Image:
+    """A test digit as a person might photograph it: enlarged, off-centre, ink on paper, noisy."""
+    big = Image.fromarray(digit).resize((size, size), Image.Resampling.BILINEAR)
+    page = np.zeros((size * 2, int(size * 2.5)), np.float64)
+    top, left = rng.integers(0, size), rng.integers(0, int(size * 1.5))
+    page[top : top + size, left : left + size] = np.asarray(big, np.float64)
+    if invert:
+        page = 255.0 - page * 0.8  # dark grey ink on white paper
+    page += rng.normal(0, noise, page.shape)
+    return Image.fromarray(np.clip(page, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.slow
+def test_renderings_of_test_digits_are_read_correctly(mnist_small: Dataset, knn) -> None:
+    rng = np.random.default_rng(0)
+    x, y = mnist_small.x_test[:200], mnist_small.y_test[:200]
+    baseline = (knn.predict(x) == y).mean()
+    for size, invert, noise in [(56, False, 0.0), (120, True, 0.0), (90, True, 12.0), (200, False, 8.0)]:
+        images = np.stack([to_mnist(render(d, rng, size, invert, noise)) for d in x])
+        accuracy = (knn.predict(images) == y).mean()
+        assert accuracy >= baseline - 0.05, (size, invert, noise, accuracy, baseline)
+        assert images.shape == (200, 28, 28) and images.dtype == np.uint8
+
+
+def test_output_is_mnist_style() -> None:
+    page = np.full((300, 200), 250.0)
+    page[60:240, 90:110] = 20.0  # a tall dark stroke on white paper (a "1")
+    img = to_mnist(page)
+    assert img.dtype == np.uint8 and img.shape == (28, 28)
+    rows = np.flatnonzero(img.any(axis=1))
+    assert rows[-1] - rows[0] + 1 == 20  # the longer side fits 20 pixels
+    assert img[0].max() == 0 and img[:, 0].max() == 0  # ink is white on black, border empty
+    total = img.sum()
+    r = (img.sum(axis=1) * np.arange(28)).sum() / total
+    assert abs(r - 14) <= 1.0
+
+
+def test_blank_and_faint_pictures_are_blank() -> None:
+    assert not to_mnist(np.full((100, 100), 255.0)).any()
+    rng = np.random.default_rng(0)
+    assert not to_mnist(240 + rng.normal(0, 3, (100, 100))).any()
+
+
+def test_transparent_canvas_with_black_strokes() -> None:
+    rgba = np.zeros((280, 280, 4), np.uint8)
+    rgba[50:230, 130:150] = (0, 0, 0, 255)  # opaque black stroke on a transparent canvas
+    img = to_mnist(rgba)
+    assert img.max() == 255 and img[0].max() == 0
+
+
+def test_unreadable_and_oversized_inputs(tmp_path: Path) -> None:
+    text = tmp_path / "notes.png"
+    text.write_text("not an image")
+    with pytest.raises(DigitlabError, match=r"notes\.png: not a readable image"):
+        to_mnist(text)
+    huge = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(huge, format="PNG")  # 48 M pixels, a few KB on disk
+    with pytest.raises(DigitlabError, match="too many pixels"):
+        to_mnist(huge.getvalue(), "huge.png")
+
+
+def test_predict_command_reports_each_file(tmp_path: Path, real_mnist: Path, mnist_small: Dataset) -> None:
+    env = {**os.environ, "DIGITLAB_DATA": str(real_mnist)}
+    run = subprocess.run(
+        [sys.executable, "-m", "digitlab", "train", "--model", "knn", "--quick"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    digit = tmp_path / "seven.png"
+    Image.fromarray(255 - mnist_small.x_test[list(mnist_small.y_test).index(7)]).resize((140, 140)).save(digit)
+    blank = tmp_path / "blank.png"
+    Image.new("L", (64, 64), 255).save(blank)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8 truncated")
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "predict", str(digit), str(blank), str(bad), "--model", "knn", "--json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+        check=False,
+    )
+    assert proc.returncode == 1  # one file failed, the others were still read
+    rows = {Path(r["file"]).name: r for r in json.loads(proc.stdout)["predictions"]}
+    assert rows["seven.png"]["label"] == "7" and len(rows["seven.png"]["top3"]) == 3
+    assert rows["blank.png"]["status"] == "blank"
+    assert rows["bad.jpg"]["status"] == "error" and "not a readable image" in rows["bad.jpg"]["error"]
