@@ -1,5 +1,6 @@
 """OpenCV back end: rotation, shift and scale with warpAffine, stroke thickness by erosion
-or dilation, and light noise. The ranges mimic how people's handwriting varies."""
+or dilation, and Gaussian noise on some images. The ranges mimic how people's handwriting
+and cheap cameras vary."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ class OpenCVAugmenter:
     max_shift: float = 2.5  # pixels at 28×28 (scaled with the image), either way, per axis
     scale: tuple[float, float] = (0.9, 1.1)
     p_thickness: float = 0.3  # chance of one erosion or dilation step (images of 20 px and more)
-    noise_std: float = 0.0  # Gaussian noise (0..255 scale); 0 keeps the background clean
+    p_noise: float = 0.3  # chance of Gaussian noise on an image
+    max_noise_std: float = 50.0  # its standard deviation is drawn from [0, this] (0..255 scale)
 
     def augment(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         cv2 = require("cv2", "opencv-python-headless")
@@ -38,7 +40,9 @@ class OpenCVAugmenter:
             if thick[k]:
                 img = cv2.dilate(img, kernel) if thicker[k] else cv2.erode(img, kernel)
             out[k] = img
-        if self.noise_std > 0:
-            noisy = out.astype(np.float32) + rng.normal(0, self.noise_std, out.shape).astype(np.float32)
-            out = np.clip(noisy, 0, 255).astype(np.uint8)
+        noisy = np.asarray(rng.random(size=n) < self.p_noise)  # (n,)
+        if noisy.any():
+            std = rng.uniform(0.0, self.max_noise_std, size=(int(noisy.sum()), 1, 1))  # (m, 1, 1)
+            grain = out[noisy].astype(np.float32) + (rng.standard_normal((int(noisy.sum()), h, w)) * std)
+            out[noisy] = np.clip(grain, 0, 255).astype(np.uint8)
         return out
