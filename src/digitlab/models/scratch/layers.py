@@ -13,6 +13,7 @@ import numpy as np
 class Layer:
     params: dict[str, np.ndarray]
     grads: dict[str, np.ndarray]
+    input_grad: bool = True  # False for a first layer: nothing upstream needs dx, so skip computing it
 
     def __init__(self) -> None:
         self.params, self.grads = {}, {}
@@ -41,6 +42,8 @@ class Dense(Layer):
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:  # grad_out: (B, n_out)
         self.grads = {"W": self.x.T @ grad_out, "b": grad_out.sum(axis=0)}  # (n_in, n_out), (n_out,)
+        if not self.input_grad:
+            return grad_out[:, :0]  # (B, 0): nothing flows further back
         return grad_out @ self.params["W"].T  # (B, n_in)
 
 
@@ -136,6 +139,8 @@ class Conv2D(Layer):
         dy = grad_out.transpose(0, 2, 3, 1).reshape(-1, c_out)  # (B·H·W, C_out)
         w_mat = self.params["W"].reshape(c_out, -1)  # (C_out, C_in·k·k)
         self.grads = {"W": (dy.T @ self.cols).reshape(self.params["W"].shape), "b": dy.sum(axis=0)}
+        if not self.input_grad:
+            return grad_out[:, :0]  # nothing flows further back
         return col2im(dy @ w_mat, self.x_shape, self.k, self.pad)  # (B, C_in, H, W)
 
 

@@ -15,6 +15,7 @@ LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 class Sequential:
     def __init__(self, layers: Sequence[Layer]) -> None:
         self.layers = list(layers)
+        self.layers[0].input_grad = False  # the input is data, not a parameter: skip its gradient
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         for layer in self.layers:
@@ -64,10 +65,13 @@ def train(
     rng: np.random.Generator,
     progress: Any = None,
 ) -> list[dict[str, float]]:
-    """Mini-batch training with early stopping on the validation loss; the best epoch's weights are kept."""
+    """Mini-batch training with a cosine learning-rate decay and early stopping on the validation loss;
+    the best epoch's weights are kept."""
     history: list[dict[str, float]] = []
     best, best_state, stale = -np.inf, None, 0
+    base_lr = optimiser.lr
     for epoch in range(1, epochs + 1):
+        optimiser.lr = base_lr * 0.5 * (1 + np.cos(np.pi * (epoch - 1) / epochs))  # cosine decay over the epochs
         order = rng.permutation(len(x))
         total = 0.0
         for start in range(0, len(x), batch_size):
