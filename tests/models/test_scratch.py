@@ -160,7 +160,7 @@ def test_knn_gives_the_same_predictions_as_scikit_learn(digits: Dataset) -> None
 def test_softmax_regression_within_half_a_point_of_scikit_learn(digits: Dataset) -> None:
     # LogisticRegression(C=1) minimises sum(loss) + ||W||²/2, i.e. mean(loss) + ||W||²/(2n): l2 = 1/n
     n = len(digits.y_train)
-    mine = ScratchSoftmax(deskew=False, validation_fraction=0, epochs=200, batch_size=64, learning_rate=3e-3, l2=1 / n)
+    mine = ScratchSoftmax(deskew=False, validation_fraction=0, epochs=200, batch_size=64, learning_rate=1e-2, l2=1 / n)
     mine.fit(digits.x_train, digits.y_train)
     theirs = LogisticRegression(max_iter=2000).fit(to_features(digits.x_train, False), digits.y_train)
     acc_mine = (mine.predict(digits.x_test) == digits.y_test).mean()
@@ -203,9 +203,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
 @parametrize_with_checks(
     [
-        ScratchSoftmax(epochs=100),
-        ScratchLinearSVM(epochs=100),
-        ScratchMLP(epochs=100, hidden=(16,)),
+        ScratchSoftmax(epochs=100, batch_size=32),
+        ScratchLinearSVM(epochs=100, batch_size=32),
+        ScratchMLP(epochs=100, batch_size=32, hidden=(16,)),
         ScratchKNN(n_components=None, deskew=False),
     ]
 )
