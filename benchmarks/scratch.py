@@ -103,10 +103,21 @@ def main() -> None:
                 "epochs": None,
             }
         )
+    previous = HERE / "scratch.json"
+    if previous.is_file():  # keep the earlier rows of models not run this time (their own date stays in the JSON)
+        import json
+
+        old = json.loads(previous.read_text())
+        ran = {r["model"] for r in rows} | {r["model"] for r in refs}
+        rows = [r for r in old.get("models", []) if r["model"] not in ran] + rows
+        refs = [r for r in old.get("references", []) if r["model"] not in ran] + refs
+        order = list(TARGETS)
+        rows.sort(key=lambda r: order.index(r["model"]) if r["model"] in order else len(order))
     result = {"machine": machine(), "seed": args.seed, "models": rows, "references": refs}
     mlp = next((r for r in rows if r["model"] == "scratch-mlp"), None)
-    if mlp and refs:
-        result["mlp_speedup"] = refs[0]["fit_s"] / mlp["fit_s"]
+    ref_mlp = next((r for r in refs if r["model"].startswith("sklearn MLP")), None)
+    if mlp and ref_mlp:
+        result["mlp_speedup"] = ref_mlp["fit_s"] / mlp["fit_s"]
     write_json(HERE / "scratch.json", result)
     fmt = lambda v, f: "" if v is None else format(v, f)  # noqa: E731
     lines = [

@@ -49,7 +49,17 @@ class Adam:
         correct1, correct2 = 1 - self.beta1**self.t, 1 - self.beta2**self.t
         for layer, m, v in zip(self.layers, self.m, self.v, strict=True):
             for name, w in layer.params.items():
-                g = layer.grads[name] + (self.l2 * w if name == "W" else 0.0)
-                m[name] = self.beta1 * m[name] + (1 - self.beta1) * g
-                v[name] = self.beta2 * v[name] + (1 - self.beta2) * g * g
-                w -= (self.lr / correct1) * m[name] / (np.sqrt(v[name] / correct2) + self.eps)
+                g = layer.grads[name]
+                if self.l2 and name == "W":
+                    g = g + self.l2 * w
+                # the same formulas, updated in place: no new arrays for m, v or the step
+                mk, vk = m[name], v[name]
+                mk *= self.beta1
+                mk += (1 - self.beta1) * g
+                vk *= self.beta2
+                vk += (1 - self.beta2) * (g * g)
+                denom = np.sqrt(vk * (1 / correct2))
+                denom += self.eps
+                np.divide(mk, denom, out=denom)
+                denom *= self.lr / correct1
+                w -= denom
