@@ -66,7 +66,7 @@ def main() -> None:
     vote = SoftVote.from_fitted(
         [trained[n].model for n in ("cnn", "cnn-aug", "svm")], ["cnn", "cnn-aug", "svm"], weights
     )
-    proba = sum(w * trained[n].proba for w, n in zip(vote._check_weights(), ("cnn", "cnn-aug", "svm"), strict=True))
+    proba = sum(w * trained[n].proba for w, n in zip(vote.normalised_weights(), ("cnn", "cnn-aug", "svm"), strict=True))
     ens_acc = float((vote.classes_[np.asarray(proba).argmax(1)] == ds.y_test).mean())
     rows.append(
         {

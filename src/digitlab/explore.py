@@ -14,8 +14,8 @@ def counts_per_class(y: np.ndarray, n_classes: int) -> list[int]:
     return [int(c) for c in np.bincount(y, minlength=n_classes)]
 
 
-def describe(ds: Dataset) -> dict[str, Any]:
-    """Shapes, dtypes, classes, examples per class and pixel statistics of both splits."""
+def describe(ds: Dataset, pixels: bool = True) -> dict[str, Any]:
+    """Shapes, dtypes, classes, examples per class and (unless ``pixels`` is off) pixel statistics."""
     return {
         "dataset": ds.name,
         "classes": list(ds.class_names),
@@ -27,7 +27,7 @@ def describe(ds: Dataset) -> dict[str, Any]:
                 "y_shape": list(y.shape),
                 "y_dtype": str(y.dtype),
                 "per_class": counts_per_class(y, ds.n_classes),
-                "pixels": pixel_stats(x),
+                **({"pixels": pixel_stats(x)} if pixels else {}),
             }
             for split, x, y in (("train", ds.x_train, ds.y_train), ("test", ds.x_test, ds.y_test))
         },

@@ -63,9 +63,7 @@ def load(settings: Settings, status: Status = _quiet) -> Dataset:
 
 def data_info(ds: Dataset) -> dict[str, Any]:
     """Splits, shapes, classes, counts and where every file came from."""
-    info = explore_lib.describe(ds)
-    for split in info["splits"].values():
-        split.pop("pixels")
+    info = explore_lib.describe(ds, pixels=False)
     info["files"] = ds.provenance.get("files", {})
     info["attempts"] = ds.provenance.get("attempts", [])
     if "subset" in ds.provenance:
@@ -249,7 +247,7 @@ def ensemble_saved(
     evaluation = _evaluation_figures(metrics, proba, ds, run, "ensemble")
     result = {
         "members": members,
-        "weights": list(vote._check_weights()),
+        "weights": list(vote.normalised_weights()),
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "predict_s": predict_s,
@@ -372,9 +370,9 @@ def tune(
 
 
 def _sha256(array: np.ndarray) -> str:
-    import hashlib
+    from digitlab.data.sources import sha256_bytes
 
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+    return sha256_bytes(np.ascontiguousarray(array).tobytes())
 
 
 def _tune_heatmap(found: Any, varied: dict[str, list[Any]], name: str, run: Run) -> Path:

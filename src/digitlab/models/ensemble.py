@@ -49,10 +49,11 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         vote.members_ = list(models)
         vote.classes_ = classes[0]
         vote.n_features_in_ = getattr(models[0], "n_features_in_", None)
-        vote._check_weights()
+        vote.normalised_weights()
         return vote
 
-    def _check_weights(self) -> np.ndarray:
+    def normalised_weights(self) -> np.ndarray:
+        """One weight per member, summing to 1; refuses negative, all-zero or mis-counted weights."""
         if self.weights is None:
             return np.full(len(self.members), 1.0 / len(self.members))
         w = np.asarray(self.weights, dtype=np.float64)
@@ -66,7 +67,7 @@ class SoftVote(ClassifierMixin, BaseEstimator):
     def fit(self, X: Any, y: Any) -> SoftVote:
         from digitlab.models import registry
 
-        self._check_weights()
+        self.normalised_weights()
         if len(self.members) < 2:
             raise DigitlabError("an ensemble needs at least two members.")
         self.members_ = [registry.get(name).build(self.random_state).fit(X, y) for name in self.members]
@@ -79,7 +80,7 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         return [np.asarray(m.predict_proba(X), dtype=np.float64) for m in self.members_]  # each (n, k)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        w = self._check_weights()
+        w = self.normalised_weights()
         probs = self.member_probabilities(X)
         return np.asarray(sum(wi * p for wi, p in zip(w, probs, strict=True)))  # (n, k)
 

@@ -108,7 +108,7 @@ class _ScratchNet(_Saved, ClassifierMixin, BaseEstimator):
         self.input_shape_ = tuple(int(d) for d in x.shape[1:])
         self.net_ = self._build(self.input_shape_, len(self.classes_), rng)
         optimiser = Adam(self.net_.layers, lr=self.learning_rate, l2=self.l2)
-        bar = _progress(self.epochs, type(self).__name__, self.verbose)
+        bar = _Progress(self.epochs, type(self).__name__, self.verbose)
         self.history_ = train(
             self.net_,
             self.loss,
@@ -171,10 +171,6 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
-
-
-def _progress(total: int, desc: str, enabled: bool) -> _Progress:
-    return _Progress(total, desc, enabled)
 
 
 class ScratchSoftmax(_ScratchNet):
