@@ -19,7 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 from digitlab import pipeline
-from digitlab.artifacts import Run, mark_latest, new_run, to_jsonable
+from digitlab.artifacts import Run, mark_latest, new_run, resolve_run, to_jsonable
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
 
@@ -671,6 +671,81 @@ def tune(
     )
 
 
+RunArg = Annotated[
+    str | None,
+    typer.Argument(help="Run folder, or its name under --out (default: the latest run).", show_default=False),
+]
+
+
+def _existing_run(run: str | None, out: Path) -> Path:
+    path = resolve_run(out, run)
+    if path is None:
+        where = f"{run!r} (also looked in {out})" if run else f"no latest run under {out}"
+        raise DigitlabError(f"run folder not found: {where}; run `digitlab run` first or pass a run folder.")
+    return path
+
+
+@app.command()
+def report(
+    run: RunArg = None,
+    out: Out = Path("runs"),
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Where to write the HTML (default: <run>/report.html).")
+    ] = None,
+    as_json: Json = False,
+) -> None:
+    """One self-contained HTML report of a run: data, examples, models, evaluation, tuning, augmentation."""
+    from digitlab import report as report_lib
+
+    result = report_lib.build(_existing_run(run, out), output)
+    rows = [
+        ("file", result["path"]),
+        ("size", f"{result['bytes'] / 1e6:.2f} MB"),
+        ("sections", ", ".join(result["sections"])),
+        ("models", ", ".join(result["models"]) or "none"),
+        ("figures embedded", result["figures"]),
+        ("tuning", "yes" if result["has_tuning"] else "no"),
+        ("augmentation", "yes" if result["has_augmentation"] else "no"),
+        ("seconds", result["seconds"]),
+    ]
+    if result["missing_figures"]:
+        rows.append(("missing figures", ", ".join(result["missing_figures"])))
+    _emit(result, as_json, lambda: [_table("report", ["", "value"], rows)])
+
+
+@app.command()
+def dashboard(
+    run: RunArg = None,
+    out: Out = Path("runs"),
+    port: Annotated[int, typer.Option("--port", help="Port to serve on (default: 8501).")] = 8501,
+    address: Annotated[str, typer.Option("--address", help="Address to listen on (default: localhost).")] = "localhost",
+    browser: Annotated[bool, typer.Option("--browser", help="Open a browser tab (default: off).")] = False,
+) -> None:
+    """Start the Streamlit dashboard on a run (default: the latest); it loads saved models, never retrains."""
+    import os
+    import subprocess
+
+    from digitlab.dashboard import APP
+
+    path = _existing_run(run, out) if run else resolve_run(out, None)
+    if not 0 < port < 65536:
+        raise DigitlabError(f"--port {port}: choose a port between 1 and 65535.")
+    env = dict(os.environ, DIGITLAB_RUNS=str(path.parent if path is not None else out.resolve()))
+    if path is not None:
+        env["DIGITLAB_RUN"] = str(path)
+    err_console.print(f"digitlab dashboard on http://{address}:{port} (run: {path or 'none yet'}); Ctrl-C stops it")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
+    cmd += ["--server.address", address, "--server.headless", str(not browser).lower()]
+    cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd += ["--client.toolbarMode", "minimal"]
+    try:
+        code = subprocess.call(cmd, env=env)
+    except KeyboardInterrupt:
+        code = 0
+    if code not in (0, -2, 130):
+        raise typer.Exit(code)
+
+
 @app.command("run")
 def run_command(
     models: ModelsOpt = ",".join(pipeline.DEFAULT_MODELS),
@@ -681,7 +756,7 @@ def run_command(
     quick: Quick = False,
     as_json: Json = False,
 ) -> None:
-    """The whole pipeline: data → explore → preprocess → compare → evaluate."""
+    """The whole pipeline: data → explore → preprocess → compare → evaluate → report."""
     names = registry.parse_names(models)
     reporter = Reporter()
     with reporter.live(), _run_folder(out, "run") as run:
@@ -692,7 +767,7 @@ def run_command(
         result,
         as_json,
         lambda: [*_data_tables(result["data"])[:2], _compare_table(result["compare"])],
-        footer=f"finished in {result['seconds']:.0f} s; everything in {run.path}",
+        footer=f"finished in {result['seconds']:.0f} s; everything in {run.path}; report: {result['report']['path']}",
     )
 
 

@@ -28,7 +28,7 @@ from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
 QUICK_TEST = 1000
-STEPS = ("data", "explore", "preprocess", "compare", "evaluate")
+STEPS = ("data", "explore", "preprocess", "compare", "evaluate", "report")
 DEFAULT_MODELS = ("lr", "knn", "svm", "mlp", "cnn")
 
 Status = Callable[[str], None]
@@ -85,6 +85,10 @@ def explore(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
         ),
         "examples": save_figure(
             plots.image_grid(grid, ds.class_names, "10 training examples per class"), run.figures / "examples.png"
+        ),
+        "ten_examples": save_figure(
+            plots.image_grid(grid[None, :, 0], [""], "One training example of each class", list(ds.class_names)),
+            run.figures / "ten_examples.png",
         ),
         "mean_images": save_figure(
             plots.mean_images(explore_lib.mean_per_class(ds.x_train, ds.y_train, ds.n_classes), ds.class_names),
@@ -275,6 +279,7 @@ def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset,
             run.figures / f"{name}-confusion.png",
         )
     }
+    figs["predictions"] = save_figure(_predictions_grid(proba, ds, name), run.figures / f"{name}-predictions.png")
     wrong = metrics["misclassified"][:30]
     if wrong:
         cols = 10
@@ -293,6 +298,23 @@ def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset,
     result = dict(metrics, model=name, figures={k: str(v.relative_to(run.path)) for k, v in figs.items()})
     write_json(run.file(f"evaluate-{name}.json"), result)
     return result
+
+
+def _predictions_grid(proba: np.ndarray, ds: Dataset, name: str, rows: int = 3, cols: int = 10) -> Any:
+    """The first ``rows × cols`` test images with true and predicted labels (mistakes in red)."""
+    n = min(rows * cols, len(ds.y_test))
+    rows = (n + cols - 1) // cols
+    grid = np.zeros((rows, cols, *ds.image_shape), dtype=np.uint8)
+    captions, colors = [""] * (rows * cols), ["black"] * (rows * cols)
+    predicted = proba.argmax(1)
+    for k in range(n):
+        grid[k // cols, k % cols] = ds.x_test[k]
+        true, pred = ds.class_names[ds.y_test[k]], ds.class_names[predicted[k]]
+        captions[k] = f"{true}/{pred}"
+        colors[k] = "black" if ds.y_test[k] == predicted[k] else "red"
+    return plots.image_grid(
+        grid, [""] * rows, f"{name}: true/predicted on the first {n} test images", captions, caption_colors=colors
+    )
 
 
 def tune(
@@ -526,13 +548,23 @@ def run_all(
         "settings": {"dataset": settings.dataset, "seed": settings.seed, "quick": settings.quick, "models": list(names)}
     }
     result["data"] = data_info(ds)
+    write_json(run.file("data.json"), result["data"])
     status("explore: statistics and figures")
     result["explore"] = explore(ds, run, settings.seed)
     status("preprocess: raw vs normalised")
     result["preprocess"] = preprocess(ds, run, settings.seed)
     result["compare"] = compare(ds, names, run, settings.seed, status)
     write_json(run.file("metrics.json"), result)
+    status("report: one HTML file")
+    result["report"] = report(run)
     return result
+
+
+def report(run: Run) -> dict[str, Any]:
+    """The self-contained HTML report of everything the run folder holds."""
+    from digitlab import report as report_lib
+
+    return report_lib.build(run.path)
 
 
 __all__ = [

@@ -32,8 +32,9 @@ def image_grid(
     title: str = "",
     captions: Sequence[str] | None = None,
     cmap: str = "gray_r",
+    caption_colors: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid of images ``(rows, cols, H, W)``, one row label each."""
+    """A grid of images ``(rows, cols, H, W)``, one row label each; captions read row by row."""
     rows, cols = images.shape[:2]
     fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95 + 0.4), squeeze=False)
     for r in range(rows):
@@ -43,7 +44,8 @@ def image_grid(
             ax.set_xticks([])
             ax.set_yticks([])
             if captions is not None:
-                ax.set_title(captions[r * cols + c], fontsize=7)
+                color = caption_colors[r * cols + c] if caption_colors is not None else "black"
+                ax.set_title(captions[r * cols + c], fontsize=7, color=color)
         axes[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title)

@@ -1,0 +1,540 @@
+"""The dashboard's pages. Each reads the run folder the sidebar picks; nothing retrains at start.
+
+Pages import only what they show: the data pages read JSON and PNG files (first paint
+stays fast); model code is imported by the pages that load models.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+from digitlab.artifacts import LATEST, resolve_run
+from digitlab.errors import DigitlabError
+
+RUN_ENV = "DIGITLAB_RUN"  # run folder to open (set by `digitlab dashboard RUN`)
+RUNS_ENV = "DIGITLAB_RUNS"  # folder holding the run folders (default: runs)
+MODEL_SUFFIXES = (".ensemble.json", ".skops", ".pt", ".npz")
+CANVAS_SIZE = 280  # 10× MNIST's 28 pixels
+
+
+# --- where the run is -----------------------------------------------------------------------
+
+
+def runs_root() -> Path:
+    return Path(os.environ.get(RUNS_ENV, "runs")).resolve()
+
+
+def _run_folders(root: Path) -> list[Path]:
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name != LATEST and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: p.name, reverse=True)
+
+
+def current_run() -> Path | None:
+    """The run picked in the sidebar, else ``$DIGITLAB_RUN``, else ``<runs>/latest``."""
+    for candidate in (st.session_state.get("run"), os.environ.get(RUN_ENV)):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate).resolve()
+    return resolve_run(runs_root())
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _json(path: str, mtime: float) -> dict[str, Any] | None:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_json(run: Path, name: str) -> dict[str, Any] | None:
+    path = run / name
+    return _json(str(path), path.stat().st_mtime) if path.is_file() else None
+
+
+def figure(run: Path, rel: str | None, caption: str | None = None) -> None:
+    if rel and (run / rel).is_file():
+        st.image(str(run / rel), caption=caption)
+    elif rel:
+        st.caption(f"Figure {rel} is missing from the run folder.")
+
+
+def _sidebar(run: Path | None) -> None:
+    root = runs_root()
+    with st.sidebar:
+        st.markdown("### digitlab")
+        folders = _run_folders(root)
+        if run is not None and run not in folders:
+            folders.insert(0, run)
+        if folders:
+            index = folders.index(run) if run in folders else 0
+            picked = st.selectbox("Run", folders, index=index, format_func=lambda p: p.name, key="run_picker")
+            if picked != run:
+                st.session_state["run"] = str(picked)
+                st.rerun()
+            report = run / "report.html" if run is not None else None
+            if report is not None and report.is_file():
+                st.download_button("Download the HTML report", report.read_bytes(), "report.html", "text/html")
+        st.caption(f"Runs folder: {root}")
+
+
+def frame(title: str, intro: str) -> Path | None:
+    """Title, sidebar and the run; with no run yet, the training panel instead (returns None)."""
+    run = current_run()
+    _sidebar(run)
+    st.title(title)
+    st.caption(intro)
+    if run is None or not _saved_models(run):
+        training_panel(run)
+        return None
+    return run
+
+
+def absent(what: str, command: str) -> None:
+    st.info(f"This run has no {what}. `{command}` adds them.")
+
+
+# --- no run yet: train from here ----------------------------------------------------------------
+
+
+def _progress_fraction(message: str, done: float) -> float:
+    steps = {"data:": 0.03, "explore:": 0.08, "preprocess:": 0.12, "report:": 0.97}
+    for prefix, value in steps.items():
+        if message.startswith(prefix):
+            return value
+    match = re.match(r"\[(\d+)/(\d+)\]", message)
+    if match:
+        k, n = int(match.group(1)), int(match.group(2))
+        return 0.15 + 0.8 * (k - 1) / n
+    return done
+
+
+def training_panel(run: Path | None) -> None:
+    from digitlab import pipeline
+    from digitlab.artifacts import mark_latest, new_run
+    from digitlab.models import registry
+
+    if run is None:
+        st.warning(f"No saved run under {runs_root()}. Train models here, or run `digitlab run` in a terminal.")
+    else:
+        st.warning(f"Run {run.name} has no saved models. Train models here, or run `digitlab run` in a terminal.")
+    with st.form("train"):
+        size = st.radio(
+            "Data",
+            ["quick", "full"],
+            format_func=lambda s: {
+                "quick": f"Quick: {pipeline.QUICK_TRAIN:,} / {pipeline.QUICK_TEST:,} images (about a minute)",
+                "full": "Full MNIST: 60,000 / 10,000 images (about ten minutes)",
+            }[s],
+        )
+        names = st.multiselect("Models", registry.names(), default=list(pipeline.DEFAULT_MODELS))
+        seed = st.number_input("Seed", min_value=0, value=0, step=1)
+        start = st.form_submit_button("Train")
+    if not start:
+        return
+    if not names:
+        st.error("Pick at least one model to train.")
+        return
+    folder = new_run(runs_root(), "run")
+    bar = st.progress(0.0, text="starting")
+    done = 0.0
+
+    def status(message: str) -> None:
+        nonlocal done
+        done = _progress_fraction(message, done)
+        bar.progress(done, text=message)
+
+    try:
+        pipeline.run_all(pipeline.Settings(seed=int(seed), quick=size == "quick"), folder, names, status)
+    except DigitlabError as exc:
+        shutil.rmtree(folder.path, ignore_errors=True)
+        st.error(str(exc))
+        return
+    mark_latest(folder)
+    st.session_state["run"] = str(folder.path)
+    bar.progress(1.0, text="done")
+    st.success(f"Trained {', '.join(names)} into {folder.path.name}.")
+    st.rerun()
+
+
+# --- pages ----------------------------------------------------------------------------------------
+
+
+def data_page() -> None:
+    run = frame("Data", "What the models learn from: shapes, classes, counts, files and checksums.")
+    if run is None:
+        return
+    data = read_json(run, "data.json") or (read_json(run, "metrics.json") or {}).get("data")
+    explore = read_json(run, "explore.json")
+    if data is None:
+        absent("dataset description", "digitlab run")
+    else:
+        train, test = data["splits"]["train"], data["splits"]["test"]
+        cols = st.columns(4)
+        cols[0].metric("Dataset", data["dataset"])
+        cols[1].metric("Training images", f"{train['x_shape'][0]:,}")
+        cols[2].metric("Test images", f"{test['x_shape'][0]:,}")
+        cols[3].metric("Image size", " × ".join(map(str, data["image_shape"])))
+        st.subheader("Examples per class")
+        st.dataframe(
+            {"class": data["classes"], "train": train["per_class"], "test": test["per_class"]},
+            hide_index=True,
+        )
+        if data.get("files"):
+            st.subheader("Files and checksums")
+            st.dataframe(
+                [
+                    {
+                        "file": name,
+                        "bytes": f["bytes"],
+                        "SHA-256": f["sha256"],
+                        "verified": f["verified"],
+                        "source": f["source"],
+                    }
+                    for name, f in data["files"].items()
+                ],
+                hide_index=True,
+            )
+    if explore is None:
+        absent("exploration figures", "digitlab explore")
+        return
+    figs = explore["figures"]
+    st.subheader("Example images")
+    figure(run, figs.get("ten_examples"))
+    figure(run, figs.get("examples"))
+    st.subheader("Class distribution")
+    figure(run, figs.get("class_histogram"))
+    figure(run, figs.get("mean_images"))
+    figure(run, figs.get("pixel_histogram"))
+
+
+def preprocess_page() -> None:
+    run = frame("Preprocessing", "Raw pixels against normalised ones, and the deskew every model applies first.")
+    if run is None:
+        return
+    result = read_json(run, "preprocess.json")
+    if result is None:
+        absent("preprocessing results", "digitlab preprocess")
+        return
+    st.dataframe([{"step": k, "what it does": v} for k, v in result["steps"].items()], hide_index=True)
+    st.subheader("Pixel statistics")
+    st.dataframe([dict(pixels=k, **v) for k, v in result["stats"].items()], hide_index=True)
+    sample = result["sample"]
+    st.subheader(f"A training image ({sample['labels'][0]}) scaled to [0, 1]")
+    st.dataframe(np.asarray(sample["scaled_first_image"]).round(2), height=300)
+    figs = result["figures"]
+    figure(run, figs.get("raw_vs_scaled"), "Raw (top) and scaled (bottom).")
+    figure(run, figs.get("raw_vs_deskewed"), "Raw (top) and deskewed (bottom).")
+    figure(run, figs.get("value_histograms"), "Pixel values before and after standardisation.")
+
+
+def _aspects(names: list[str]) -> list[dict[str, str]]:
+    from digitlab.report import _aspects as aspects
+
+    return aspects(names)
+
+
+def models_page() -> None:
+    run = frame("Models and comparison", "Every model trained on the same data with the same seed.")
+    if run is None:
+        return
+    compare = read_json(run, "compare.json")
+    if compare is None:
+        absent("model comparison", "digitlab compare")
+        return
+    st.caption(
+        f"{compare['n_train']:,} training and {compare['n_test']:,} test images of {compare['dataset']}; "
+        f"seed {compare['seed']}. Best: **{compare['best']}**."
+    )
+    rows = sorted(compare["models"], key=lambda m: -m["accuracy"])
+    st.dataframe(
+        [
+            {
+                "model": m["model"],
+                "test accuracy": m["accuracy"] * 100,
+                "macro F1": m["macro_f1"],
+                "fit (s)": m["fit_s"],
+                "predict (s)": m["predict_s"],
+                "size (MB)": m["size_bytes"] / 1e6,
+            }
+            for m in rows
+        ],
+        hide_index=True,
+        column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f%%")},
+    )
+    figure(run, compare.get("figure"))
+    st.subheader("Aspects to consider")
+    st.dataframe(_aspects([m["model"] for m in compare["models"]]), hide_index=True)
+
+
+def _evaluated(run: Path) -> list[str]:
+    names = [p.name[len("evaluate-") : -len(".json")] for p in run.glob("evaluate-*.json")]
+    accuracy = {n: (read_json(run, f"evaluate-{n}.json") or {}).get("accuracy", 0.0) for n in names}
+    return sorted(names, key=lambda n: -accuracy[n])
+
+
+def evaluation_page() -> None:
+    run = frame("Evaluation", "Confusion matrix, per-class report, confused pairs and mistakes of one model.")
+    if run is None:
+        return
+    names = _evaluated(run)
+    if not names:
+        absent("model evaluations", "digitlab compare")
+        return
+    name = st.selectbox("Model", names, key="eval_model")
+    ev = read_json(run, f"evaluate-{name}.json")
+    if ev is None:
+        st.error(f"evaluate-{name}.json is unreadable; run `digitlab evaluate --model {name}` again.")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Test accuracy", f"{ev['accuracy']:.2%}")
+    cols[1].metric("Macro F1", f"{ev['macro_f1']:.4f}")
+    cols[2].metric("Errors", f"{ev['n_errors']:,} of {ev['n_test']:,}")
+    left, right = st.columns(2)
+    with left:
+        figure(run, ev["figures"].get("confusion_matrix"))
+    with right:
+        st.markdown("**Classification report**")
+        st.dataframe(
+            [dict(label=k, **v) for k, v in ev["report"].items() if isinstance(v, dict)],
+            hide_index=True,
+        )
+        st.markdown("**Most confused pairs** (true → predicted)")
+        st.dataframe(ev["confused_pairs"], hide_index=True)
+    figure(run, ev["figures"].get("predictions"), "True / predicted on test images (mistakes in red).")
+    figure(run, ev["figures"].get("misclassified"), "The most confident mistakes.")
+
+
+def tuning_page() -> None:
+    run = frame("Tuning", "Cross-validated search on the training split only; the test split scores the winner once.")
+    if run is None:
+        return
+    tune = read_json(run, "tune.json")
+    if tune is None:
+        absent("tuning results", "digitlab tune --model svm --search halving")
+        return
+    cols = st.columns(3)
+    cols[0].metric("Model", tune["model"])
+    cols[1].metric("Best mean CV accuracy", f"{tune['best_cv_accuracy']:.2%}")
+    cols[2].metric("Test accuracy (refitted best)", f"{tune['test']['accuracy']:.2%}")
+    st.caption(
+        f"{tune['search']} search, {tune['n_candidates']} candidates, {tune['cv']}-fold CV on "
+        f"{tune['n_train_searched']:,} training images, {tune['seconds']:.0f} s on {tune['backend']}."
+    )
+    st.markdown("**Best parameters:** " + ", ".join(f"`{k}={v}`" for k, v in tune["best_params"].items()))
+    st.dataframe(
+        [
+            {"rank": k, **c["params"], "mean CV accuracy": c["mean_cv_accuracy"], "std": c["std_cv_accuracy"]}
+            for k, c in enumerate(tune["candidates"], 1)
+        ],
+        hide_index=True,
+    )
+    figure(run, tune["figures"].get("heatmap"))
+
+
+def augmentation_page() -> None:
+    run = frame("Augmentation", "Training data only, with and without augmentation, same seed.")
+    if run is None:
+        return
+    results = [
+        r
+        for p in sorted(run.glob("augment-*.json"))
+        if p.name != "augment-compare.json" and (r := read_json(run, p.name))
+    ]
+    if not results:
+        absent("augmentation results", "digitlab augment --library opencv --model mlp")
+        return
+    st.dataframe(
+        [
+            {
+                "model": r["model"],
+                "library": r["library"],
+                "without": r["without"]["accuracy"] * 100,
+                "with": r["with"]["accuracy"] * 100,
+                "gain (points)": r["gain_pp"],
+                "robustness gain (points)": r["robustness_gain_pp"],
+            }
+            for r in results
+        ],
+        hide_index=True,
+    )
+    for r in results:
+        figure(run, r["figures"].get("preview"), f"{r['library']}: original (left) and augmented copies")
+    combined = read_json(run, "augment-compare.json")
+    if combined:
+        figure(run, combined.get("figure"))
+
+
+# --- try it ---------------------------------------------------------------------------------------
+
+
+def _saved_models(run: Path) -> list[Path]:
+    """Model files of the run, leaving out the member files an ensemble manifest names."""
+    folder = run / "models"
+    if not folder.is_dir():
+        return []
+    members: set[str] = set()
+    for manifest in folder.glob("*.ensemble.json"):
+        try:
+            members.update(json.loads(manifest.read_text()).get("files", []))
+        except (OSError, ValueError):
+            continue
+    return sorted(p for p in folder.iterdir() if p.name.endswith(MODEL_SUFFIXES) and p.name not in members)
+
+
+@st.cache_resource(show_spinner="Loading the saved models…", max_entries=4)
+def load_models(run: str, stamp: tuple[float, ...]) -> tuple[dict[str, tuple[Any, list[str]]], list[str]]:
+    """Every saved 28×28 model of the run, with its class names; problems as one line each."""
+    from digitlab.models.store import load_model
+
+    models: dict[str, tuple[Any, list[str]]] = {}
+    problems: list[str] = []
+    for path in _saved_models(Path(run)):
+        try:
+            model, meta = load_model(path)
+        except DigitlabError as exc:
+            problems.append(str(exc))
+            continue
+        name = str(meta.get("model", path.name.split(".")[0]))
+        if list(meta.get("image_shape", [28, 28])) != [28, 28]:
+            problems.append(f"{name}: trained on {meta.get('image_shape')} images, cannot read drawn digits.")
+            continue
+        models[name] = (model, [str(c) for c in meta.get("class_names", list(model.classes_))])
+    return models, problems
+
+
+def predict_all(models: dict[str, tuple[Any, list[str]]], image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
+    """Each model's prediction and class probabilities for one (28, 28) uint8 image, in ``order``."""
+    rows = []
+    for name in order:
+        model, classes = models[name]
+        proba = np.asarray(model.predict_proba(image[None]))[0]  # (k,)
+        best = int(proba.argmax())
+        rows.append(
+            {
+                "model": name,
+                "digit": classes[best],
+                "confidence": float(proba[best]),
+                "probabilities": {c: float(p) for c, p in zip(classes, proba, strict=True)},
+            }
+        )
+    return rows
+
+
+def _model_order(run: Path, models: dict[str, Any]) -> list[str]:
+    accuracy = {
+        n: (read_json(run, f"evaluate-{n}.json") or read_json(run, f"{n}.json") or {}).get("accuracy", 0.0)
+        for n in models
+    }
+    return sorted(models, key=lambda n: (-accuracy[n], n))
+
+
+def _show_predictions(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
+    from digitlab.pipeline import UNCERTAIN
+
+    left, right = st.columns([1, 3])
+    with left:
+        st.image(np.kron(image, np.ones((5, 5), dtype=np.uint8)), caption="What the models see (28 × 28)")
+    with right:
+        top = rows[0]
+        with st.container(key="prediction"):
+            st.markdown(f"## Prediction: {top['digit']}")
+            st.markdown(f"**{top['confidence']:.1%}** sure, by **{top['model']}** (the most accurate saved model)")
+            if top["confidence"] < UNCERTAIN:
+                st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
+        st.bar_chart({"probability": top["probabilities"]}, height=180)
+    table = [
+        {"model": r["model"], "prediction": r["digit"], "confidence": r["confidence"], **r["probabilities"]}
+        for r in rows
+    ]
+    config = {
+        c: st.column_config.ProgressColumn(c, format="percent", min_value=0.0, max_value=1.0)
+        for c in ["confidence", *rows[0]["probabilities"]]
+    }
+    with st.container(key="all_models"):
+        st.dataframe(table, hide_index=True, column_config=config)
+
+
+def _recognise(models: dict[str, tuple[Any, list[str]]], order: list[str], source: Any, name: str) -> None:
+    from digitlab.images import to_mnist
+
+    try:
+        image = to_mnist(source, name)
+    except DigitlabError as exc:
+        st.error(str(exc))
+        return
+    if not image.any():
+        st.info("No ink found: the picture is blank. Draw or upload a digit.")
+        return
+    _show_predictions(image, predict_all(models, image, order))
+
+
+def try_it_page() -> None:
+    run = frame("Try it", "Draw a digit or upload a picture; every saved model reads it.")
+    if run is None:
+        return
+    paths = _saved_models(run)
+    models, problems = load_models(str(run), tuple(p.stat().st_mtime for p in paths))
+    for problem in problems:
+        st.warning(problem)
+    if not models:
+        st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
+        return
+    order = _model_order(run, models)
+    draw, upload = st.tabs(["Draw", "Upload"])
+    with draw:
+        _draw(models, order)
+    with upload:
+        _upload(models, order)
+
+
+def _draw(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
+    try:
+        from streamlit_drawable_canvas import st_canvas
+    except Exception as exc:  # the component registers itself only under `streamlit run`
+        st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
+        return
+    left, right = st.columns([1, 2])
+    with left:
+        width = st.slider("Pen width", 8, 40, 20, key="pen")
+        with st.container(key="canvas"):
+            result = st_canvas(
+                stroke_width=width,
+                stroke_color="#000000",
+                background_color="#FFFFFF",
+                height=CANVAS_SIZE,
+                width=CANVAS_SIZE,
+                drawing_mode="freedraw",
+                update_streamlit=True,
+                return_image_data=True,
+                key="digit_canvas",
+            )
+        st.caption("Draw one digit, large and centred; the bin icon clears the canvas.")
+    with right:
+        image = result.image_data
+        if image is None or not (result.json_data or {}).get("objects"):
+            st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
+            return
+        _recognise(models, order, image, "drawing")
+
+
+def _upload(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
+    from digitlab.images import MAX_BYTES
+
+    uploaded = st.file_uploader(
+        f"A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; at most {MAX_BYTES // 2**20} MB)",
+        key="upload",
+    )
+    if uploaded is None:
+        st.info("Upload a photo, scan or screenshot of a digit: dark ink on light paper or light on dark.")
+        return
+    _recognise(models, order, uploaded.getvalue(), uploaded.name)
