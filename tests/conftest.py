@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -61,3 +64,20 @@ def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def real_mnist(mnist_cache: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("DIGITLAB_DATA", str(mnist_cache))
     return mnist_cache
+
+
+@pytest.fixture(scope="session")
+def mnist_run(mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One real quick run on MNIST (6,000 / 1,000) with tuning and augmentation: what report and dashboard show."""
+    runs = tmp_path_factory.mktemp("runs")
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "run", "--quick", "--models", "lr,knn,cnn", "--tune", "lr"]
+        + ["--augment", "opencv", "--augment-model", "lr", "--out", str(runs), "--json"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DIGITLAB_DATA": str(mnist_cache)},
+        timeout=900,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return Path(json.loads(proc.stdout)["run"])

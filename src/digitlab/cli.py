@@ -754,13 +754,44 @@ def run_command(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    tune: Annotated[
+        str | None, typer.Option("--tune", help="Also tune this model, saved as <name>-tuned (default: no tuning).")
+    ] = None,
+    search: Annotated[str, typer.Option("--search", help="grid, random or halving (default: halving).")] = "halving",
+    augment: Annotated[
+        str | None,
+        typer.Option("--augment", help="Also measure this augmentation back end, e.g. opencv (default: none)."),
+    ] = None,
+    augment_model: Annotated[
+        str, typer.Option("--augment-model", help="Model trained with and without augmentation (default: mlp).")
+    ] = "mlp",
     as_json: Json = False,
 ) -> None:
-    """The whole pipeline: data → explore → preprocess → compare → evaluate → report."""
+    """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
     names = registry.parse_names(models)
+    if tune is not None:
+        from digitlab.tune import SEARCHES
+
+        registry.get(tune)
+        if search not in SEARCHES:
+            raise DigitlabError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}.")
+    if augment is not None:
+        from digitlab.augment import get_augmenter
+
+        get_augmenter(augment)
+        registry.get(augment_model)
     reporter = Reporter()
     with reporter.live(), _run_folder(out, "run") as run:
-        result = pipeline.run_all(_settings(dataset, data_dir, seed, quick), run, names, reporter)
+        result = pipeline.run_all(
+            _settings(dataset, data_dir, seed, quick),
+            run,
+            names,
+            reporter,
+            tune_model=tune,
+            search=search,
+            augment_library=augment,
+            augment_model=augment_model,
+        )
     result["run"] = str(run.path)
     result["seconds"] = time.perf_counter() - reporter.start
     _emit(

@@ -331,8 +331,13 @@ def tune(
     scheduler: str | None = None,
     dask_local: int | None = None,
     status: Status = _quiet,
+    save_as: str | None = None,
 ) -> dict[str, Any]:
-    """Cross-validated search on the training split only; the test split scores the refitted best once."""
+    """Cross-validated search on the training split only; the test split scores the refitted best once.
+
+    The refitted model and its evaluation are saved under ``save_as`` (default: the model's name).
+    """
+    saved_name = save_as or name
     from digitlab import tune as tune_lib
 
     x_search, y_search = ds.x_train, ds.y_train  # the test split is never handed to the search
@@ -357,16 +362,17 @@ def tune(
     )
     status(f"tune {name}: scoring the refitted best model on the test split (once)")
     y_pred, proba, predict_s, metrics = score_model(found.model, ds)
-    trained = Trained(name, found.model, found.seconds, predict_s, y_pred, proba, metrics)
+    trained = Trained(saved_name, found.model, found.seconds, predict_s, y_pred, proba, metrics)
     row = _save_trained(trained, ds, run, seed)
     figures: dict[str, str] = {}
     full_space = tune_lib.space_for(name, space)
     varied = {k: v for k, v in full_space.items() if len(v) > 1}
     if search == "grid" and len(varied) == 2:
-        figures["heatmap"] = str(_tune_heatmap(found, varied, name, run).relative_to(run.path))
-    evaluation = _evaluation_figures(metrics, proba, ds, run, name)
+        figures["heatmap"] = str(_tune_heatmap(found, varied, saved_name, run).relative_to(run.path))
+    evaluation = _evaluation_figures(metrics, proba, ds, run, saved_name)
     result = {
         "model": name,
+        "saved_as": saved_name,
         "search": search,
         "cv": cv,
         "backend": found.backend,
@@ -539,9 +545,16 @@ def predict_files(sources: Sequence[Any], path: Path, names: Sequence[str] | Non
 
 
 def run_all(
-    settings: Settings, run: Run, names: Sequence[str] = DEFAULT_MODELS, status: Status = _quiet
+    settings: Settings,
+    run: Run,
+    names: Sequence[str] = DEFAULT_MODELS,
+    status: Status = _quiet,
+    tune_model: str | None = None,
+    search: str = "halving",
+    augment_library: str | None = None,
+    augment_model: str = "mlp",
 ) -> dict[str, Any]:
-    """Every step in order, into one run folder."""
+    """Every step in order, into one run folder; tuning and augmentation when asked for."""
     status("data: loading and verifying")
     ds = load(settings, status)
     result: dict[str, Any] = {
@@ -554,6 +567,12 @@ def run_all(
     status("preprocess: raw vs normalised")
     result["preprocess"] = preprocess(ds, run, settings.seed)
     result["compare"] = compare(ds, names, run, settings.seed, status)
+    if tune_model is not None:  # saved beside the untuned model, as <name>-tuned
+        result["tune"] = tune(
+            ds, tune_model, run, settings.seed, search=search, status=status, save_as=f"{tune_model}-tuned"
+        )
+    if augment_library is not None:
+        result["augment"] = augment(ds, augment_library, augment_model, run, settings.seed, status=status)
     write_json(run.file("metrics.json"), result)
     status("report: one HTML file")
     result["report"] = report(run)

@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from jinja2 import Environment, PackageLoader
 
 from digitlab.artifacts import atomic_open, library_versions
 from digitlab.errors import DigitlabError
@@ -170,7 +170,6 @@ def render(run_path: str | Path) -> tuple[str, dict[str, Any]]:
     env = Environment(
         loader=PackageLoader("digitlab.report", "templates"),
         autoescape=True,
-        undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )

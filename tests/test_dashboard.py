@@ -1,0 +1,177 @@
+"""The Streamlit dashboard, page by page, with Streamlit's own AppTest on a real run folder."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from digitlab.dashboard import APP, PAGES, views
+from digitlab.data.datasets import load_dataset
+
+TIMEOUT = 120  # seconds for one script run (model loading on a busy CI machine)
+
+
+@pytest.fixture
+def on_run(mnist_run: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv(views.RUN_ENV, str(mnist_run))
+    monkeypatch.setenv(views.RUNS_ENV, str(mnist_run.parent))
+    return mnist_run
+
+
+def page(name: str) -> AppTest:
+    at = AppTest.from_file(str(PAGES / f"{name}.py"), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    return at
+
+
+def test_data_page_shows_counts_files_and_figures(on_run: Path) -> None:
+    at = page("data")
+    assert at.title[0].value == "Data"
+    assert [m.value for m in at.metric] == ["mnist", "6,000", "1,000", "28 × 28"]
+    counts, files = at.dataframe[0].value, at.dataframe[1].value
+    assert counts["train"].sum() == 6000 and counts["test"].sum() == 1000
+    data = json.loads((on_run / "data.json").read_text())
+    assert list(files["SHA-256"]) == [f["sha256"] for f in data["files"].values()]
+    assert len(at.get("image")) == 5  # ten examples, 10 per class, histogram, mean images, pixel histogram
+
+
+def test_preprocess_page_shows_statistics_and_the_normalised_sample(on_run: Path) -> None:
+    at = page("preprocess")
+    stats = at.dataframe[1].value
+    assert list(stats["pixels"]) == ["raw", "scaled", "standardised"]
+    sample = at.dataframe[2].value
+    assert sample.shape == (28, 28) and 0.0 <= sample.to_numpy().min() and sample.to_numpy().max() <= 1.0
+    assert len(at.get("image")) == 3
+
+
+def test_models_page_compares_and_lists_aspects(on_run: Path) -> None:
+    at = page("models")
+    table, aspects = at.dataframe[0].value, at.dataframe[1].value
+    compare = json.loads((on_run / "compare.json").read_text())
+    best = max(compare["models"], key=lambda m: m["accuracy"])
+    assert table["model"].iloc[0] == best["model"]  # sorted by accuracy
+    assert table["test accuracy"].iloc[0] == pytest.approx(best["accuracy"] * 100)
+    assert set(aspects["model"]) == {"lr", "knn", "cnn"} and aspects["pros"].str.len().min() > 10
+
+
+def test_evaluation_page_model_picker_switches_the_model(on_run: Path) -> None:
+    at = page("evaluation")
+    picker = at.selectbox(key="eval_model")
+    assert set(picker.options) == {"lr", "knn", "cnn", "lr-tuned"}
+    picker.select("knn").run()
+    assert not at.exception
+    knn = json.loads((on_run / "evaluate-knn.json").read_text())
+    assert at.metric[0].value == f"{knn['accuracy']:.2%}"
+    report = at.dataframe[0].value
+    assert list(report["label"][:10]) == [str(d) for d in range(10)]
+    assert len(at.get("image")) == 3  # confusion matrix, true/predicted grid, misclassified gallery
+
+
+def test_tuning_and_augmentation_pages_show_their_results(on_run: Path) -> None:
+    tune = json.loads((on_run / "tune.json").read_text())
+    at = page("tuning")
+    assert [m.value for m in at.metric] == [
+        "lr",
+        f"{tune['best_cv_accuracy']:.2%}",
+        f"{tune['test']['accuracy']:.2%}",
+    ]
+    assert len(at.dataframe[0].value) == len(tune["candidates"])
+    at = page("augmentation")
+    rows = at.dataframe[0].value
+    assert list(rows["library"]) == ["opencv"] and list(rows["model"]) == ["lr"]
+    assert len(at.get("image")) == 1
+
+
+def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) -> None:
+    at = page("try_it")
+    assert at.tabs[0].label == "Draw" and at.tabs[1].label == "Upload"
+    messages = [i.value for i in at.info]
+    assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
+    models, problems = views.load_models(str(on_run), (0.0,))
+    assert problems == [] and set(models) == {"lr", "knn", "cnn", "lr-tuned", "lr-opencv"}
+
+
+def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
+    at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+    at.run()
+    assert not at.exception and at.title[0].value == "Data"
+    for name, title in [("tuning", "Tuning"), ("try_it", "Try it")]:
+        at.switch_page(str(PAGES / f"{name}.py")).run()
+        assert not at.exception and at.title[0].value == title
+
+
+def test_every_model_reads_real_test_digits(mnist_run: Path, real_mnist: Path) -> None:
+    models, _ = views.load_models(str(mnist_run), (1.0,))
+    order = views._model_order(mnist_run, models)
+    assert order[0] == "cnn"  # the most accurate model leads
+    ds = load_dataset("mnist")
+    hits = {name: 0 for name in order}
+    for image, label in zip(ds.x_test[:50], ds.y_test[:50], strict=True):
+        for row in views.predict_all(models, image, order):
+            hits[row["model"]] += row["digit"] == str(label)
+            assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert min(hits.values()) >= 42, hits
+
+
+def test_ensemble_member_files_are_not_listed_twice(tmp_path: Path) -> None:
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in ["ensemble-0-cnn.pt", "ensemble-1-svm.skops", "svm.skops", "cnn.pt.json"]:
+        (models / name).write_bytes(b"")
+    (models / "ensemble.ensemble.json").write_text(json.dumps({"files": ["ensemble-0-cnn.pt", "ensemble-1-svm.skops"]}))
+    assert [p.name for p in views._saved_models(tmp_path)] == ["ensemble.ensemble.json", "svm.skops"]
+
+
+def test_without_a_run_it_offers_training_then_shows_the_new_run(
+    real_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(views.RUN_ENV, raising=False)
+    monkeypatch.setenv(views.RUNS_ENV, str(tmp_path / "runs"))
+    at = AppTest.from_file(str(PAGES / "data.py"), default_timeout=600)
+    at.run()
+    assert not at.exception
+    assert "No saved run" in at.warning[0].value and not (tmp_path / "runs").exists()  # nothing trained at start
+    assert at.radio[0].value == "quick"
+    at.multiselect[0].set_value([])
+    at.button[0].click().run()
+    assert at.error[0].value == "Pick at least one model to train."
+    at.multiselect[0].set_value(["lr"])
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    latest = tmp_path / "runs" / "latest"
+    assert (latest / "models" / "lr.skops").is_file() and (latest / "report.html").is_file()
+    assert [m.value for m in at.metric][:3] == ["mnist", "6,000", "1,000"]  # the page now shows the new run
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["no-such-run"], "error: run folder not found: 'no-such-run'"),
+        (["--port", "70000"], "error: --port 70000: choose a port between 1 and 65535."),
+    ],
+)
+def test_dashboard_command_errors_are_one_line(args: list[str], expected: str, tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "dashboard", *args, "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().startswith(expected), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_progress_follows_the_pipeline_messages() -> None:
+    assert views._progress_fraction("data: loading and verifying", 0.0) == pytest.approx(0.03)
+    assert views._progress_fraction("[3/5] svm: fitting", 0.1) == pytest.approx(0.15 + 0.8 * 2 / 5)
+    assert views._progress_fraction("tune lr: scoring", 0.5) == 0.5  # unknown lines keep the bar where it is
+    assert np.isclose(views._progress_fraction("report: one HTML file", 0.5), 0.97)
