@@ -5,12 +5,13 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: help install system-data run quick test lint typecheck pytest bench clean
+.PHONY: help install system-data browser run quick dashboard test lint typecheck pytest bench clean
 
 help:
 	@echo "make run    - create .venv, install digitlab and run the whole pipeline on MNIST"
 	@echo "make quick  - the same on a 6,000/1,000 subset (about a minute)"
 	@echo "make test   - install test tools, then ruff, mypy and pytest"
+	@echo "make dashboard - the Streamlit dashboard on the latest run"
 	@echo "make bench  - full-data benchmarks, written to benchmarks/BENCHMARKS.md"
 
 $(PY):
@@ -29,6 +30,13 @@ system-data:
 		(apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist) >/dev/null 2>&1 \
 		|| echo "note: could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"; fi
 
+# The browser tests drive Debian's chromium (Playwright cannot download browsers here); they never skip.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ ! -x $(CHROMIUM) ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+	@[ -x $(CHROMIUM) ] || { echo "error: $(CHROMIUM) is missing; install Debian's chromium (sudo apt-get install chromium) for the browser tests."; exit 1; }
+
 run: install
 	$(VENV)/bin/digitlab run $(ARGS)
 
@@ -42,7 +50,10 @@ lint: install
 typecheck: install
 	$(VENV)/bin/mypy
 
-pytest: install system-data
+dashboard: install
+	$(VENV)/bin/digitlab dashboard $(ARGS)
+
+pytest: install system-data browser
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
@@ -54,6 +65,7 @@ bench: install
 	$(PY) benchmarks/cnn.py
 	$(PY) benchmarks/augment.py
 	$(PY) benchmarks/scratch.py
+	$(PY) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info
