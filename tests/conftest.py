@@ -71,8 +71,10 @@ def mnist_run(mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     """One real quick run on MNIST (6,000 / 1,000) with tuning and augmentation: what report and dashboard show."""
     runs = tmp_path_factory.mktemp("runs")
     proc = subprocess.run(
-        [sys.executable, "-m", "digitlab", "run", "--quick", "--models", "lr,knn,cnn", "--tune", "lr"]
-        + ["--augment", "opencv", "--augment-model", "lr", "--out", str(runs), "--json"],
+        [
+            *(sys.executable, "-m", "digitlab", "run", "--quick", "--models", "lr,knn,cnn", "--tune", "lr"),
+            *("--augment", "opencv", "--augment-model", "lr", "--out", str(runs), "--json"),
+        ],
         capture_output=True,
         text=True,
         env={**os.environ, "DIGITLAB_DATA": str(mnist_cache)},

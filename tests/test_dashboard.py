@@ -48,7 +48,7 @@ def test_preprocess_page_shows_statistics_and_the_normalised_sample(on_run: Path
     stats = at.dataframe[1].value
     assert list(stats["pixels"]) == ["raw", "scaled", "standardised"]
     sample = at.dataframe[2].value
-    assert sample.shape == (28, 28) and 0.0 <= sample.to_numpy().min() and sample.to_numpy().max() <= 1.0
+    assert sample.shape == (28, 28) and sample.to_numpy().min() >= 0.0 and sample.to_numpy().max() <= 1.0
     assert len(at.get("image")) == 3
 
 

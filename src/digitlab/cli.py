@@ -738,6 +738,10 @@ def dashboard(
     cmd += ["--server.address", address, "--server.headless", str(not browser).lower()]
     cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
     cmd += ["--client.toolbarMode", "minimal"]
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if os.name == "posix":  # the server takes this process's place, so a stop signal reaches it directly
+        os.execve(sys.executable, cmd, env)
     try:
         code = subprocess.call(cmd, env=env)
     except KeyboardInterrupt:

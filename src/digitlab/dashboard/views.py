@@ -10,6 +10,7 @@ import json
 import os
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ RUN_ENV = "DIGITLAB_RUN"  # run folder to open (set by `digitlab dashboard RUN`)
 RUNS_ENV = "DIGITLAB_RUNS"  # folder holding the run folders (default: runs)
 MODEL_SUFFIXES = (".ensemble.json", ".skops", ".pt", ".npz")
 CANVAS_SIZE = 280  # 10× MNIST's 28 pixels
+Models = dict[str, tuple[Any, list[str]]]  # name -> (fitted model, class names)
 
 
 # --- where the run is -----------------------------------------------------------------------
@@ -83,7 +85,9 @@ def _sidebar(run: Path | None) -> None:
                 st.rerun()
             report = run / "report.html" if run is not None else None
             if report is not None and report.is_file():
-                st.download_button("Download the HTML report", report.read_bytes(), "report.html", "text/html")
+                st.download_button(  # read on click, not at every rerun
+                    "Download the HTML report", report.read_bytes, "report.html", "text/html", on_click="ignore"
+                )
         st.caption(f"Runs folder: {root}")
 
 
@@ -392,11 +396,11 @@ def _saved_models(run: Path) -> list[Path]:
 
 
 @st.cache_resource(show_spinner="Loading the saved models…", max_entries=4)
-def load_models(run: str, stamp: tuple[float, ...]) -> tuple[dict[str, tuple[Any, list[str]]], list[str]]:
+def load_models(run: str, stamp: tuple[float, ...]) -> tuple[Models, list[str]]:
     """Every saved 28×28 model of the run, with its class names; problems as one line each."""
     from digitlab.models.store import load_model
 
-    models: dict[str, tuple[Any, list[str]]] = {}
+    models: Models = {}
     problems: list[str] = []
     for path in _saved_models(Path(run)):
         try:
@@ -412,8 +416,23 @@ def load_models(run: str, stamp: tuple[float, ...]) -> tuple[dict[str, tuple[Any
     return models, problems
 
 
-def predict_all(models: dict[str, tuple[Any, list[str]]], image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
+def _one_openmp_thread() -> None:
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="openmp")  # OpenMP's setting is per thread: this thread only
+
+
+# One image needs no thread team, and a team waiting at its barriers on a busy machine (the browser
+# drawing on the same cores) turns a 1 ms CNN call into 100 ms. Predictions run on this one thread.
+_PREDICTOR = ThreadPoolExecutor(1, thread_name_prefix="digitlab-predict", initializer=_one_openmp_thread)
+
+
+def predict_all(models: Models, image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
     """Each model's prediction and class probabilities for one (28, 28) uint8 image, in ``order``."""
+    return _PREDICTOR.submit(_predict_all, models, image, order).result()
+
+
+def _predict_all(models: Models, image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
     rows = []
     for name in order:
         model, classes = models[name]
@@ -438,20 +457,23 @@ def _model_order(run: Path, models: dict[str, Any]) -> list[str]:
     return sorted(models, key=lambda n: (-accuracy[n], n))
 
 
-def _show_predictions(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
+def _show_headline(top: dict[str, Any]) -> None:
     from digitlab.pipeline import UNCERTAIN
 
+    with st.container(key="prediction"):
+        st.markdown(f"## Prediction: {top['digit']}")
+        st.markdown(f"**{top['confidence']:.1%}** sure, by **{top['model']}** (the most accurate saved model)")
+        if top["confidence"] < UNCERTAIN:
+            st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
+
+
+def _show_details(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
+    """The image the models see, the leading model's probabilities and every model's row."""
     left, right = st.columns([1, 3])
     with left:
         st.image(np.kron(image, np.ones((5, 5), dtype=np.uint8)), caption="What the models see (28 × 28)")
     with right:
-        top = rows[0]
-        with st.container(key="prediction"):
-            st.markdown(f"## Prediction: {top['digit']}")
-            st.markdown(f"**{top['confidence']:.1%}** sure, by **{top['model']}** (the most accurate saved model)")
-            if top["confidence"] < UNCERTAIN:
-                st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
-        st.bar_chart({"probability": top["probabilities"]}, height=180)
+        st.bar_chart({"probability": rows[0]["probabilities"]}, height=180)
     table = [
         {"model": r["model"], "prediction": r["digit"], "confidence": r["confidence"], **r["probabilities"]}
         for r in rows
@@ -464,7 +486,12 @@ def _show_predictions(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
         st.dataframe(table, hide_index=True, column_config=config)
 
 
-def _recognise(models: dict[str, tuple[Any, list[str]]], order: list[str], source: Any, name: str) -> None:
+def _loaded(run: Path) -> tuple[Models, list[str]]:
+    """The run's models (loaded once per set of files, shared by every session) and the problems met."""
+    return load_models(str(run), tuple(p.stat().st_mtime for p in _saved_models(run)))
+
+
+def _recognise(run: Path, source: Any, name: str) -> None:
     from digitlab.images import to_mnist
 
     try:
@@ -475,32 +502,40 @@ def _recognise(models: dict[str, tuple[Any, list[str]]], order: list[str], sourc
     if not image.any():
         st.info("No ink found: the picture is blank. Draw or upload a digit.")
         return
-    _show_predictions(image, predict_all(models, image, order))
+    models, _ = _loaded(run)
+    if not models:
+        return
+    order = _model_order(run, models)
+    rows = predict_all(models, image, order[:1])
+    _show_headline(rows[0])  # on screen while the other models read the digit
+    rows += predict_all(models, image, order[1:])
+    _show_details(image, rows)
 
 
 def try_it_page() -> None:
     run = frame("Try it", "Draw a digit or upload a picture; every saved model reads it.")
     if run is None:
         return
-    paths = _saved_models(run)
-    models, problems = load_models(str(run), tuple(p.stat().st_mtime for p in paths))
-    for problem in problems:
-        st.warning(problem)
-    if not models:
-        st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
-        return
-    order = _model_order(run, models)
+    notes = st.container()  # filled once the models are loaded, after the page is on screen
     draw, upload = st.tabs(["Draw", "Upload"])
     with draw:
-        _draw(models, order)
+        _draw(str(run))
     with upload:
-        _upload(models, order)
+        _upload(run)
+    models, problems = _loaded(run)  # after the page is drawn: warm before the first stroke
+    with notes:
+        for problem in problems:
+            st.warning(problem)
+        if not models:
+            st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
 
 
-def _draw(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
+@st.fragment
+def _draw(run: str) -> None:
+    """A fragment: a stroke reruns only this, not the whole page."""
     try:
         from streamlit_drawable_canvas import st_canvas
-    except Exception as exc:  # the component registers itself only under `streamlit run`
+    except Exception as exc:  # the component registers itself only inside a Streamlit runtime
         st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
         return
     left, right = st.columns([1, 2])
@@ -524,10 +559,10 @@ def _draw(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
         if image is None or not (result.json_data or {}).get("objects"):
             st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
             return
-        _recognise(models, order, image, "drawing")
+        _recognise(Path(run), image, "drawing")
 
 
-def _upload(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
+def _upload(run: Path) -> None:
     from digitlab.images import MAX_BYTES
 
     uploaded = st.file_uploader(
@@ -537,4 +572,4 @@ def _upload(models: dict[str, tuple[Any, list[str]]], order: list[str]) -> None:
     if uploaded is None:
         st.info("Upload a photo, scan or screenshot of a digit: dark ink on light paper or light on dark.")
         return
-    _recognise(models, order, uploaded.getvalue(), uploaded.name)
+    _recognise(run, uploaded.getvalue(), uploaded.name)
