@@ -88,6 +88,8 @@ def test_run_quick_on_digits_end_to_end(tmp_path: Path) -> None:
     for name in ["metrics.json", "explore.json", "preprocess.json", "compare.json", "evaluate-svm.json"]:
         assert (run / name).is_file(), name
     assert "[" in proc.stderr  # progress lines on stderr, not on stdout
+    report = (run / "report.html").read_text()  # a dataset from a library, not files, reports too
+    assert "sklearn.datasets.load_digits" in report and "bundled with scikit-learn" in report
 
 
 @pytest.mark.slow

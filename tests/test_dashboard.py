@@ -175,3 +175,25 @@ def test_progress_follows_the_pipeline_messages() -> None:
     assert views._progress_fraction("[3/5] svm: fitting", 0.1) == pytest.approx(0.15 + 0.8 * 2 / 5)
     assert views._progress_fraction("tune lr: scoring", 0.5) == 0.5  # unknown lines keep the bar where it is
     assert np.isclose(views._progress_fraction("report: one HTML file", 0.5), 0.97)
+
+
+def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_drawings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "run", "--quick", "--dataset", "digits", "--models", "lr", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    monkeypatch.setenv(views.RUN_ENV, json.loads(proc.stdout)["run"])
+    at = page("data")
+    assert [m.value for m in at.metric] == ["digits", "1,347", "450", "8 × 8"]
+    assert list(at.dataframe[1].value["SHA-256"]) == ["—"]  # from a library: no file, no checksum
+    at = AppTest.from_file(str(PAGES / "try_it.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert "trained on [8, 8] images" in at.warning[0].value
+    assert "None of the saved models reads 28 × 28 digits" in at.error[0].value

@@ -26,7 +26,7 @@ def test_explore_writes_statistics_and_figures(which: str, tiny_idx_dir: Path, t
     assert result["splits"]["train"]["per_class"] == np.bincount(ds.y_train, minlength=10).tolist()
     assert result["splits"]["train"]["x_shape"] == list(ds.x_train.shape)
     assert result["splits"]["test"]["pixels"]["max"] == float(ds.x_test.max())
-    assert set(result["figures"]) == {"class_histogram", "examples", "mean_images", "pixel_histogram"}
+    assert set(result["figures"]) == {"class_histogram", "examples", "mean_images", "pixel_histogram", "ten_examples"}
     for rel in result["figures"].values():
         assert _is_png(run.path / rel)
     assert json.loads(run.file("explore.json").read_text())["splits"] == result["splits"]

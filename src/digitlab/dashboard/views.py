@@ -103,6 +103,18 @@ def frame(title: str, intro: str) -> Path | None:
     return run
 
 
+def frame_with(title: str, intro: str, name: str, what: str, command: str) -> tuple[Path, dict[str, Any]] | None:
+    """``frame`` plus the run's JSON file ``name``; without it, says which command makes it (returns None)."""
+    run = frame(title, intro)
+    if run is None:
+        return None
+    result = read_json(run, name)
+    if result is None:
+        absent(what, command)
+        return None
+    return run, result
+
+
 def absent(what: str, command: str) -> None:
     st.info(f"This run has no {what}. `{command}` adds them.")
 
@@ -199,10 +211,10 @@ def data_page() -> None:
                 [
                     {
                         "file": name,
-                        "bytes": f["bytes"],
-                        "SHA-256": f["sha256"],
-                        "verified": f["verified"],
-                        "source": f["source"],
+                        "bytes": f.get("bytes"),
+                        "SHA-256": f.get("sha256", "—"),
+                        "verified": f.get("verified", False),
+                        "source": f.get("source", ""),
                     }
                     for name, f in data["files"].items()
                 ],
@@ -222,13 +234,16 @@ def data_page() -> None:
 
 
 def preprocess_page() -> None:
-    run = frame("Preprocessing", "Raw pixels against normalised ones, and the deskew every model applies first.")
-    if run is None:
+    found = frame_with(
+        "Preprocessing",
+        "Raw pixels against normalised ones, and the deskew every model applies first.",
+        "preprocess.json",
+        "preprocessing results",
+        "digitlab preprocess",
+    )
+    if found is None:
         return
-    result = read_json(run, "preprocess.json")
-    if result is None:
-        absent("preprocessing results", "digitlab preprocess")
-        return
+    run, result = found
     st.dataframe([{"step": k, "what it does": v} for k, v in result["steps"].items()], hide_index=True)
     st.subheader("Pixel statistics")
     st.dataframe([dict(pixels=k, **v) for k, v in result["stats"].items()], hide_index=True)
@@ -241,20 +256,19 @@ def preprocess_page() -> None:
     figure(run, figs.get("value_histograms"), "Pixel values before and after standardisation.")
 
 
-def _aspects(names: list[str]) -> list[dict[str, str]]:
-    from digitlab.report import _aspects as aspects
-
-    return aspects(names)
-
-
 def models_page() -> None:
-    run = frame("Models and comparison", "Every model trained on the same data with the same seed.")
-    if run is None:
+    from digitlab.report import aspects
+
+    found = frame_with(
+        "Models and comparison",
+        "Every model trained on the same data with the same seed.",
+        "compare.json",
+        "model comparison",
+        "digitlab compare",
+    )
+    if found is None:
         return
-    compare = read_json(run, "compare.json")
-    if compare is None:
-        absent("model comparison", "digitlab compare")
-        return
+    run, compare = found
     st.caption(
         f"{compare['n_train']:,} training and {compare['n_test']:,} test images of {compare['dataset']}; "
         f"seed {compare['seed']}. Best: **{compare['best']}**."
@@ -277,7 +291,7 @@ def models_page() -> None:
     )
     figure(run, compare.get("figure"))
     st.subheader("Aspects to consider")
-    st.dataframe(_aspects([m["model"] for m in compare["models"]]), hide_index=True)
+    st.dataframe(aspects([m["model"] for m in compare["models"]]), hide_index=True)
 
 
 def _evaluated(run: Path) -> list[str]:
@@ -319,13 +333,16 @@ def evaluation_page() -> None:
 
 
 def tuning_page() -> None:
-    run = frame("Tuning", "Cross-validated search on the training split only; the test split scores the winner once.")
-    if run is None:
+    found = frame_with(
+        "Tuning",
+        "Cross-validated search on the training split only; the test split scores the winner once.",
+        "tune.json",
+        "tuning results",
+        "digitlab tune --model svm --search halving",
+    )
+    if found is None:
         return
-    tune = read_json(run, "tune.json")
-    if tune is None:
-        absent("tuning results", "digitlab tune --model svm --search halving")
-        return
+    run, tune = found
     cols = st.columns(3)
     cols[0].metric("Model", tune["model"])
     cols[1].metric("Best mean CV accuracy", f"{tune['best_cv_accuracy']:.2%}")

@@ -71,7 +71,7 @@ class _Figures:
         return Figure(rel, "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii"), caption)
 
 
-def _aspects(names: list[str]) -> list[dict[str, str]]:
+def aspects(names: list[str]) -> list[dict[str, str]]:
     from digitlab.models import registry
 
     rows = []
@@ -130,7 +130,7 @@ def context(run_path: str | Path) -> dict[str, Any]:
         "augments": augments,
         "augment_compare": _read_json(run, "augment-compare.json"),
         "ensemble": _read_json(run, "ensemble.json"),
-        "aspects": _aspects(model_names),
+        "aspects": aspects(model_names),
         "sections": SECTIONS,
         "versions": library_versions(),
         "created": datetime.now().strftime("%Y-%m-%d %H:%M"),
