@@ -54,7 +54,7 @@ dashboard: install
 	$(VENV)/bin/digitlab dashboard $(ARGS)
 
 pytest: install system-data browser
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	DIGITLAB_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -8,7 +9,7 @@ import pytest
 from PIL import Image
 
 from digitlab import pipeline
-from digitlab.artifacts import new_run
+from digitlab.artifacts import atomic_open, atomic_write_bytes, new_run
 from digitlab.data.datasets import load_dataset
 from digitlab.models.store import load_model
 
@@ -59,3 +60,15 @@ def test_compare_then_evaluate_saved_model(tmp_path: Path) -> None:
     cm = np.array(evaluation["confusion_matrix"])
     assert cm.sum() == len(ds.y_test) and np.trace(cm) == len(ds.y_test) - evaluation["n_errors"]
     assert len(evaluation["misclassified"]) == min(40, evaluation["n_errors"])
+
+
+def test_saved_files_are_complete_or_untouched_and_readable_like_any_file(tmp_path: Path) -> None:
+    target = tmp_path / "out" / "report.html"
+    atomic_write_bytes(target, b"first")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's owner-only 0o600
+    with pytest.raises(RuntimeError), atomic_open(target, "w") as fh:
+        fh.write("half")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"first" and os.listdir(target.parent) == ["report.html"]

@@ -484,7 +484,7 @@ def _show_headline(top: dict[str, Any]) -> None:
             st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
 
 
-def _show_details(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
+def _show_details(image: np.ndarray, rows: list[dict[str, Any]], below: Any = None) -> None:
     """The image the models see, the leading model's probabilities and every model's row."""
     left, right = st.columns([1, 3])
     with left:
@@ -495,11 +495,13 @@ def _show_details(image: np.ndarray, rows: list[dict[str, Any]]) -> None:
         {"model": r["model"], "prediction": r["digit"], "confidence": r["confidence"], **r["probabilities"]}
         for r in rows
     ]
-    config = {
-        c: st.column_config.ProgressColumn(c, format="percent", min_value=0.0, max_value=1.0)
-        for c in ["confidence", *rows[0]["probabilities"]]
+    config: dict[str, Any] = {  # numbers for the ten digits, so that they all fit beside the model's name
+        c: st.column_config.NumberColumn(c, format="percent", width=58) for c in rows[0]["probabilities"]
     }
-    with st.container(key="all_models"):
+    config["confidence"] = st.column_config.ProgressColumn(
+        "confidence", format="percent", min_value=0.0, max_value=1.0, width="small"
+    )
+    with below if below is not None else st.container(), st.container(key="all_models"):
         st.dataframe(table, hide_index=True, column_config=config)
 
 
@@ -508,7 +510,8 @@ def _loaded(run: Path) -> tuple[Models, list[str]]:
     return load_models(str(run), tuple(p.stat().st_mtime for p in _saved_models(run)))
 
 
-def _recognise(run: Path, source: Any, name: str) -> None:
+def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
+    """``source`` through to_mnist and every model; the table of all models goes in ``below`` when given."""
     from digitlab.images import to_mnist
 
     try:
@@ -526,7 +529,7 @@ def _recognise(run: Path, source: Any, name: str) -> None:
     rows = predict_all(models, image, order[:1])
     _show_headline(rows[0])  # on screen while the other models read the digit
     rows += predict_all(models, image, order[1:])
-    _show_details(image, rows)
+    _show_details(image, rows, below)
 
 
 def try_it_page() -> None:
@@ -556,6 +559,7 @@ def _draw(run: str) -> None:
         st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
         return
     left, right = st.columns([1, 2])
+    below = st.container()  # full width, for the table of every model
     with left:
         width = st.slider("Pen width", 8, 40, 20, key="pen")
         with st.container(key="canvas"):
@@ -576,7 +580,7 @@ def _draw(run: str) -> None:
         if image is None or not (result.json_data or {}).get("objects"):
             st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
             return
-        _recognise(Path(run), image, "drawing")
+        _recognise(Path(run), image, "drawing", below)
 
 
 def _upload(run: Path) -> None:
