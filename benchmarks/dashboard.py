@@ -1,9 +1,10 @@
 """Report build time, dashboard first paint and drawn-digit prediction latency, in a real browser.
 
 Targets (issue 8): report built <= 10 s; dashboard first paint <= 3 s with saved models; prediction shown
-<= 300 ms (median) after a stroke. Uses the run folder given, or makes one (`digitlab run --quick`).
+<= 300 ms (median) after a stroke. Uses the run folder given, or makes one (`digitlab run`, full MNIST,
+about 4 minutes; `--quick` for the 6,000 / 1,000 subset).
 Writes benchmarks/dashboard.json and the "dashboard" section of BENCHMARKS.md.
-Usage: python benchmarks/dashboard.py [--run RUN] [--strokes 10]
+Usage: python benchmarks/dashboard.py [--run RUN | --quick] [--strokes 10]
 """
 
 from __future__ import annotations
@@ -39,10 +40,11 @@ new MutationObserver(() => {
 """
 
 
-def make_run(out: Path) -> Path:
-    print("digitlab run --quick (lr, knn, svm, mlp, cnn) ...", flush=True)
+def make_run(out: Path, quick: bool) -> Path:
+    flags = ["--quick"] if quick else []
+    print(f"digitlab run {' '.join(flags)} (lr, knn, svm, mlp, cnn) ...", flush=True)
     proc = subprocess.run(
-        [sys.executable, "-m", "digitlab", "run", "--quick", "--out", str(out), "--json"],
+        [sys.executable, "-m", "digitlab", "run", *flags, "--out", str(out), "--json"],
         capture_output=True,
         text=True,
         check=True,
@@ -120,11 +122,12 @@ def measure(run: Path, strokes: int) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--run", type=Path, help="run folder with saved models (default: a fresh quick run)")
+    parser.add_argument("--run", type=Path, help="run folder with saved models (default: a fresh full run)")
+    parser.add_argument("--quick", action="store_true", help="make the fresh run on the 6,000 / 1,000 subset")
     parser.add_argument("--strokes", type=int, default=10, help="strokes to time (default: 10)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        run = args.run or make_run(Path(tmp))
+        run = args.run or make_run(Path(tmp), args.quick)
         models = sorted(p.name for p in (run / "models").iterdir() if not p.name.endswith(".json"))
         description = describe(run)
         report_s = time_report(run)

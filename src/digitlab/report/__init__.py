@@ -118,7 +118,7 @@ def context(run_path: str | Path) -> dict[str, Any]:
     ]
     model_names = [m["model"] for m in compare["models"]] if compare else [e["name"] for e in evaluations]
     return {
-        "run": run.name,
+        "run": run.resolve().name,  # the folder's own name, also when opened through runs/latest
         "run_path": str(run.resolve()),
         "settings": metrics.get("settings", {}),
         "data": data,
