@@ -467,6 +467,13 @@ def predict(
         raise typer.Exit(1)
 
 
+def _check_augmenter(library: str) -> None:
+    """Unknown back end, or its library missing: fail before loading or training anything."""
+    from digitlab.augment import get_augmenter
+
+    get_augmenter(library).augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0))
+
+
 @app.command()
 def augment(
     library: Annotated[
@@ -493,12 +500,12 @@ def augment(
     as_json: Json = False,
 ) -> None:
     """Train a model with and without augmentation of its training data; report the gain."""
-    from digitlab.augment import get_augmenter, names
+    from digitlab.augment import names
 
     registry.get(model)
     libraries = names() if compare_all else [library]
     for lib in libraries:
-        get_augmenter(lib).augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0))  # fail fast
+        _check_augmenter(lib)
     if factor < 1:
         raise DigitlabError(f"--factor {factor}: use 1 or more augmented copies per image.")
     reporter = Reporter()
@@ -616,10 +623,9 @@ def tune(
     as_json: Json = False,
 ) -> None:
     """Cross-validated search on the training set; the test set scores the refitted best once."""
-    from digitlab.tune import SEARCHES, parse_overrides, space_for
+    from digitlab.tune import check_search, parse_overrides, space_for
 
-    if search not in SEARCHES:
-        raise DigitlabError(f"--search {search!r}: choose one of {', '.join(SEARCHES)}.")
+    check_search(search)
     space = parse_overrides(param or [])
     space_for(model, space)  # unknown model or parameter: fail before loading anything
     reporter = Reporter()
@@ -774,15 +780,12 @@ def run_command(
     """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
     names = registry.parse_names(models)
     if tune is not None:
-        from digitlab.tune import SEARCHES
+        from digitlab.tune import check_search
 
         registry.get(tune)
-        if search not in SEARCHES:
-            raise DigitlabError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}.")
+        check_search(search)
     if augment is not None:
-        from digitlab.augment import get_augmenter
-
-        get_augmenter(augment)
+        _check_augmenter(augment)
         registry.get(augment_model)
     reporter = Reporter()
     with reporter.live(), _run_folder(out, "run") as run:

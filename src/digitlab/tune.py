@@ -147,7 +147,16 @@ def _searcher(
         from sklearn.model_selection import HalvingGridSearchCV
 
         return HalvingGridSearchCV(estimator, space, factor=3, random_state=random_state, **common)
-    raise DigitlabError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}.")
+    raise _unknown_search(search)
+
+
+def _unknown_search(search: str) -> DigitlabError:
+    return DigitlabError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}.")
+
+
+def check_search(search: str) -> None:
+    if search not in SEARCHES:
+        raise _unknown_search(search)
 
 
 def _with_progress(searcher: Any) -> Any:
@@ -202,8 +211,7 @@ def tune(
     progress: bool = True,
 ) -> TuneResult:
     """Search ``model_name``'s space by ``cv``-fold cross-validation on ``x, y`` (training data only)."""
-    if search not in SEARCHES:
-        raise DigitlabError(f"unknown search {search!r}; choose one of {', '.join(SEARCHES)}.")
+    check_search(search)
     if cv < 2:
         raise DigitlabError(f"--cv {cv}: cross-validation needs at least 2 folds.")
     smallest = int(np.unique(y, return_counts=True)[1].min()) if len(y) else 0
