@@ -6,8 +6,11 @@ a crash or Ctrl-C never leaves a half-written file where a complete one used to 
 
 from __future__ import annotations
 
+import errno
+import itertools
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +21,11 @@ from typing import IO, Any
 
 import numpy as np
 
+from digitlab.errors import DigitlabError
+
 LATEST = "latest"
+RUN_FILE = "run.json"  # written when a run completes
+MODEL_INDEX = "index.json"  # models/index.json: name -> file, image shape, dataset
 
 
 def _file_mode() -> int:
@@ -115,16 +122,99 @@ class Run:
 
 
 def new_run(root: str | Path, command: str) -> Run:
-    """Create a fresh run folder under ``root`` (default ``runs/``)."""
-    root = Path(root).resolve()
+    """Create a fresh run folder under ``root`` (default ``runs/``).
+
+    Race-free: ``mkdir`` itself decides, so parallel calls each get their own folder.
+    """
+    root = Path(root).expanduser().resolve()
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise DigitlabError(f"--out {root}: is a file, not a folder; pass a folder for the run folders.") from None
+    except OSError as exc:
+        raise DigitlabError(
+            f"--out {root}: cannot create it ({exc.strerror}); pass a folder you can write to."
+        ) from None
+    if not root.is_dir():
+        raise DigitlabError(f"--out {root}: is a file, not a folder; pass a folder for the run folders.")
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    path = root / f"{stamp}-{command}"
-    n = 1
-    while path.exists():
-        n += 1
-        path = root / f"{stamp}-{command}-{n}"
-    path.mkdir(parents=True)
-    return Run(path)
+    for n in itertools.count(1):
+        path = root / (f"{stamp}-{command}" if n == 1 else f"{stamp}-{command}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise DigitlabError(
+                f"--out {root}: cannot write there ({exc.strerror}); pass a folder you can write to."
+            ) from None
+        return Run(path)
+    raise AssertionError("unreachable")
+
+
+WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+@contextmanager
+def run_folder(root: str | Path, command: str) -> Iterator[Run]:
+    """A new run folder that exists only if the block completes.
+
+    On any failure or interruption (an error, Ctrl-C, SIGTERM, a Streamlit stop or rerun:
+    every ``BaseException``) the folder is removed and ``latest`` stays where it was. On
+    success ``run.json`` marks the run complete and ``latest`` moves to it.
+    """
+    run = new_run(root, command)
+    started = datetime.now().isoformat(timespec="seconds")
+    try:
+        yield run
+        write_json(
+            run.file(RUN_FILE),
+            {
+                "command": command,
+                "started": started,
+                "finished": datetime.now().isoformat(timespec="seconds"),
+                "complete": True,
+            },
+        )
+        mark_latest(run)
+    except OSError as exc:
+        shutil.rmtree(run.path, ignore_errors=True)
+        if exc.errno in WRITE_ERRORS:
+            raise DigitlabError(
+                f"{exc.filename or run.path}: cannot write ({exc.strerror}); nothing was saved from this run. "
+                "Free some space or pass another --out."
+            ) from None
+        raise
+    except BaseException:
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise
+
+
+def is_complete(path: Path) -> bool:
+    """A run folder that finished: it has ``run.json``, or it is where ``latest`` points."""
+    if (path / RUN_FILE).is_file():
+        return True
+    latest = path.parent / LATEST
+    return latest.is_symlink() and latest.resolve() == path.resolve()
+
+
+def record_model(run: Run, name: str, file: Path, info: dict[str, Any]) -> None:
+    """Note a saved model in ``models/index.json`` (what it reads, what it was trained on)."""
+    index_path = run.models / MODEL_INDEX
+    try:
+        index = json.loads(index_path.read_text()) if index_path.is_file() else {}
+    except (OSError, ValueError):
+        index = {}
+    index[name] = dict(info, file=file.name)
+    write_json(index_path, index)
+
+
+def model_index(models_dir: Path) -> dict[str, Any]:
+    try:
+        data = json.loads((models_dir / MODEL_INDEX).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def mark_latest(run: Run) -> None:

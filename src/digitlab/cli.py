@@ -1,10 +1,14 @@
-"""The ``digitlab`` command line: each command calls one pipeline step, prints a table
-(or, with ``--json``, one JSON object on stdout) and saves its files in a run folder."""
+"""The ``digitlab`` command line: options in, one service call, tables (or one JSON object) out.
+
+Each command builds a typed request, hands it to ``digitlab.service`` (which checks it,
+does the work in a run folder and reports progress as events) and renders the result: a
+table on stdout, or with ``--json`` one JSON object; progress and errors go to stderr.
+"""
 
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -12,16 +16,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress as RichProgress
 from rich.table import Table
-from rich.text import Text
 
-from digitlab import pipeline
-from digitlab.artifacts import Run, mark_latest, new_run, resolve_run, to_jsonable
+from digitlab import service
 from digitlab.errors import DigitlabError
-from digitlab.models import registry
 
 app = typer.Typer(
     help="digitlab: handwritten-digit recognition from the raw MNIST files to evaluated models.",
@@ -51,7 +53,7 @@ Quick = Annotated[
     bool,
     typer.Option(
         "--quick",
-        help=f"Stratified subset: {pipeline.QUICK_TRAIN:,} train / {pipeline.QUICK_TEST:,} test (default: off).",
+        help=f"Stratified subset: {service.QUICK_TRAIN:,} train / {service.QUICK_TEST:,} test (default: off).",
     ),
 ]
 
@@ -61,54 +63,58 @@ ModelsOpt = Annotated[
 
 
 class Reporter:
-    """Progress on stderr: a live spinner with elapsed time on a terminal, plain lines elsewhere."""
+    """Progress events on stderr: rich bars on a terminal, plain lines (one per step or epoch) elsewhere."""
 
     def __init__(self) -> None:
         self.start = time.perf_counter()
-        self._status: Any = None
+        self._bars: RichProgress | None = None
+        self._job: Any = None
+        self._inner: Any = None
 
-    def __call__(self, message: str) -> None:
-        elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
-        if self._status is not None:
-            self._status.update(Text(f"{elapsed} {message}"))
-        else:
-            err_console.print(f"{elapsed} {message}", highlight=False, markup=False)
+    def __call__(self, event: service.Event) -> None:
+        if self._bars is not None:
+            self._live(event)
+            return
+        finished_unit = event.total > 0 and event.done >= event.total
+        if event.level == service.JOB or event.total == 0 or finished_unit:
+            elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
+            err_console.print(f"{elapsed} {event.message or event.step}", highlight=False, markup=False)
+
+    def _live(self, event: service.Event) -> None:
+        bars = self._bars
+        assert bars is not None
+        if event.level == service.JOB:
+            if self._job is None:
+                self._job = bars.add_task(event.message, total=event.total or None)
+            bars.update(self._job, completed=event.done, total=event.total or None, description=event.message)
+            return
+        if self._inner is None:
+            self._inner = bars.add_task(event.message, total=event.total or None)
+        bars.update(self._inner, completed=event.done, total=event.total or None, description=event.message)
 
     @contextmanager
     def live(self) -> Iterator[Reporter]:
-        if err_console.is_terminal:
-            with err_console.status("starting") as status:
-                self._status = status
-                try:
-                    yield self
-                finally:
-                    self._status = None
-        else:
+        if not err_console.is_terminal:
             yield self
+            return
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with RichProgress(*columns, console=err_console, transient=True) as bars:
+            self._bars = bars
+            try:
+                yield self
+            finally:
+                self._bars = None
 
 
-def _settings(dataset: str, data_dir: Path | None, seed: int, quick: bool = False) -> pipeline.Settings:
-    return pipeline.Settings(dataset=dataset, data_dir=data_dir, seed=seed, quick=quick)
-
-
-@contextmanager
-def _run_folder(out: Path, command: str) -> Iterator[Run]:
-    """A new run folder; ``runs/latest`` moves to it only when the command completes."""
-    run = new_run(out, command)
-    try:
-        yield run
-    except BaseException:
-        if not any(p.is_file() for p in run.path.rglob("*")):
-            shutil.rmtree(run.path, ignore_errors=True)  # nothing was produced: leave no empty folder
-        raise
-    mark_latest(run)
+def _data(dataset: str, data_dir: Path | None, seed: int, quick: bool = False) -> service.DataRequest:
+    return service.DataRequest(dataset=dataset, data_dir=data_dir, seed=seed, quick=quick)
 
 
 def _emit(
     result: dict[str, Any], as_json: bool, tables: Callable[[], Sequence[Table]], footer: str | None = None
 ) -> None:
     if as_json:
-        sys.stdout.write(json.dumps(to_jsonable(result)) + "\n")
+        sys.stdout.write(json.dumps(result, allow_nan=False) + "\n")
         return
     for table in tables():
         out_console.print(table)
@@ -172,8 +178,7 @@ def data_fetch(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, as_json:
     """Fetch a dataset into the cache and verify every file's SHA-256."""
     reporter = Reporter()
     with reporter.live():
-        ds = pipeline.load(_settings(dataset, data_dir, 0), reporter)
-    info = pipeline.data_info(ds)
+        info = service.data_info(_data(dataset, data_dir, 0), reporter).to_json()
     _emit(
         info,
         as_json,
@@ -185,8 +190,7 @@ def data_fetch(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, as_json:
 @data_app.command("info")
 def data_info(dataset: DatasetOpt = "mnist", data_dir: DataDir = None, as_json: Json = False) -> None:
     """Splits, shapes, dtypes, classes, examples per class and where each file came from."""
-    ds = pipeline.load(_settings(dataset, data_dir, 0))
-    info = pipeline.data_info(ds)
+    info = service.data_info(_data(dataset, data_dir, 0)).to_json()
     _emit(info, as_json, lambda: _data_tables(info))
 
 
@@ -203,10 +207,9 @@ def explore(
     as_json: Json = False,
 ) -> None:
     """Dimensions, classes, counts per class, pixel statistics and figures."""
-    ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
-    with _run_folder(out, "explore") as run:
-        result = pipeline.explore(ds, run, seed)
-    result["run"] = str(run.path)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.explore(_data(dataset, data_dir, seed, quick), out, reporter).to_json()
 
     def tables() -> list[Table]:
         splits = result["splits"]
@@ -226,13 +229,13 @@ def explore(
             ],
         )
         counts = _table(
-            f"{ds.name}: examples per class (images {tuple(ds.image_shape)})",
-            ["split", *ds.class_names],
+            f"{result['dataset']}: examples per class (images {tuple(result['image_shape'])})",
+            ["split", *result["classes"]],
             [(name, *s["per_class"]) for name, s in splits.items()],
         )
         return [counts, pix]
 
-    _emit(result, as_json, tables, footer=f"figures and explore.json in {run.path}")
+    _emit(result, as_json, tables, footer=f"figures and explore.json in {result['run']}")
 
 
 @app.command()
@@ -245,10 +248,9 @@ def preprocess(
     as_json: Json = False,
 ) -> None:
     """Raw vs normalised images and value statistics before and after."""
-    ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
-    with _run_folder(out, "preprocess") as run:
-        result = pipeline.preprocess(ds, run, seed)
-    result["run"] = str(run.path)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.preprocess(_data(dataset, data_dir, seed, quick), out, reporter).to_json()
     stats = result["stats"]
     _emit(
         result,
@@ -260,7 +262,7 @@ def preprocess(
                 [(name, s["min"], s["max"], s["mean"], s["std"]) for name, s in stats.items()],
             )
         ],
-        footer=f"figures and preprocess.json in {run.path}",
+        footer=f"figures and preprocess.json in {result['run']}",
     )
 
 
@@ -270,7 +272,7 @@ def preprocess(
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the models in the registry, with when to choose and when to avoid each."""
-    specs = [registry.get(n) for n in registry.names()]
+    specs = service.model_catalogue()
     result = {
         "models": [
             {
@@ -279,7 +281,7 @@ def models(as_json: Json = False) -> None:
                 "description": s.description,
                 "pros": s.pros,
                 "cons": s.cons,
-                "search_space": {k: [repr(v) for v in vs] for k, vs in s.search_space.items()},
+                "search_space": dict(s.search_space),
             }
             for s in specs
         ]
@@ -326,19 +328,21 @@ def train(
     as_json: Json = False,
 ) -> None:
     """Fit one model, save it with its metadata and print its accuracy and times."""
-    registry.get(model)
     reporter = Reporter()
+    request = service.TrainRequest(model=model, data=_data(dataset, data_dir, seed, quick), out=out)
     with reporter.live():
-        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
-        with _run_folder(out, f"train-{model}") as run:
-            row = pipeline.train(ds, model, run, seed, reporter)
-    result = dict(row, dataset=ds.name, n_train=len(ds.y_train), n_test=len(ds.y_test), seed=seed, run=str(run.path))
-    _emit(result, as_json, lambda: [_compare_table(dict(result, models=[row]))], footer=f"model saved to {row['path']}")
+        result = service.train(request, reporter).to_json()
+    _emit(
+        result,
+        as_json,
+        lambda: [_compare_table(dict(result, models=[result]))],
+        footer=f"model saved to {result['path']}",
+    )
 
 
 @app.command()
 def compare(
-    models: ModelsOpt = ",".join(pipeline.DEFAULT_MODELS),
+    models: ModelsOpt = ",".join(service.DEFAULT_MODELS),
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,
@@ -347,14 +351,11 @@ def compare(
     as_json: Json = False,
 ) -> None:
     """Train several models on the same data and seed; table, chart and evaluations."""
-    names = registry.parse_names(models)
+    request = service.CompareRequest(models=_names(models), data=_data(dataset, data_dir, seed, quick), out=out)
     reporter = Reporter()
     with reporter.live():
-        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
-        with _run_folder(out, "compare") as run:
-            result = pipeline.compare(ds, names, run, seed, reporter)
-    result["run"] = str(run.path)
-    _emit(result, as_json, lambda: [_compare_table(result)], footer=f"best: {result['best']}; files in {run.path}")
+        result = service.compare(request, reporter).to_json()
+    _emit(result, as_json, lambda: [_compare_table(result)], footer=f"best: {result['best']}; files in {result['run']}")
 
 
 @app.command()
@@ -382,33 +383,27 @@ def evaluate(
     as_json: Json = False,
 ) -> None:
     """Confusion matrix, classification report, most-confused pairs, misclassified gallery."""
-    path = pipeline.resolve_model(model, out)
-    if path is None:
-        raise DigitlabError(
-            f"no saved {model!r} model under {out}; run `digitlab train --model {model}` first or pass a model file."
-        )
-    ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
-    with _run_folder(out, f"evaluate-{path.stem}") as run:
-        result = pipeline.evaluate_saved(ds, path, run)
-        if robust:
-            result["robustness"] = pipeline.robustness_of(ds, path)
-    result["run"] = str(run.path)
+    request = service.EvaluateRequest(model, _data(dataset, data_dir, seed, quick), out, robustness=robust)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.evaluate(request, reporter).to_json()
+    classes = list(result["report"])[: len(result["confusion_matrix"])]
 
     def tables() -> list[Table]:
         report = result["report"]
         per_class = _table(
-            f"{result['model']} on {ds.name}: accuracy {result['accuracy']:.2%}, "
+            f"{result['model']} on {result['dataset']}: accuracy {result['accuracy']:.2%}, "
             f"{result['n_errors']} errors of {result['n_test']:,}",
             ["class", "precision", "recall", "f1-score", "support"],
             [
                 (c, report[c]["precision"], report[c]["recall"], report[c]["f1-score"], int(report[c]["support"]))
-                for c in ds.class_names
+                for c in classes
             ],
         )
         cm = _table(
             "confusion matrix (rows: true, columns: predicted)",
-            ["true", *ds.class_names],
-            [(name, *counts) for name, counts in zip(ds.class_names, result["confusion_matrix"], strict=True)],
+            ["true", *classes],
+            [(name, *counts) for name, counts in zip(classes, result["confusion_matrix"], strict=True)],
         )
         pairs = _table(
             "most-confused pairs",
@@ -427,7 +422,12 @@ def evaluate(
             )
         return tables
 
-    _emit(result, as_json, tables, footer=f"figures and evaluate-{result['model']}.json in {run.path}")
+    _emit(
+        result,
+        as_json,
+        tables,
+        footer=f"model: {result['model_path']}; figures and evaluate-{result['model']}.json in {result['run']}",
+    )
 
 
 @app.command()
@@ -443,35 +443,30 @@ def predict(
     as_json: Json = False,
 ) -> None:
     """Read the digit in each picture: label, confidence and top 3."""
-    path = pipeline.resolve_model(model, out)
-    if path is None:
-        raise DigitlabError(
-            f"no saved {model!r} model under {out}; run `digitlab train --model {model}` first or pass a model file."
-        )
-    result = pipeline.predict_files(files, path)
+    predictor = service.Predictor.for_model(model, out)
+    predictions = predictor.predict(files)
+    result = {
+        "model": predictor.name,
+        "model_path": str(predictor.path),
+        "predictions": [p.to_json() for p in predictions],
+    }
     rows = []
-    for r in result["predictions"]:
-        if r["status"] in ("ok", "uncertain"):
-            top = ", ".join(f"{t['label']} {t['probability']:.0%}" for t in r["top3"])
-            rows.append((r["file"], r["label"], f"{r['confidence']:.1%}", r["status"], top))
+    for p in predictions:
+        if p.status in ("ok", "uncertain"):
+            top = ", ".join(f"{label} {prob:.0%}" for label, prob in p.top3)
+            rows.append((p.file, p.label, f"{p.confidence or 0.0:.1%}", p.status, top))
         else:
-            rows.append((r["file"], "", "", r["status"], r.get("error", "no ink found")))
+            rows.append((p.file, "", "", p.status, p.error or "no ink found"))
     _emit(
         result,
         as_json,
         lambda: [
             _table(f"predictions by {result['model']}", ["file", "digit", "confidence", "status", "top 3 / note"], rows)
         ],
+        footer=f"model: {predictor.path}",
     )
-    if any(r["status"] == "error" for r in result["predictions"]):
+    if any(p.status == "error" for p in predictions):
         raise typer.Exit(1)
-
-
-def _check_augmenter(library: str) -> None:
-    """Unknown back end, or its library missing: fail before loading or training anything."""
-    from digitlab.augment import get_augmenter
-
-    get_augmenter(library).augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0))
 
 
 @app.command()
@@ -500,20 +495,11 @@ def augment(
     as_json: Json = False,
 ) -> None:
     """Train a model with and without augmentation of its training data; report the gain."""
-    from digitlab.augment import names
-
-    registry.get(model)
-    libraries = names() if compare_all else [library]
-    for lib in libraries:
-        _check_augmenter(lib)
-    if factor < 1:
-        raise DigitlabError(f"--factor {factor}: use 1 or more augmented copies per image.")
+    libraries = tuple(service.AUGMENTERS) if compare_all else (library,)
+    request = service.AugmentRequest(libraries, model, factor, _data(dataset, data_dir, seed, quick), out)
     reporter = Reporter()
     with reporter.live():
-        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
-        with _run_folder(out, "augment") as run:
-            result = pipeline.augment_compare(ds, libraries, model, run, seed, factor, reporter)
-    result["run"] = str(run.path)
+        result = service.augment(request, reporter).to_json()
     rows = [
         (
             r["library"],
@@ -532,13 +518,14 @@ def augment(
         as_json,
         lambda: [
             _table(
-                f"{model} on {ds.name} ({len(ds.y_train):,} train / {len(ds.y_test):,} test, seed {seed}); "
+                f"{model} on {result['dataset']} ({result['n_train']:,} train / {result['n_test']:,} test, "
+                f"seed {seed}); "
                 "only training images are augmented",
                 ["library", "test acc without", "with", "gain pp", "robustness without", "with", "gain pp", "how"],
                 rows,
             )
         ],
-        footer=f"test split unchanged (SHA-256 {result['results'][0]['test_sha256'][:16]}…); files in {run.path}",
+        footer=f"test split unchanged (SHA-256 {result['results'][0]['test_sha256'][:16]}…); files in {result['run']}",
     )
 
 
@@ -563,28 +550,21 @@ def ensemble(
     as_json: Json = False,
 ) -> None:
     """Soft-vote saved models without retraining them; compare the ensemble with its members."""
-    specs = [part.strip() for part in models.split(",") if part.strip()]
-    paths = []
-    for spec in specs:
-        path = pipeline.resolve_model(spec, out)
-        if path is None:
-            raise DigitlabError(f"no saved {spec!r} model under {out}; run `digitlab train --model {spec}` first.")
-        paths.append(path)
-    try:
-        w = [float(v) for v in weights.split(",")] if weights else None
-    except ValueError:
-        raise DigitlabError(f"--weights {weights!r}: expected numbers such as 2,1,1.") from None
-    ds = pipeline.load(_settings(dataset, data_dir, seed, quick))
-    with _run_folder(out, "ensemble") as run:
-        result = pipeline.ensemble_saved(ds, paths, run, w, seed)
-    result["run"] = str(run.path)
+    request = service.EnsembleRequest(_names(models), weights, _data(dataset, data_dir, seed, quick), out)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.ensemble(request, reporter).to_json()
     rows = [(m["model"], f"{m['accuracy']:.2%}", m["path"]) for m in result["members"]]
     rows.append(("ensemble", f"{result['accuracy']:.2%}", result["model_path"]))
     _emit(
         result,
         as_json,
         lambda: [
-            _table(f"soft voting on {ds.name} ({len(ds.y_test):,} test images)", ["model", "accuracy", "file"], rows)
+            _table(
+                f"soft voting on {result['dataset']} ({result['n_test']:,} test images)",
+                ["model", "accuracy", "file"],
+                rows,
+            )
         ],
     )
 
@@ -623,31 +603,22 @@ def tune(
     as_json: Json = False,
 ) -> None:
     """Cross-validated search on the training set; the test set scores the refitted best once."""
-    from digitlab.tune import check_search, parse_overrides, space_for
-
-    check_search(search)
-    space = parse_overrides(param or [])
-    space_for(model, space)  # unknown model or parameter: fail before loading anything
+    request = service.TuneRequest(
+        model=model,
+        search=search,
+        cv=cv,
+        n_iter=n_iter,
+        train_size=train_size,
+        params=tuple(param or ()),
+        n_jobs=n_jobs,
+        scheduler=scheduler,
+        dask_local=dask_local,
+        data=_data(dataset, data_dir, seed, quick),
+        out=out,
+    )
     reporter = Reporter()
     with reporter.live():
-        ds = pipeline.load(_settings(dataset, data_dir, seed, quick), reporter)
-        with _run_folder(out, f"tune-{model}") as run:
-            result = pipeline.tune(
-                ds,
-                model,
-                run,
-                seed,
-                search=search,
-                cv=cv,
-                n_iter=n_iter,
-                train_size=train_size,
-                space=space,
-                n_jobs=n_jobs,
-                scheduler=scheduler,
-                dask_local=dask_local,
-                status=reporter,
-            )
-    result["run"] = str(run.path)
+        result = service.tune(request, reporter).to_json()
 
     def tables() -> list[Table]:
         ranked = _table(
@@ -673,7 +644,7 @@ def tune(
         as_json,
         tables,
         footer=f"best: {best} (CV {result['best_cv_accuracy']:.2%}); refitted and scored once on the test split: "
-        f"{result['test']['accuracy']:.2%}; files in {run.path}",
+        f"{result['test']['accuracy']:.2%}; files in {result['run']}",
     )
 
 
@@ -681,14 +652,6 @@ RunArg = Annotated[
     str | None,
     typer.Argument(help="Run folder, or its name under --out (default: the latest run).", show_default=False),
 ]
-
-
-def _existing_run(run: str | None, out: Path) -> Path:
-    path = resolve_run(out, run)
-    if path is None:
-        where = f"{run!r} (also looked in {out})" if run else f"no latest run under {out}"
-        raise DigitlabError(f"run folder not found: {where}; run `digitlab run` first or pass a run folder.")
-    return path
 
 
 @app.command()
@@ -701,9 +664,7 @@ def report(
     as_json: Json = False,
 ) -> None:
     """One self-contained HTML report of a run: data, examples, models, evaluation, tuning, augmentation."""
-    from digitlab import report as report_lib
-
-    result = report_lib.build(_existing_run(run, out), output)
+    result = service.report(run, out, output).to_json()
     rows = [
         ("file", result["path"]),
         ("size", f"{result['bytes'] / 1e6:.2f} MB"),
@@ -728,28 +689,18 @@ def dashboard(
     browser: Annotated[bool, typer.Option("--browser", help="Open a browser tab (default: off).")] = False,
 ) -> None:
     """Start the Streamlit dashboard on a run (default: the latest); it loads saved models, never retrains."""
-    import os
     import subprocess
 
-    from digitlab.dashboard import APP
-
-    path = _existing_run(run, out) if run else resolve_run(out, None)
-    if not 0 < port < 65536:
-        raise DigitlabError(f"--port {port}: choose a port between 1 and 65535.")
-    env = dict(os.environ, DIGITLAB_RUNS=str(path.parent if path is not None else out.resolve()))
-    if path is not None:
-        env["DIGITLAB_RUN"] = str(path)
-    err_console.print(f"digitlab dashboard on http://{address}:{port} (run: {path or 'none yet'}); Ctrl-C stops it")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(APP), "--server.port", str(port)]
-    cmd += ["--server.address", address, "--server.headless", str(not browser).lower()]
-    cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
-    cmd += ["--client.toolbarMode", "minimal"]
+    launch = service.dashboard_launch(service.DashboardRequest(run, out, port, address, browser))
+    err_console.print(
+        f"digitlab dashboard on http://{address}:{port} (run: {launch.run or 'none yet'}); Ctrl-C stops it"
+    )
     sys.stdout.flush()
     sys.stderr.flush()
     if os.name == "posix":  # the server takes this process's place, so a stop signal reaches it directly
-        os.execve(sys.executable, cmd, env)
+        os.execve(sys.executable, launch.command, launch.env)
     try:
-        code = subprocess.call(cmd, env=env)
+        code = subprocess.call(launch.command, env=launch.env)
     except KeyboardInterrupt:
         code = 0
     if code not in (0, -2, 130):
@@ -758,7 +709,7 @@ def dashboard(
 
 @app.command("run")
 def run_command(
-    models: ModelsOpt = ",".join(pipeline.DEFAULT_MODELS),
+    models: ModelsOpt = ",".join(service.DEFAULT_MODELS),
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,
@@ -778,34 +729,24 @@ def run_command(
     as_json: Json = False,
 ) -> None:
     """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
-    names = registry.parse_names(models)
-    if tune is not None:
-        from digitlab.tune import check_search
-
-        registry.get(tune)
-        check_search(search)
-    if augment is not None:
-        _check_augmenter(augment)
-        registry.get(augment_model)
+    request = service.RunRequest(
+        models=_names(models),
+        data=_data(dataset, data_dir, seed, quick),
+        out=out,
+        tune=tune,
+        search=search,
+        augment=augment,
+        augment_model=augment_model,
+    )
     reporter = Reporter()
-    with reporter.live(), _run_folder(out, "run") as run:
-        result = pipeline.run_all(
-            _settings(dataset, data_dir, seed, quick),
-            run,
-            names,
-            reporter,
-            tune_model=tune,
-            search=search,
-            augment_library=augment,
-            augment_model=augment_model,
-        )
-    result["run"] = str(run.path)
-    result["seconds"] = time.perf_counter() - reporter.start
+    with reporter.live():
+        result = service.run(request, reporter).to_json()
     _emit(
         result,
         as_json,
         lambda: [*_data_tables(result["data"])[:2], _compare_table(result["compare"])],
-        footer=f"finished in {result['seconds']:.0f} s; everything in {run.path}; report: {result['report']['path']}",
+        footer=f"finished in {result['seconds']:.0f} s; everything in {result['run']}; "
+        f"report: {result['report']['path']}",
     )
 
 
@@ -820,19 +761,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DigitlabError as exc:
         err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
         return 1
-    except KeyboardInterrupt:
-        err_console.print("interrupted; nothing half-written was kept", highlight=False)
-        return 130
     except Exception as exc:
         format_message = getattr(exc, "format_message", None)
         if format_message is None:  # a bug, not a usage error: keep the traceback
             raise
         ctx = getattr(exc, "ctx", None)
         where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
-        err_console.print(f"error: {format_message()}{where}", highlight=False, markup=False, soft_wrap=True)
+        message = " ".join(str(format_message()).split())
+        err_console.print(f"error: {message}{where}", highlight=False, markup=False, soft_wrap=True)
         return int(getattr(exc, "exit_code", 2))
     return rv if isinstance(rv, int) else 0
 
 
-def entry() -> None:
-    sys.exit(main())
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -12,3 +12,19 @@ class DigitlabError(Exception):
 
     def __init__(self, message: str) -> None:
         super().__init__(" ".join(message.split()))  # always one line
+
+
+class Interrupted(BaseException):
+    """Ctrl-C (SIGINT) or SIGTERM: raised by the signal handlers of ``digitlab``.
+
+    A ``BaseException``, so that nothing catching ``Exception`` swallows it and command-line
+    libraries do not turn it into their own abort; every run folder being written is removed.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them

@@ -1,45 +1,36 @@
-"""The named steps that ``digitlab run`` chains: data → explore → preprocess → compare → evaluate.
+"""The work: the named steps that ``digitlab run`` chains (data → explore → preprocess →
+compare → evaluate → tune → augment → report).
 
-The CLI and the dashboard call these functions, never each other. Each step takes a
-loaded ``Dataset`` and a ``Run`` folder, writes its figures and JSON there, and returns
-a JSON-able dict (which the CLI prints with ``--json``).
+Only the service layer (``digitlab.service``) calls these; it validates every request
+first and owns the run folders. Each step takes a loaded ``Dataset`` and a ``Run`` folder,
+writes its figures and JSON there and returns a JSON-able dict (what ``--json`` prints).
+Progress goes out as events (``digitlab.progress``); nothing here prints.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from digitlab import explore as explore_lib
-from digitlab import plots
-from digitlab.artifacts import Run, save_figure, write_json
+from digitlab import plots, progress
+from digitlab.artifacts import Run, record_model, save_figure, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
-from digitlab.models.store import SUFFIXES, load_model, model_path, save_model
+from digitlab.models.store import load_model, model_path, save_model
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
 QUICK_TEST = 1000
 STEPS = ("data", "explore", "preprocess", "compare", "evaluate", "report")
 DEFAULT_MODELS = ("lr", "knn", "svm", "mlp", "cnn")
-
-Status = Callable[[str], None]
-
-
-def _quiet(_msg: str) -> None:
-    return None
-
-
-def _numbered(status: Status, prefix: str, message: str) -> None:
-    status(f"{prefix} {message}")
 
 
 @dataclass(frozen=True)
@@ -51,8 +42,8 @@ class Settings:
     allow_network: bool = True  # npm and HTTP sources
 
 
-def load(settings: Settings, status: Status = _quiet) -> Dataset:
-    ds = load_dataset(settings.dataset, data_dir=settings.data_dir, allow_network=settings.allow_network, log=status)
+def load(settings: Settings) -> Dataset:
+    ds = load_dataset(settings.dataset, data_dir=settings.data_dir, allow_network=settings.allow_network)
     if settings.quick:
         ds = ds.subset(QUICK_TRAIN, QUICK_TEST, random_state=settings.seed)
     return ds
@@ -156,17 +147,23 @@ def model_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def train(ds: Dataset, name: str, run: Run, seed: int = 0, status: Status = _quiet) -> dict[str, Any]:
+def train(ds: Dataset, name: str, run: Run, seed: int = 0) -> dict[str, Any]:
     """Fit one model, save it with its metadata, write its metrics and figures."""
-    trained = train_and_score(name, ds, seed, status)
+    progress.step(f"train {name}", f"training {name} on {len(ds.y_train):,} images")
+    trained = train_and_score(name, ds, seed)
     row = _save_trained(trained, ds, run, seed)
     write_json(run.file("metrics.json"), dict(row, **trained.metrics))
     return row
 
 
 def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str, Any]:
-    path = save_model(
-        model_path(run.models, trained.name, trained.model), trained.model, model_metadata(trained, ds, seed)
+    meta = model_metadata(trained, ds, seed)
+    path = save_model(model_path(run.models, trained.name, trained.model), trained.model, meta)
+    record_model(
+        run,
+        trained.name,
+        path,
+        {"image_shape": meta["image_shape"], "dataset": meta["dataset"], "accuracy": trained.metrics["accuracy"]},
     )
     row = {
         "model": trained.name,
@@ -180,13 +177,12 @@ def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[st
     return row
 
 
-def compare(
-    ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, status: Status = _quiet, evaluate_each: bool = True
-) -> dict[str, Any]:
+def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate_each: bool = True) -> dict[str, Any]:
     """Train each model with the same data and seed; table, chart, and per-model evaluation."""
     rows, evaluations = [], {}
     for k, name in enumerate(names, 1):
-        trained = train_and_score(name, ds, seed, partial(_numbered, status, f"[{k}/{len(names)}]"))
+        progress.step(f"train {name}", f"[{k}/{len(names)}] training {name} on {len(ds.y_train):,} images")
+        trained = train_and_score(name, ds, seed)
         rows.append(_save_trained(trained, ds, run, seed))
         if evaluate_each:
             evaluations[name] = _evaluation_figures(trained.metrics, trained.proba, ds, run, name)
@@ -207,18 +203,6 @@ def compare(
     }
     write_json(run.file("compare.json"), result)
     return result
-
-
-def resolve_model(spec: str, runs_root: Path) -> Path | None:
-    """A model file path, or the newest saved model of that registry name under ``runs_root``."""
-    path = Path(spec)
-    if path.exists() or any(path.name.endswith(s) for s in SUFFIXES):
-        return path
-    registry.get(spec)
-    found = sorted(
-        (p for s in SUFFIXES for p in runs_root.glob(f"*/models/{spec}{s}")), key=lambda p: p.stat().st_mtime
-    )
-    return found[-1] if found else None
 
 
 def _load_for(ds: Dataset, path: Path) -> tuple[Any, dict[str, Any]]:
@@ -262,16 +246,27 @@ def ensemble_saved(
     return result
 
 
-def evaluate_saved(ds: Dataset, path: Path, run: Run) -> dict[str, Any]:
+def evaluate_saved(ds: Dataset, path: Path, run: Run, robust: bool = False) -> dict[str, Any]:
+    """Evaluate a saved model on the test split; with ``robust``, also on transformed test copies.
+
+    Everything, robustness included, is saved in ``evaluate-<model>.json`` (the report reads it).
+    """
     model, meta = _load_for(ds, path)
+    name = str(meta.get("model", path.name.split(".")[0]))
+    progress.step(f"evaluate {name}", f"evaluating {name} on {len(ds.y_test):,} test images")
     _, proba, predict_s, metrics = score_model(model, ds)
-    name = str(meta.get("model", path.stem))
-    result = _evaluation_figures(metrics, proba, ds, run, name)
-    result.update(model=name, model_path=str(path), predict_s=predict_s, trained_on=meta.get("dataset"))
-    return result
+    extra: dict[str, Any] = {"model_path": str(path), "predict_s": predict_s, "trained_on": meta.get("dataset")}
+    if robust:
+        from digitlab.augment.robustness import robustness
+
+        progress.step("robustness", f"scoring {name} on transformed copies of the test images")
+        extra["robustness"] = robustness(model, ds.x_test, ds.y_test)
+    return _evaluation_figures(metrics, proba, ds, run, name, extra)
 
 
-def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run, name: str) -> dict[str, Any]:
+def _evaluation_figures(
+    metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run, name: str, extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     cm = np.asarray(metrics["confusion_matrix"])
     figs = {
         "confusion_matrix": save_figure(
@@ -296,6 +291,7 @@ def _evaluation_figures(metrics: dict[str, Any], proba: np.ndarray, ds: Dataset,
             run.figures / f"{name}-misclassified.png",
         )
     result = dict(metrics, model=name, figures={k: str(v.relative_to(run.path)) for k, v in figs.items()})
+    result.update(extra or {})
     write_json(run.file(f"evaluate-{name}.json"), result)
     return result
 
@@ -330,7 +326,6 @@ def tune(
     n_jobs: int | None = -1,
     scheduler: str | None = None,
     dask_local: int | None = None,
-    status: Status = _quiet,
     save_as: str | None = None,
 ) -> dict[str, Any]:
     """Cross-validated search on the training split only; the test split scores the refitted best once.
@@ -346,7 +341,7 @@ def tune(
             raise DigitlabError(f"--train-size {train_size}: too small for {cv}-fold search; use at least {10 * cv}.")
         searched = ds.subset(train_size, None, random_state=seed)
         x_search, y_search = searched.x_train, searched.y_train
-    status(f"tune {name}: {search} search, {cv}-fold CV on {len(y_search):,} training images")
+    progress.step(f"tune {name}", f"tune {name}: {search} search, {cv}-fold CV on {len(y_search):,} training images")
     found = tune_lib.tune(
         name,
         x_search,
@@ -360,7 +355,7 @@ def tune(
         scheduler=scheduler,
         dask_local=dask_local,
     )
-    status(f"tune {name}: scoring the refitted best model on the test split (once)")
+    progress.say(f"tune {name}", f"tune {name}: scoring the refitted best model on the test split (once)")
     y_pred, proba, predict_s, metrics = score_model(found.model, ds)
     trained = Trained(saved_name, found.model, found.seconds, predict_s, y_pred, proba, metrics)
     row = _save_trained(trained, ds, run, seed)
@@ -428,9 +423,7 @@ def _augment_preview(ds: Dataset, library: str, run: Run, seed: int) -> Path:
     return save_figure(fig, run.figures / f"augment-{library}-preview.png")
 
 
-def augment(
-    ds: Dataset, library: str, name: str, run: Run, seed: int = 0, factor: int = 1, status: Status = _quiet
-) -> dict[str, Any]:
+def augment(ds: Dataset, library: str, name: str, run: Run, seed: int = 0, factor: int = 1) -> dict[str, Any]:
     """Train ``name`` with and without augmentation (same seed); compare test and robustness accuracy.
 
     Only training images are augmented; the test split is hashed before and after to prove it.
@@ -440,18 +433,18 @@ def augment(
 
     test_hash = _sha256(ds.x_test)
     preview = _augment_preview(ds, library, run, seed)
-    status(f"augment: {name} without augmentation")
+    progress.step(f"augment {library}", f"augment: {name} without augmentation")
     plain = train_and_score(name, ds, seed)
-    status(f"augment: {name} with {library} augmentation")
+    progress.say(f"augment {library}", f"augment: {name} with {library} augmentation", level=progress.INNER)
     start = time.perf_counter()
-    model = Augmented(model=name, library=library, factor=factor, random_state=seed).fit(ds.x_train, ds.y_train)
+    estimator = registry.get(name).build(seed)
+    model = Augmented(estimator, library=library, factor=factor, random_state=seed).fit(ds.x_train, ds.y_train)
     fit_s = time.perf_counter() - start
     _, proba, predict_s, metrics = score_model(model, ds)
-    status("augment: robustness suite on transformed test copies")
+    progress.say(f"augment {library}", "augment: robustness suite on transformed test copies", level=progress.INNER)
     robust_plain = robustness(plain.model, ds.x_test, ds.y_test)
     robust_aug = robustness(model, ds.x_test, ds.y_test)
-    if _sha256(ds.x_test) != test_hash:
-        raise RuntimeError("the test split changed during augmentation")  # a bug, never a user error
+    test_untouched = _sha256(ds.x_test) == test_hash  # hashed before and after: augmentation never sees it
     saved = _save_trained(
         Trained(f"{name}-{library}", model.model_, fit_s, predict_s, model.classes_[proba.argmax(1)], proba, metrics),
         ds,
@@ -469,7 +462,7 @@ def augment(
         "gain_pp": (metrics["accuracy"] - plain.metrics["accuracy"]) * 100,
         "robustness_gain_pp": (robust_aug["mean_transformed"] - robust_plain["mean_transformed"]) * 100,
         "test_sha256": test_hash,
-        "test_untouched": True,
+        "test_untouched": test_untouched,
         "model_path": saved["path"],
         "figures": {"preview": str(preview.relative_to(run.path))},
     }
@@ -478,9 +471,9 @@ def augment(
 
 
 def augment_compare(
-    ds: Dataset, libraries: Sequence[str], name: str, run: Run, seed: int = 0, factor: int = 1, status: Status = _quiet
+    ds: Dataset, libraries: Sequence[str], name: str, run: Run, seed: int = 0, factor: int = 1
 ) -> dict[str, Any]:
-    results = [augment(ds, lib, name, run, seed, factor, partial(_numbered, status, f"[{lib}]")) for lib in libraries]
+    results = [augment(ds, lib, name, run, seed, factor) for lib in libraries]
     fig = plots.comparison(
         ["none", *libraries],
         [results[0]["without"]["accuracy"]] + [r["with"]["accuracy"] for r in results],
@@ -493,90 +486,41 @@ def augment_compare(
     return result
 
 
-def robustness_of(ds: Dataset, path: Path) -> dict[str, Any]:
-    from digitlab.augment.robustness import robustness
-
-    model, meta = _load_for(ds, path)
-    return dict(robustness(model, ds.x_test, ds.y_test), model=str(meta.get("model", path.stem)))
-
-
-UNCERTAIN = 0.5  # below this top probability a prediction is reported as uncertain
-
-
-def predict_files(sources: Sequence[Any], path: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
-    """Label, confidence and top 3 for each picture; a bad file is reported and the rest still predicted."""
-    from digitlab.images import to_mnist
-
-    model, meta = load_model(path)
-    classes = [str(c) for c in meta.get("class_names", [str(c) for c in model.classes_])]
-    if list(meta.get("image_shape", [28, 28])) != [28, 28]:
-        raise DigitlabError(
-            f"{path}: model was trained on {meta.get('image_shape')} images; use one trained on "
-            "28×28 digits (mnist) to read pictures."
-        )
-    rows: list[dict[str, Any]] = []
-    images: list[np.ndarray] = []
-    for k, source in enumerate(sources):
-        name = str(names[k] if names else source)
-        try:
-            img = to_mnist(source, name)
-        except DigitlabError as exc:
-            rows.append({"file": name, "status": "error", "error": str(exc)})
-            continue
-        rows.append({"file": name, "status": "blank" if not img.any() else "pending"})
-        images.append(img)
-    pending = [r for r in rows if r["status"] == "pending"]
-    if pending:
-        stack = np.stack([img for img in images if img.any()])  # (n, 28, 28)
-        proba = np.asarray(model.predict_proba(stack))  # (n, k)
-        for row, p in zip(pending, proba, strict=True):
-            order = np.argsort(-p)[:3]
-            row.update(
-                label=classes[int(order[0])],
-                confidence=float(p[order[0]]),
-                top3=[{"label": classes[int(i)], "probability": float(p[i])} for i in order],
-                status="ok" if p[order[0]] >= UNCERTAIN else "uncertain",
-            )
-    return {
-        "model": str(meta.get("model", path.stem)),
-        "model_path": str(path),
-        "predictions": rows,
-    }
-
-
 def run_all(
     settings: Settings,
     run: Run,
     names: Sequence[str] = DEFAULT_MODELS,
-    status: Status = _quiet,
     tune_model: str | None = None,
     search: str = "halving",
     augment_library: str | None = None,
     augment_model: str = "mlp",
 ) -> dict[str, Any]:
     """Every step in order, into one run folder; tuning and augmentation when asked for."""
-    status("data: loading and verifying")
-    ds = load(settings, status)
+    progress.step("data", "data: loading and verifying")
+    ds = load(settings)
     result: dict[str, Any] = {
         "settings": {"dataset": settings.dataset, "seed": settings.seed, "quick": settings.quick, "models": list(names)}
     }
     result["data"] = data_info(ds)
     write_json(run.file("data.json"), result["data"])
-    status("explore: statistics and figures")
+    progress.step("explore", "explore: statistics and figures")
     result["explore"] = explore(ds, run, settings.seed)
-    status("preprocess: raw vs normalised")
+    progress.step("preprocess", "preprocess: raw vs normalised")
     result["preprocess"] = preprocess(ds, run, settings.seed)
-    result["compare"] = compare(ds, names, run, settings.seed, status)
+    result["compare"] = compare(ds, names, run, settings.seed)
     if tune_model is not None:  # saved beside the untuned model, as <name>-tuned
-        result["tune"] = tune(
-            ds, tune_model, run, settings.seed, search=search, status=status, save_as=f"{tune_model}-tuned"
-        )
+        result["tune"] = tune(ds, tune_model, run, settings.seed, search=search, save_as=f"{tune_model}-tuned")
     if augment_library is not None:
-        result["augment"] = augment(ds, augment_library, augment_model, run, settings.seed, status=status)
+        result["augment"] = augment(ds, augment_library, augment_model, run, settings.seed)
     write_json(run.file("metrics.json"), result)
-    status("report: one HTML file")
+    progress.step("report", "report: one HTML file")
     result["report"] = report(run)
     return result
+
+
+def run_steps(n_models: int, tune: bool, augment: bool) -> int:
+    """How many job steps ``run_all`` announces (for a progress bar)."""
+    return 3 + n_models + int(tune) + int(augment) + 1
 
 
 def report(run: Run) -> dict[str, Any]:
@@ -589,13 +533,18 @@ def report(run: Run) -> dict[str, Any]:
 __all__ = [
     "STEPS",
     "Settings",
+    "augment",
+    "augment_compare",
     "compare",
     "data_info",
+    "ensemble_saved",
     "evaluate_saved",
     "explore",
     "load",
     "preprocess",
-    "resolve_model",
+    "report",
     "run_all",
+    "run_steps",
     "train",
+    "tune",
 ]

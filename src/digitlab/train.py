@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 
+from digitlab import progress
 from digitlab.data.datasets import Dataset
 from digitlab.evaluate import evaluate_predictions
 from digitlab.models import registry
@@ -48,19 +48,16 @@ def score_model(model: Any, ds: Dataset) -> tuple[np.ndarray, np.ndarray, float,
     return y_pred, proba, predict_s, evaluate_predictions(ds.y_test, y_pred, proba, ds.class_names)
 
 
-def train_and_score(
-    name: str, ds: Dataset, random_state: int = 0, status: Callable[[str], None] | None = None
-) -> Trained:
-    say = status or (lambda _msg: None)
-    say(f"fitting {name} on {len(ds.y_train):,} images")
+def train_and_score(name: str, ds: Dataset, random_state: int = 0) -> Trained:
+    progress.say(f"fit {name}", f"fitting {name} on {len(ds.y_train):,} images", level=progress.INNER)
     model, fit_s = fit_model(name, ds, random_state)
-    say(f"predicting {len(ds.y_test):,} test images with {name}")
+    progress.say(f"predict {name}", f"predicting {len(ds.y_test):,} test images with {name}", level=progress.INNER)
     y_pred, proba, predict_s, metrics = score_model(model, ds)
     return Trained(name, model, fit_s, predict_s, y_pred, proba, metrics)
 
 
 def model_metadata(trained: Trained, ds: Dataset, random_state: int) -> dict[str, Any]:
-    spec = registry.lookup(trained.name) or registry.lookup(trained.name.split("-")[0])
+    spec = registry.lookup(registry.base_name(trained.name))
     files = ds.provenance.get("files", {})
     return {
         "model": trained.name,

@@ -90,6 +90,35 @@ def space_for(model_name: str, overrides: Mapping[str, Sequence[Any]] | None = N
     return space
 
 
+def check_values(model_name: str, space: Mapping[str, Sequence[Any]]) -> None:
+    """Refuse values a parameter cannot take (``clf__C=abc``) before any search starts.
+
+    scikit-learn's own parameter constraints decide where an estimator declares them; elsewhere
+    a text value is refused where the registry's space for that parameter holds numbers.
+    """
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    spec = registry.get(model_name)
+    for name, values in space.items():
+        known = list(spec.search_space.get(name, []))
+        numeric = bool(known) and all(isinstance(k, int | float) and not isinstance(k, bool) for k in known)
+        for value in values:
+            if numeric and isinstance(value, str):
+                raise DigitlabError(
+                    f"--param {name}={value}: {value!r} is not a number; {name} takes numbers such as "
+                    f"{', '.join(map(str, known[:3]))}."
+                )
+            estimator = spec.build(0)
+            try:
+                estimator.set_params(**{name: value})
+                for part in [estimator, *(step for _, step in getattr(estimator, "steps", []))]:
+                    if hasattr(part, "_parameter_constraints") and hasattr(part, "_validate_params"):
+                        part._validate_params()
+            except (InvalidParameterError, ValueError, TypeError) as exc:
+                reason = " ".join(str(exc).split())
+                raise DigitlabError(f"--param {name}={value!r} is not valid for {model_name}: {reason}") from None
+
+
 @contextlib.contextmanager
 def joblib_backend(scheduler: str | None = None, dask_local: int | None = None) -> Iterator[str]:
     """Run joblib work locally, on a running Dask scheduler, or on a fresh LocalCluster."""
@@ -159,17 +188,6 @@ def check_search(search: str) -> None:
         raise _unknown_search(search)
 
 
-def _with_progress(searcher: Any) -> Any:
-    """Attach scikit-learn's progress bars (experimental callback API) where available."""
-    try:
-        from sklearn.callback import ProgressBar
-    except ImportError:
-        return searcher
-    if hasattr(searcher, "set_callbacks"):
-        searcher.set_callbacks(ProgressBar(max_propagation_depth=0))  # one bar for the search
-    return searcher
-
-
 def _ranked(cv_results: Mapping[str, Any]) -> list[dict[str, Any]]:
     n = len(cv_results["params"])
     last_iter = np.asarray(cv_results.get("iter", np.zeros(n)))
@@ -208,7 +226,6 @@ def tune(
     n_jobs: int | None = -1,
     scheduler: str | None = None,
     dask_local: int | None = None,
-    progress: bool = True,
 ) -> TuneResult:
     """Search ``model_name``'s space by ``cv``-fold cross-validation on ``x, y`` (training data only)."""
     check_search(search)
@@ -222,13 +239,11 @@ def tune(
     searcher = _searcher(
         estimator, {k: list(v) for k, v in full_space.items()}, search, cv, n_iter, random_state, n_jobs
     )
-    if progress:
-        searcher = _with_progress(searcher)
     with (
         joblib_backend(scheduler, dask_local) as backend,
         warnings.catch_warnings(),
         contextlib.redirect_stdout(sys.stderr),
-    ):  # progress bars must not mix with --json on stdout
+    ):  # nothing a search prints may mix with --json on stdout
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message=".*does not support callbacks.*")
         start = time.perf_counter()

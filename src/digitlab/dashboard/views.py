@@ -1,30 +1,25 @@
 """The dashboard's pages. Each reads the run folder the sidebar picks; nothing retrains at start.
 
-Pages import only what they show: the data pages read JSON and PNG files (first paint
-stays fast); model code is imported by the pages that load models.
+Pages hold Streamlit calls only: they read the run's JSON and PNG files and ask
+``digitlab.service`` for everything else (runs, models, predictions, training).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
-import shutil
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import streamlit as st
 
-from digitlab.artifacts import LATEST, resolve_run
+from digitlab import service
 from digitlab.errors import DigitlabError
 
-RUN_ENV = "DIGITLAB_RUN"  # run folder to open (set by `digitlab dashboard RUN`)
-RUNS_ENV = "DIGITLAB_RUNS"  # folder holding the run folders (default: runs)
-MODEL_SUFFIXES = (".ensemble.json", ".skops", ".pt", ".npz")
+RUN_ENV = service.RUN_ENV  # run folder to open (set by `digitlab dashboard RUN`)
+RUNS_ENV = service.RUNS_ENV  # folder holding the run folders (default: runs)
 CANVAS_SIZE = 280  # 10× MNIST's 28 pixels
-Models = dict[str, tuple[Any, list[str]]]  # name -> (fitted model, class names)
 
 
 # --- where the run is -----------------------------------------------------------------------
@@ -34,19 +29,12 @@ def runs_root() -> Path:
     return Path(os.environ.get(RUNS_ENV, "runs")).resolve()
 
 
-def _run_folders(root: Path) -> list[Path]:
-    if not root.is_dir():
-        return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name != LATEST and not p.name.startswith(".")]
-    return sorted(found, key=lambda p: p.name, reverse=True)
-
-
 def current_run() -> Path | None:
     """The run picked in the sidebar, else ``$DIGITLAB_RUN``, else ``<runs>/latest``."""
     for candidate in (st.session_state.get("run"), os.environ.get(RUN_ENV)):
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()
-    return resolve_run(runs_root())
+    return service.latest_run(runs_root())
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
@@ -74,7 +62,7 @@ def _sidebar(run: Path | None) -> None:
     root = runs_root()
     with st.sidebar:
         st.markdown("### digitlab")
-        folders = _run_folders(root)
+        folders = service.list_runs(root)
         if run is not None and run not in folders:
             folders.insert(0, run)
         if folders:
@@ -97,7 +85,7 @@ def frame(title: str, intro: str) -> Path | None:
     _sidebar(run)
     st.title(title)
     st.caption(intro)
-    if run is None or not _saved_models(run):
+    if run is None or not service.run_models(run):
         training_panel(run)
         return None
     return run
@@ -122,23 +110,7 @@ def absent(what: str, command: str) -> None:
 # --- no run yet: train from here ----------------------------------------------------------------
 
 
-def _progress_fraction(message: str, done: float) -> float:
-    steps = {"data:": 0.03, "explore:": 0.08, "preprocess:": 0.12, "report:": 0.97}
-    for prefix, value in steps.items():
-        if message.startswith(prefix):
-            return value
-    match = re.match(r"\[(\d+)/(\d+)\]", message)
-    if match:
-        k, n = int(match.group(1)), int(match.group(2))
-        return 0.15 + 0.8 * (k - 1) / n
-    return done
-
-
 def training_panel(run: Path | None) -> None:
-    from digitlab import pipeline
-    from digitlab.artifacts import mark_latest, new_run
-    from digitlab.models import registry
-
     if run is None:
         st.warning(f"No saved run under {runs_root()}. Train models here, or run `digitlab run` in a terminal.")
     else:
@@ -148,11 +120,11 @@ def training_panel(run: Path | None) -> None:
             "Data",
             ["quick", "full"],
             format_func=lambda s: {
-                "quick": f"Quick: {pipeline.QUICK_TRAIN:,} / {pipeline.QUICK_TEST:,} images (about a minute)",
+                "quick": f"Quick: {service.QUICK_TRAIN:,} / {service.QUICK_TEST:,} images (about a minute)",
                 "full": "Full MNIST: 60,000 / 10,000 images (about ten minutes)",
             }[s],
         )
-        names = st.multiselect("Models", registry.names(), default=list(pipeline.DEFAULT_MODELS))
+        names = st.multiselect("Models", service.model_names(), default=list(service.DEFAULT_MODELS))
         seed = st.number_input("Seed", min_value=0, value=0, step=1)
         start = st.form_submit_button("Train")
     if not start:
@@ -160,25 +132,26 @@ def training_panel(run: Path | None) -> None:
     if not names:
         st.error("Pick at least one model to train.")
         return
-    folder = new_run(runs_root(), "run")
     bar = st.progress(0.0, text="starting")
     done = 0.0
 
-    def status(message: str) -> None:
+    def on_progress(event: service.Event) -> None:
         nonlocal done
-        done = _progress_fraction(message, done)
-        bar.progress(done, text=message)
+        if event.level == service.JOB and event.total:
+            done = event.done / event.total
+        bar.progress(min(done, 1.0), text=event.message or event.step)
 
-    try:
-        pipeline.run_all(pipeline.Settings(seed=int(seed), quick=size == "quick"), folder, names, status)
+    request = service.RunRequest(
+        models=tuple(names), data=service.DataRequest(seed=int(seed), quick=size == "quick"), out=runs_root()
+    )
+    try:  # the service removes the run folder on any failure, a Streamlit stop or rerun included
+        result = service.run(request, on_progress)
     except DigitlabError as exc:
-        shutil.rmtree(folder.path, ignore_errors=True)
         st.error(str(exc))
         return
-    mark_latest(folder)
-    st.session_state["run"] = str(folder.path)
+    st.session_state["run"] = str(result.run)
     bar.progress(1.0, text="done")
-    st.success(f"Trained {', '.join(names)} into {folder.path.name}.")
+    st.success(f"Trained {', '.join(names)} into {Path(str(result.run)).name}.")
     st.rerun()
 
 
@@ -257,8 +230,6 @@ def preprocess_page() -> None:
 
 
 def models_page() -> None:
-    from digitlab.report import aspects
-
     found = frame_with(
         "Models and comparison",
         "Every model trained on the same data with the same seed.",
@@ -291,7 +262,7 @@ def models_page() -> None:
     )
     figure(run, compare.get("figure"))
     st.subheader("Aspects to consider")
-    st.dataframe(aspects([m["model"] for m in compare["models"]]), hide_index=True)
+    st.dataframe(service.aspects([m["model"] for m in compare["models"]]), hide_index=True)
 
 
 def _evaluated(run: Path) -> list[str]:
@@ -398,105 +369,30 @@ def augmentation_page() -> None:
 # --- try it ---------------------------------------------------------------------------------------
 
 
-def _saved_models(run: Path) -> list[Path]:
-    """Model files of the run, leaving out the member files an ensemble manifest names."""
-    folder = run / "models"
-    if not folder.is_dir():
-        return []
-    members: set[str] = set()
-    for manifest in folder.glob("*.ensemble.json"):
-        try:
-            members.update(json.loads(manifest.read_text()).get("files", []))
-        except (OSError, ValueError):
-            continue
-    return sorted(p for p in folder.iterdir() if p.name.endswith(MODEL_SUFFIXES) and p.name not in members)
-
-
 @st.cache_resource(show_spinner="Loading the saved models…", max_entries=4)
-def load_models(run: str, stamp: tuple[float, ...]) -> tuple[Models, list[str]]:
-    """Every saved 28×28 model of the run, with its class names; problems as one line each."""
-    from digitlab.models.store import load_model
-
-    models: Models = {}
-    problems: list[str] = []
-    for path in _saved_models(Path(run)):
-        try:
-            model, meta = load_model(path)
-        except DigitlabError as exc:
-            problems.append(str(exc))
-            continue
-        name = str(meta.get("model", path.name.split(".")[0]))
-        if list(meta.get("image_shape", [28, 28])) != [28, 28]:
-            problems.append(f"{name}: trained on {meta.get('image_shape')} images, cannot read drawn digits.")
-            continue
-        models[name] = (model, [str(c) for c in meta.get("class_names", list(model.classes_))])
-    return models, problems
+def load_predictors(run: str, stamp: tuple[float, ...]) -> tuple[list[service.Predictor], list[str]]:
+    """Every saved 28×28 model of the run, most accurate first; problems as one line each."""
+    return service.run_predictors(Path(run))
 
 
-def _one_openmp_thread() -> None:
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(1, user_api="openmp")  # OpenMP's setting is per thread: this thread only
-
-
-# One image needs no thread team, and a team waiting at its barriers on a busy machine (the browser
-# drawing on the same cores) turns a 1 ms CNN call into 100 ms. Predictions run on this one thread.
-_PREDICTOR = ThreadPoolExecutor(1, thread_name_prefix="digitlab-predict", initializer=_one_openmp_thread)
-
-
-def predict_all(models: Models, image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
-    """Each model's prediction and class probabilities for one (28, 28) uint8 image, in ``order``."""
-    return _PREDICTOR.submit(_predict_all, models, image, order).result()
-
-
-def _predict_all(models: Models, image: np.ndarray, order: list[str]) -> list[dict[str, Any]]:
-    rows = []
-    for name in order:
-        model, classes = models[name]
-        proba = np.asarray(model.predict_proba(image[None]))[0]  # (k,)
-        best = int(proba.argmax())
-        rows.append(
-            {
-                "model": name,
-                "digit": classes[best],
-                "confidence": float(proba[best]),
-                "probabilities": {c: float(p) for c, p in zip(classes, proba, strict=True)},
-            }
-        )
-    return rows
-
-
-def _model_order(run: Path, models: dict[str, Any]) -> list[str]:
-    accuracy = {
-        n: (read_json(run, f"evaluate-{n}.json") or read_json(run, f"{n}.json") or {}).get("accuracy", 0.0)
-        for n in models
-    }
-    return sorted(models, key=lambda n: (-accuracy[n], n))
-
-
-def _show_headline(top: dict[str, Any]) -> None:
-    from digitlab.pipeline import UNCERTAIN
-
+def _show_headline(top: service.Prediction) -> None:
     with st.container(key="prediction"):
-        st.markdown(f"## Prediction: {top['digit']}")
-        st.markdown(f"**{top['confidence']:.1%}** sure, by **{top['model']}** (the most accurate saved model)")
-        if top["confidence"] < UNCERTAIN:
+        st.markdown(f"## Prediction: {top.label}")
+        st.markdown(f"**{top.confidence or 0.0:.1%}** sure, by **{top.model}** (the most accurate saved model)")
+        if top.status == "uncertain":
             st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
 
 
-def _show_details(image: np.ndarray, rows: list[dict[str, Any]], below: Any = None) -> None:
+def _show_details(image: np.ndarray, rows: list[service.Prediction], below: Any = None) -> None:
     """The image the models see, the leading model's probabilities and every model's row."""
     left, right = st.columns([1, 3])
     with left:
         st.image(np.kron(image, np.ones((5, 5), dtype=np.uint8)), caption="What the models see (28 × 28)")
     with right:
-        st.bar_chart({"probability": rows[0]["probabilities"]}, height=180)
-    table = [
-        {"model": r["model"], "prediction": r["digit"], "confidence": r["confidence"], **r["probabilities"]}
-        for r in rows
-    ]
+        st.bar_chart({"probability": dict(rows[0].probabilities)}, height=180)
+    table = [{"model": r.model, "prediction": r.label, "confidence": r.confidence, **r.probabilities} for r in rows]
     config: dict[str, Any] = {  # numbers for the ten digits, so that they all fit beside the model's name
-        c: st.column_config.NumberColumn(c, format="percent", width=58) for c in rows[0]["probabilities"]
+        c: st.column_config.NumberColumn(c, format="percent", width=58) for c in rows[0].probabilities
     }
     config["confidence"] = st.column_config.ProgressColumn(
         "confidence", format="percent", min_value=0.0, max_value=1.0, width="small"
@@ -505,30 +401,27 @@ def _show_details(image: np.ndarray, rows: list[dict[str, Any]], below: Any = No
         st.dataframe(table, hide_index=True, column_config=config)
 
 
-def _loaded(run: Path) -> tuple[Models, list[str]]:
+def _loaded(run: Path) -> tuple[list[service.Predictor], list[str]]:
     """The run's models (loaded once per set of files, shared by every session) and the problems met."""
-    return load_models(str(run), tuple(p.stat().st_mtime for p in _saved_models(run)))
+    return load_predictors(str(run), tuple(m.path.stat().st_mtime for m in service.run_models(run)))
 
 
 def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
     """``source`` through to_mnist and every model; the table of all models goes in ``below`` when given."""
-    from digitlab.images import to_mnist
-
     try:
-        image = to_mnist(source, name)
+        image = service.read_picture(source, name)
     except DigitlabError as exc:
         st.error(str(exc))
         return
     if not image.any():
         st.info("No ink found: the picture is blank. Draw or upload a digit.")
         return
-    models, _ = _loaded(run)
-    if not models:
+    predictors, _ = _loaded(run)
+    if not predictors:
         return
-    order = _model_order(run, models)
-    rows = predict_all(models, image, order[:1])
+    rows = service.predict_each(predictors[:1], image, name)
     _show_headline(rows[0])  # on screen while the other models read the digit
-    rows += predict_all(models, image, order[1:])
+    rows += service.predict_each(predictors[1:], image, name)
     _show_details(image, rows, below)
 
 
@@ -542,11 +435,11 @@ def try_it_page() -> None:
         _draw(str(run))
     with upload:
         _upload(run)
-    models, problems = _loaded(run)  # after the page is drawn: warm before the first stroke
+    predictors, problems = _loaded(run)  # after the page is drawn: warm before the first stroke
     with notes:
         for problem in problems:
             st.warning(problem)
-        if not models:
+        if not predictors:
             st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
 
 
@@ -584,10 +477,8 @@ def _draw(run: str) -> None:
 
 
 def _upload(run: Path) -> None:
-    from digitlab.images import MAX_BYTES
-
     uploaded = st.file_uploader(
-        f"A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; at most {MAX_BYTES // 2**20} MB)",
+        f"A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; at most {service.MAX_PICTURE_BYTES // 2**20} MiB)",
         key="upload",
     )
     if uploaded is None:

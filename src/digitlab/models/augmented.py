@@ -1,4 +1,6 @@
-"""Train any registry model on augmented *training* data; predict exactly like that model.
+"""Train any model on augmented *training* data; predict exactly like that model.
+
+The model is passed in unfitted (``Augmented(estimator, library)``); it is cloned and fitted.
 
 How the augmenter is used depends on the model, as each learns:
 - the CNNs draw a fresh augmented copy of every batch (their ``augment`` parameter);
@@ -13,12 +15,14 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from digitlab.augment import get_augmenter
+from digitlab.errors import DigitlabError
 
 _CHUNK = 2048  # images per augmenter call
 
@@ -29,20 +33,23 @@ def augment_all(augmenter: Any, x: np.ndarray, rng: np.random.Generator) -> np.n
 
 class Augmented(ClassifierMixin, BaseEstimator):
     def __init__(
-        self, model: str = "mlp", library: str = "elastic", factor: int = 1, random_state: int | None = 0
+        self, estimator: Any = None, library: str = "elastic", factor: int = 1, random_state: int | None = 0
     ) -> None:
-        self.model = model  # registry name
+        self.estimator = estimator  # unfitted estimator on images (a registry model)
         self.library = library  # augmentation back end
         self.factor = factor  # augmented copies per original (expanded-set models)
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any) -> Augmented:
-        from digitlab.models import registry
-
+        if self.estimator is None:
+            raise DigitlabError("Augmented needs an estimator to train, e.g. Augmented(registry.get('mlp').build(0)).")
+        if not isinstance(self.factor, int | np.integer) or self.factor < 1:
+            raise DigitlabError(f"--factor {self.factor}: use 1 or more augmented copies per image.")
         x, y = np.asarray(X), np.asarray(y)
+        check_classification_targets(y)
         rng = np.random.default_rng(self.random_state)
         augmenter = get_augmenter(self.library)
-        est = registry.get(self.model).build(self.random_state)
+        est = clone(self.estimator)
         if "augment" in est.get_params():
             self.mode_ = "fresh batches"
             est.set_params(augment=augmenter).fit(x, y)
@@ -59,7 +66,9 @@ class Augmented(ClassifierMixin, BaseEstimator):
             est.fit(np.concatenate([x, *copies]), np.concatenate([y] * (self.factor + 1)))
         self.model_ = est
         self.classes_ = np.asarray(est.classes_)
-        self.n_features_in_ = getattr(est, "n_features_in_", None)
+        n_features = getattr(est, "n_features_in_", None)
+        if n_features is not None:
+            self.n_features_in_ = int(n_features)
         return self
 
     def predict_proba(self, X: Any) -> np.ndarray:

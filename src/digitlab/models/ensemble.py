@@ -1,7 +1,9 @@
 """Soft voting: the weighted mean of several classifiers' probabilities.
 
-Members are registry names (fitted here, each with the same seed) or already fitted
-models (``SoftVote.from_fitted``, e.g. loaded from saved files, so nothing is retrained).
+Members are ``(name, estimator)`` pairs, as in scikit-learn's ``VotingClassifier``: unfitted
+estimators are cloned and fitted by ``fit``; already fitted models (``SoftVote.from_fitted``,
+e.g. loaded from saved files) are used as they are, so nothing is retrained. The registry
+builds the default members; this module knows nothing of the registry.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from digitlab.errors import DigitlabError
@@ -23,17 +26,15 @@ class SoftVote(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        members: tuple[str, ...] = ("cnn", "cnn-aug", "svm"),
+        members: tuple[tuple[str, Any], ...] = (),
         weights: tuple[float, ...] | None = None,
-        random_state: int | None = 0,
     ) -> None:
-        self.members = members  # registry names, fitted in turn by fit()
+        self.members = members  # (name, estimator) pairs, cloned and fitted by fit()
         self.weights = weights  # one per member; None: equal
-        self.random_state = random_state
 
-    @classmethod
-    def with_seed(cls, random_state: int | None = 0) -> SoftVote:
-        return cls(random_state=random_state)
+    @property
+    def member_names(self) -> list[str]:
+        return [str(name) for name, _ in self.members]
 
     @classmethod
     def from_fitted(
@@ -45,34 +46,41 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         classes = [np.asarray(m.classes_) for m in models]
         if any(not np.array_equal(c, classes[0]) for c in classes[1:]):
             raise DigitlabError(f"ensemble members {', '.join(names)} were trained on different classes.")
-        vote = cls(members=tuple(names), weights=None if weights is None else tuple(weights))
+        vote = cls(members=tuple(zip(names, models, strict=True)), weights=None if weights is None else tuple(weights))
+        vote.normalised_weights()
         vote.members_ = list(models)
         vote.classes_ = classes[0]
-        vote.n_features_in_ = getattr(models[0], "n_features_in_", None)
-        vote.normalised_weights()
+        n_features = getattr(models[0], "n_features_in_", None)
+        if n_features is not None:
+            vote.n_features_in_ = int(n_features)
         return vote
 
     def normalised_weights(self) -> np.ndarray:
-        """One weight per member, summing to 1; refuses negative, all-zero or mis-counted weights."""
+        """One weight per member, summing to 1; refuses non-finite, negative, all-zero or mis-counted weights."""
         if self.weights is None:
-            return np.full(len(self.members), 1.0 / len(self.members))
-        w = np.asarray(self.weights, dtype=np.float64)
-        if len(w) != len(self.members) or np.any(w < 0) or w.sum() <= 0:
+            return np.full(len(self.members), 1.0 / max(1, len(self.members)))
+        try:
+            w = np.asarray(self.weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            w = np.array([np.nan])
+        if w.ndim != 1 or len(w) != len(self.members) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
             raise DigitlabError(
-                f"ensemble weights {tuple(self.weights)} must be {len(self.members)} non-negative "
-                "numbers, not all zero."
+                f"ensemble weights {tuple(self.weights)} must be {len(self.members)} finite, non-negative "
+                "numbers, not all zero (e.g. 2,1,1)."
             )
         return w / w.sum()
 
     def fit(self, X: Any, y: Any) -> SoftVote:
-        from digitlab.models import registry
-
-        self.normalised_weights()
         if len(self.members) < 2:
             raise DigitlabError("an ensemble needs at least two members.")
-        self.members_ = [registry.get(name).build(self.random_state).fit(X, y) for name in self.members]
+        self.normalised_weights()
+        y = np.asarray(y)
+        check_classification_targets(y)
+        self.members_ = [clone(estimator).fit(X, y) for _, estimator in self.members]
         self.classes_ = np.asarray(self.members_[0].classes_)
-        self.n_features_in_ = getattr(self.members_[0], "n_features_in_", None)
+        n_features = getattr(self.members_[0], "n_features_in_", None)
+        if n_features is not None:
+            self.n_features_in_ = int(n_features)
         return self
 
     def member_probabilities(self, X: Any) -> list[np.ndarray]:

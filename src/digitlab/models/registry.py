@@ -126,7 +126,13 @@ register(
 register(
     ModelSpec(
         name="ensemble",
-        build=SoftVote.with_seed,
+        build=lambda rs: SoftVote(
+            members=(
+                ("cnn", CNNClassifier.with_seed(rs)),
+                ("cnn-aug", CNNClassifier.augmented(rs)),
+                ("svm", classic.build_svm(rs)),
+            )
+        ),
         description="Soft voting (mean probability) of cnn, cnn-aug and svm, each fitted with the same seed.",
         family="ensemble",
         search_space={"weights": [None, (2.0, 1.0, 1.0), (3.0, 1.0, 1.0)]},
@@ -210,6 +216,18 @@ def get(name: str) -> ModelSpec:
         ) from None
 
 
+def base_name(name: str) -> str:
+    """The registry model a saved name was made from: ``scratch-mlp-tuned`` -> ``scratch-mlp``.
+
+    Saved names add suffixes (``-tuned``, ``-opencv``) to a registry name; the longest registry
+    name that the saved name starts with wins, so ``cnn-aug-tuned`` is ``cnn-aug``, not ``cnn``.
+    """
+    if name in _SPECS:
+        return name
+    matches = [n for n in _SPECS if name.startswith(f"{n}-")]
+    return max(matches, key=len) if matches else name
+
+
 def parse_names(text: str) -> list[str]:
     """Comma-separated model names, each checked."""
     chosen = [part.strip() for part in text.split(",") if part.strip()]
@@ -217,4 +235,7 @@ def parse_names(text: str) -> list[str]:
         raise DigitlabError("no model named; pass e.g. --models lr,knn,svm,mlp.")
     for name in chosen:
         get(name)
+    repeated = sorted({n for n in chosen if chosen.count(n) > 1})
+    if repeated:
+        raise DigitlabError(f"model {', '.join(repeated)} is listed twice in {text!r}; name each model once.")
     return chosen

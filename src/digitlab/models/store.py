@@ -50,7 +50,7 @@ def save_model(path: str | Path, model: Any, metadata: dict[str, Any]) -> Path:
     if path.name.endswith(".ensemble.json"):
         stem = path.name[: -len(".ensemble.json")]
         files = []
-        for k, (name, member) in enumerate(zip(model.members, model.members_, strict=True)):
+        for k, (name, member) in enumerate(zip(model.member_names, model.members_, strict=True)):
             member_file = model_path(path.parent, f"{stem}-{k}-{name}", member)
             save_model(member_file, member, {"model": name, "member_of": path.name})
             files.append(member_file.name)
@@ -59,7 +59,7 @@ def save_model(path: str | Path, model: Any, metadata: dict[str, Any]) -> Path:
             {
                 "format": MODEL_FORMAT,
                 "kind": "ensemble",
-                "members": list(model.members),
+                "members": model.member_names,
                 "files": files,
                 "weights": model.weights,
                 "metadata": meta,

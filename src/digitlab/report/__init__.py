@@ -76,10 +76,9 @@ def aspects(names: list[str]) -> list[dict[str, str]]:
 
     rows = []
     for name in names:
-        base = name if name in registry.names() else name.rsplit("-", 1)[0]
-        if base not in registry.names():
+        spec = registry.lookup(registry.base_name(name))
+        if spec is None:
             continue
-        spec = registry.get(base)
         rows.append(
             {"model": name, "family": spec.family, "what": spec.description, "pros": spec.pros, "cons": spec.cons}
         )

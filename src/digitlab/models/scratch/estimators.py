@@ -23,6 +23,7 @@ from digitlab.models.scratch.losses import multiclass_hinge, softmax, softmax_cr
 from digitlab.models.scratch.network import Sequential, split_validation, train
 from digitlab.models.scratch.optim import Adam
 from digitlab.models.scratch.preprocess import PCA, to_channels, to_features
+from digitlab.progress import INNER, Event, emit
 
 
 def _checked(estimator: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
@@ -160,17 +161,22 @@ class _ScratchNet(_Saved, ClassifierMixin, BaseEstimator):
 
 
 class _Progress:
-    def __init__(self, total: int, desc: str, enabled: bool) -> None:
-        from tqdm.auto import tqdm
+    """One progress event per epoch, with its loss and validation accuracy."""
 
-        self.bar = tqdm(total=total, desc=desc, unit="epoch", disable=not enabled)
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        self.total, self.desc, self.enabled, self.done = total, desc, enabled, 0
 
     def __call__(self, record: dict[str, float]) -> None:
-        self.bar.set_postfix({k: round(v, 4) for k, v in record.items() if k != "epoch"})
-        self.bar.update(1)
+        self.done += 1
+        if not self.enabled:
+            return
+        metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
+        step = f"epoch {self.done}/{self.total}"
+        emit(Event(step, 1, 1, f"{self.desc} {step}: {shown}", metrics, level=INNER))
 
     def close(self) -> None:
-        self.bar.close()
+        return None
 
 
 class ScratchSoftmax(_ScratchNet):

@@ -1,0 +1,274 @@
+"""The steps a face can ask for, each: check the request, then do the work in a run folder.
+
+Every function takes a typed request and an optional progress callback, checks everything
+first, runs the work inside ``artifacts.run_folder`` (removed on any failure or interruption;
+``latest`` moves only on success) and returns a ``StepResult``: the run folder and the step's
+JSON document (its keys are what ``--json`` prints and what the report and dashboard read).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digitlab import pipeline, progress
+from digitlab.artifacts import run_folder, to_jsonable
+from digitlab.augment import names as augment_backends
+from digitlab.errors import DigitlabError
+from digitlab.models import registry
+from digitlab.service.lookup import find_model, find_run, latest_run
+from digitlab.service.requests import (
+    AugmentRequest,
+    CompareRequest,
+    DashboardRequest,
+    DataRequest,
+    EnsembleRequest,
+    EvaluateRequest,
+    RunRequest,
+    TrainRequest,
+    TuneRequest,
+    image_shape_of,
+)
+
+QUICK_TRAIN, QUICK_TEST = pipeline.QUICK_TRAIN, pipeline.QUICK_TEST
+AUGMENTERS = tuple(augment_backends())  # albumentations, opencv, keras, elastic
+DEFAULT_MODELS = pipeline.DEFAULT_MODELS
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: str  # "train", "compare", "run" …
+    run: Path | None  # the run folder written (None for steps that write none)
+    data: Mapping[str, Any]  # the step's JSON document
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = to_jsonable(dict(self.data))
+        if self.run is not None:
+            doc["run"] = str(self.run)
+        return doc
+
+    def __getitem__(self, key: str) -> Any:
+        return self.to_json()[key]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    family: str
+    description: str
+    pros: str
+    cons: str
+    search_space: Mapping[str, list[str]]
+
+
+def _settings(data: DataRequest) -> pipeline.Settings:
+    return pipeline.Settings(dataset=data.dataset, data_dir=data.data_dir, seed=data.seed, quick=data.quick)
+
+
+# --- catalogue and data -----------------------------------------------------------------------
+
+
+def model_catalogue() -> list[ModelInfo]:
+    return [
+        ModelInfo(
+            s.name,
+            s.family,
+            s.description,
+            s.pros,
+            s.cons,
+            {k: [repr(v) for v in vs] for k, vs in s.search_space.items()},
+        )
+        for s in (registry.get(n) for n in registry.names())
+    ]
+
+
+def model_names() -> list[str]:
+    return registry.names()
+
+
+def aspects(names: list[str]) -> list[dict[str, str]]:
+    """Family, description, pros and cons of saved models (by saved name)."""
+    from digitlab.report import aspects as report_aspects
+
+    return report_aspects(names)
+
+
+def data_info(request: DataRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    """Load (fetch and verify if needed) a dataset and describe it: splits, classes, files."""
+    request.check()
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request))
+    return StepResult("data", None, pipeline.data_info(ds))
+
+
+# --- steps that write a run folder ------------------------------------------------------------
+
+
+def explore(request: DataRequest, out: Path, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request))
+        with run_folder(out, "explore") as run:
+            result = pipeline.explore(ds, run, request.seed)
+    return StepResult("explore", run.path, result)
+
+
+def preprocess(request: DataRequest, out: Path, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request))
+        with run_folder(out, "preprocess") as run:
+            result = pipeline.preprocess(ds, run, request.seed)
+    return StepResult("preprocess", run.path, result)
+
+
+def train(request: TrainRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, f"train-{request.model}") as run:
+            row = pipeline.train(ds, request.model, run, request.data.seed)
+    return StepResult(
+        "train",
+        run.path,
+        dict(row, dataset=ds.name, n_train=len(ds.y_train), n_test=len(ds.y_test), seed=request.data.seed),
+    )
+
+
+def compare(request: CompareRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    with progress.reporting(on_progress), progress.job(len(request.models)):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, "compare") as run:
+            result = pipeline.compare(ds, request.models, run, request.data.seed)
+        progress.finished()
+    return StepResult("compare", run.path, result)
+
+
+def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    path = find_model(request.model, request.out, image_shape_of(request.data.dataset))
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}") as run:
+            result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness)
+    return StepResult("evaluate", run.path, dict(result, dataset=ds.name))
+
+
+def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    weights = request.check()
+    shape = image_shape_of(request.data.dataset)
+    paths = [find_model(spec, request.out, shape) for spec in request.models]
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, "ensemble") as run:
+            result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed)
+    return StepResult("ensemble", run.path, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
+
+
+def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    space = request.check()
+    with progress.reporting(on_progress):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, f"tune-{request.model}") as run:
+            result = pipeline.tune(
+                ds,
+                request.model,
+                run,
+                request.data.seed,
+                search=request.search,
+                cv=request.cv,
+                n_iter=request.n_iter,
+                train_size=request.train_size,
+                space=space,
+                n_jobs=request.n_jobs,
+                scheduler=request.scheduler,
+                dask_local=request.dask_local,
+                save_as=request.save_as,
+            )
+    return StepResult("tune", run.path, result)
+
+
+def augment(request: AugmentRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    request.check()
+    with progress.reporting(on_progress), progress.job(len(request.libraries)):
+        ds = pipeline.load(_settings(request.data))
+        with run_folder(request.out, "augment") as run:
+            result = pipeline.augment_compare(
+                ds, request.libraries, request.model, run, request.data.seed, request.factor
+            )
+        progress.finished()
+    n = {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": request.data.seed}
+    return StepResult("augment", run.path, dict(result, **n))
+
+
+def run(request: RunRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    """The whole pipeline into one run folder, with tuning and augmentation when asked for."""
+    request.check()
+    start = time.perf_counter()
+    steps = pipeline.run_steps(len(request.models), request.tune is not None, request.augment is not None)
+    with progress.reporting(on_progress), progress.job(steps):
+        with run_folder(request.out, "run") as folder:
+            result = pipeline.run_all(
+                _settings(request.data),
+                folder,
+                request.models,
+                tune_model=request.tune,
+                search=request.search,
+                augment_library=request.augment,
+                augment_model=request.augment_model,
+            )
+        progress.finished(f"finished in {time.perf_counter() - start:.0f} s")
+    return StepResult("run", folder.path, dict(result, seconds=time.perf_counter() - start))
+
+
+def report(run: str | None, out: Path, output: Path | None = None) -> StepResult:
+    """The self-contained HTML report of a run folder (default: the latest)."""
+    from digitlab import report as report_lib
+
+    path = find_run(run, out)
+    return StepResult("report", None, report_lib.build(path, output))
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How to start the dashboard: the command, its environment and the run it shows."""
+
+    command: list[str]
+    env: dict[str, str]
+    run: Path | None
+
+
+RUN_ENV = "DIGITLAB_RUN"  # run folder the dashboard opens
+RUNS_ENV = "DIGITLAB_RUNS"  # folder holding the run folders
+
+
+def dashboard_launch(request: DashboardRequest) -> Launch:
+    request.check()
+    path = find_run(request.run, request.out) if request.run else latest_run(request.out)
+    env = dict(os.environ, **{RUNS_ENV: str(path.parent if path is not None else Path(request.out).resolve())})
+    if path is not None:
+        env[RUN_ENV] = str(path)
+    cmd = [sys.executable, "-m", "streamlit", "run", str(dashboard_app()), "--server.port", str(request.port)]
+    cmd += ["--server.address", request.address, "--server.headless", str(not request.browser).lower()]
+    cmd += ["--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"]
+    cmd += ["--client.toolbarMode", "minimal"]
+    return Launch(cmd, env, path)
+
+
+def dashboard_app() -> Path:
+    """The dashboard's Streamlit script, found without importing the dashboard (a face)."""
+    from importlib.util import find_spec
+
+    spec = find_spec("digitlab.dashboard")
+    if spec is None or spec.origin is None:
+        raise DigitlabError("the digitlab dashboard is not installed with this copy of digitlab; reinstall it.")
+    return Path(spec.origin).with_name("app.py")

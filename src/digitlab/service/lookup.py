@@ -1,0 +1,153 @@
+"""Finding things on disk: run folders, the models saved in them, a model by name.
+
+A registry name resolves to the model of that name in ``runs/latest`` first, then in the
+newest *complete* run (one with ``run.json``) whose model reads the images asked for; never
+a file of an unfinished run, never one of the wrong image size while a fitting one exists.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from digitlab.artifacts import LATEST, is_complete, model_index, resolve_run
+from digitlab.errors import DigitlabError
+from digitlab.models import registry
+from digitlab.models.store import SUFFIXES, load_model
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """One model file of a run, as the dashboard and the lookup see it."""
+
+    name: str  # saved name: "svm", "svm-tuned", "mlp-opencv", "ensemble"
+    path: Path
+    image_shape: tuple[int, ...] | None  # what it reads; None when the file does not say
+    accuracy: float | None  # test accuracy when the run recorded one
+
+
+def find_run(run: str | None, out: Path) -> Path:
+    """A run folder by path or name under ``out``, or the latest; one line when there is none."""
+    path = resolve_run(out, run)
+    if path is None or not path.is_dir():
+        where = f"{run!r} (also looked in {out})" if run else f"no latest run under {out}"
+        raise DigitlabError(f"run folder not found: {where}; run `digitlab run` first or pass a run folder.")
+    return path
+
+
+def latest_run(out: Path) -> Path | None:
+    path = resolve_run(out, None)
+    return path if path is not None and path.is_dir() else None
+
+
+def list_runs(out: Path) -> list[Path]:
+    """Complete run folders under ``out``, newest first (names start with their time stamp)."""
+    root = Path(out)
+    if not root.is_dir():
+        return []
+    found = [p for p in root.iterdir() if p.is_dir() and p.name != LATEST and not p.name.startswith(".")]
+    return sorted((p for p in found if is_complete(p)), key=lambda p: p.name, reverse=True)
+
+
+def _model_name(path: Path) -> str:
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if path.name.endswith(suffix):
+            return path.name[: -len(suffix)]
+    return path.stem
+
+
+def _shape_from_file(path: Path) -> tuple[int, ...] | None:
+    """What a model file reads, from its side files where they say so, else from the file itself."""
+    try:
+        if path.suffix == ".pt":
+            return tuple(json.loads(path.with_name(path.name + ".json").read_text())["image_shape"])
+        if path.name.endswith(".ensemble.json"):
+            shape = json.loads(path.read_text()).get("metadata", {}).get("image_shape")
+            return tuple(shape) if shape else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    try:
+        shape = load_model(path)[1].get("image_shape")
+    except DigitlabError:
+        return None
+    return tuple(shape) if shape else None
+
+
+def run_models(run: Path) -> list[SavedModel]:
+    """The models of a run, leaving out the member files an ensemble manifest names; best first."""
+    folder = run / "models"
+    if not folder.is_dir():
+        return []
+    members: set[str] = set()
+    for manifest in folder.glob("*.ensemble.json"):
+        try:
+            members.update(json.loads(manifest.read_text()).get("files", []))
+        except (OSError, ValueError, AttributeError):
+            continue
+    index = model_index(folder)
+    found = []
+    for path in sorted(folder.iterdir()):
+        if not path.name.endswith(SUFFIXES) or path.name in members or not path.is_file():
+            continue
+        name = _model_name(path)
+        entry: dict[str, Any] = index.get(name) or {}
+        shape = tuple(entry["image_shape"]) if entry.get("image_shape") else None
+        accuracy = entry.get("accuracy")
+        if accuracy is None:
+            accuracy = _recorded_accuracy(run, name)
+        found.append(SavedModel(name, path, shape, accuracy))
+    return sorted(found, key=lambda m: (-(m.accuracy or 0.0), m.name))
+
+
+def _recorded_accuracy(run: Path, name: str) -> float | None:
+    for candidate in (f"evaluate-{name}.json", f"{name}.json"):
+        try:
+            value = json.loads((run / candidate).read_text()).get("accuracy")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def model_shape(model: SavedModel) -> tuple[int, ...] | None:
+    return model.image_shape if model.image_shape is not None else _shape_from_file(model.path)
+
+
+def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None) -> Path:
+    """A model file path as given, or the saved model called ``spec`` that reads ``image_shape`` images.
+
+    Looks in ``out/latest`` first, then in the other complete runs, newest first.
+    """
+    path = Path(spec).expanduser()
+    if path.exists() or spec.endswith(SUFFIXES) or "/" in spec:
+        if path.is_dir():
+            raise DigitlabError(f"{path}: is a folder, not a model file; pass a {', '.join(SUFFIXES)} file.")
+        if not path.is_file():
+            raise DigitlabError(f"{path}: no such model file; train one with `digitlab train --model NAME`.")
+        return path
+    registry.get(registry.base_name(spec))  # an unknown name: one line listing the known ones
+    runs = list_runs(out)
+    latest = latest_run(out)
+    if latest is not None:
+        runs = [latest, *(r for r in runs if r != latest)]
+    wrong: list[tuple[Path, tuple[int, ...] | None]] = []
+    for run in runs:
+        for model in run_models(run):
+            if model.name != spec:
+                continue
+            shape = model_shape(model)
+            if image_shape is None or shape is None or tuple(shape) == tuple(image_shape):
+                return model.path
+            wrong.append((model.path, shape))
+    if wrong:
+        seen = "; ".join(f"{p} reads {'×'.join(map(str, s or ()))} images" for p, s in wrong[:3])
+        raise DigitlabError(
+            f"no saved {spec!r} model under {out} reads {image_shape[0]}×{image_shape[1]} images ({seen}); "  # type: ignore[index]
+            f"train one on a dataset of that size, e.g. `digitlab train --model {spec}`."
+        )
+    raise DigitlabError(
+        f"no saved {spec!r} model under {out}; run `digitlab train --model {spec}` first or pass a model file."
+    )
