@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 help:
 	@echo "make run    - create .venv, install digitlab and run the whole pipeline on MNIST"
 	@echo "make quick  - the same on a 6,000/1,000 subset (about a minute)"
-	@echo "make test   - install test tools, then ruff, mypy and pytest"
+	@echo "make test   - install test tools, then ruff, lint-imports (the floors), mypy and pytest"
 	@echo "make dashboard - the Streamlit dashboard on the latest run"
 	@echo "make bench  - full-data benchmarks, written to benchmarks/BENCHMARKS.md"
 
@@ -46,6 +46,7 @@ quick: install
 lint: install
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/lint-imports
 
 typecheck: install
 	$(VENV)/bin/mypy
@@ -66,6 +67,8 @@ bench: install
 	$(PY) benchmarks/augment.py
 	$(PY) benchmarks/scratch.py
 	$(PY) benchmarks/dashboard.py
+	$(PY) benchmarks/deskew.py
+	$(PY) benchmarks/readme_table.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build src/*.egg-info

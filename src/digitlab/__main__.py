@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import warnings
 
 from digitlab.errors import Interrupted
 
@@ -22,6 +23,8 @@ def _stop(signum: int, frame: object) -> None:
 def entry() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    if not sys.warnoptions:  # library warnings (torch, scikit-learn) are noise before a table or an error line
+        warnings.simplefilter("ignore")
     try:
         from digitlab.cli import main
 

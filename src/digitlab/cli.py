@@ -465,8 +465,15 @@ def predict(
         ],
         footer=f"model: {predictor.path}",
     )
-    if any(p.status == "error" for p in predictions):
-        raise typer.Exit(1)
+    failed = [p for p in predictions if p.status == "error"]
+    if len(failed) == 1:
+        others = " The other pictures were read." if len(predictions) > 1 else ""
+        raise DigitlabError(f"{failed[0].error}{others}")
+    if failed:
+        raise DigitlabError(
+            f"{len(failed)} of {len(predictions)} pictures could not be read (first: {failed[0].error}); "
+            "the table says why for each."
+        )
 
 
 @app.command()

@@ -16,8 +16,9 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 
-MAX_BYTES = 20 * 1024 * 1024  # a bigger upload is refused before decoding
+MAX_BYTES = 20 * 1024 * 1024  # a bigger upload is refused before decoding (20 MiB)
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, made an error
+WORK_SIDE = 1024  # pictures are decoded or reduced to about this many pixels a side: a digit needs no more
 INK_FRACTION = 0.2  # pixels below this share of the brightest ink are background
 
 
@@ -35,16 +36,21 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
     if isinstance(source, str | Path):
         path = Path(source)
         name = str(path)
+        if path.is_dir():
+            raise DigitlabError(f"{path}: is a folder, not a picture; pass picture files (PNG, JPEG, …).")
         try:
             size = path.stat().st_size
         except OSError:
             raise DigitlabError(f"{path}: no such file.") from None
         if size > MAX_BYTES:
-            raise DigitlabError(f"{path}: {size / 1e6:.1f} MB is too large (limit {MAX_BYTES / 1e6:.0f} MB).")
-        source = path.read_bytes()
+            raise DigitlabError(f"{path}: {_mib(size)} is too large (limit {_mib(MAX_BYTES)}).")
+        try:
+            source = path.read_bytes()
+        except OSError as exc:
+            raise DigitlabError(f"{path}: cannot read it ({exc.strerror}); check its permissions.") from None
     if isinstance(source, bytes | bytearray):
         if len(source) > MAX_BYTES:
-            raise DigitlabError(f"{name}: {len(source) / 1e6:.1f} MB is too large (limit {MAX_BYTES / 1e6:.0f} MB).")
+            raise DigitlabError(f"{name}: {_mib(len(source))} is too large (limit {_mib(MAX_BYTES)}).")
         previous = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
@@ -53,6 +59,8 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", Image.DecompressionBombWarning)
                 with Image.open(io.BytesIO(source)) as img:
+                    if img.format == "JPEG":  # decode a large photo at 1/2 … 1/8 scale: far less memory
+                        img.draft("RGB" if img.mode in ("RGB", "CMYK", "YCbCr") else img.mode, (WORK_SIDE, WORK_SIDE))
                     img.load()
                     return _gray_from_pil(img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -64,16 +72,41 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
     raise DigitlabError(f"{name}: cannot read an image from {type(source).__name__}.")
 
 
+def _mib(n: int) -> str:
+    return f"{n / 2**20:.1f} MiB"
+
+
 def _gray_from_pil(img: Any) -> np.ndarray:
-    from PIL import Image
+    """Grayscale in [0, 255]: EXIF orientation applied, first frame, large pictures reduced, any bit depth."""
+    from PIL import Image, ImageOps
 
     if img.width * img.height > MAX_PIXELS:
         raise DigitlabError(f"image has too many pixels ({img.width}×{img.height}).")
+    if getattr(img, "n_frames", 1) > 1:
+        img.seek(0)  # an animated GIF or multi-page TIFF: the first frame
+    img = ImageOps.exif_transpose(img)  # a phone photo stands the way it was taken
+    factor = max(img.width, img.height) // WORK_SIDE
+    if factor >= 2:
+        img = img.reduce(factor)  # (H, W) -> (H/f, W/f), averaging: strokes stay
+    if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return _gray_from_wide(img)
     if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
     return np.asarray(img.convert("L"), dtype=np.float64)
+
+
+def _gray_from_wide(img: Any) -> np.ndarray:
+    """16-bit, 32-bit and float pictures scaled to [0, 255] (not clipped: a light pencil scan stays visible)."""
+    a = np.asarray(img, dtype=np.float64)
+    if img.mode == "F":
+        top = 1.0 if a.max(initial=0.0) <= 1.0 else max(float(a.max()), 255.0)
+    elif img.mode.startswith("I;16") or a.max(initial=0.0) > 255:
+        top = 65535.0 if a.max(initial=0.0) <= 65535 else float(a.max())
+    else:
+        top = 255.0
+    return np.clip(a * (255.0 / top), 0.0, 255.0)
 
 
 def _gray_from_array(a: np.ndarray, name: str) -> np.ndarray:

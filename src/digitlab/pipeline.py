@@ -205,8 +205,11 @@ def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate
     return result
 
 
-def _load_for(ds: Dataset, path: Path) -> tuple[Any, dict[str, Any]]:
-    model, meta = load_model(path)
+Loaded = tuple[Any, dict[str, Any]]  # (fitted model, its metadata), as store.load_model returns
+
+
+def _load_for(ds: Dataset, path: Path, loaded: Loaded | None = None) -> Loaded:
+    model, meta = loaded if loaded is not None else load_model(path)
     if list(meta.get("image_shape", ds.image_shape)) != list(ds.image_shape):
         raise DigitlabError(
             f"{path}: model expects {tuple(meta['image_shape'])} images but dataset {ds.name} has "
@@ -216,12 +219,17 @@ def _load_for(ds: Dataset, path: Path) -> tuple[Any, dict[str, Any]]:
 
 
 def ensemble_saved(
-    ds: Dataset, paths: Sequence[Path], run: Run, weights: Sequence[float] | None = None, seed: int = 0
+    ds: Dataset,
+    paths: Sequence[Path],
+    run: Run,
+    weights: Sequence[float] | None = None,
+    seed: int = 0,
+    models: Sequence[Loaded] | None = None,
 ) -> dict[str, Any]:
     """Soft-vote saved models (nothing is retrained); score members and ensemble on the test split."""
     from digitlab.models.ensemble import SoftVote
 
-    loaded = [_load_for(ds, p) for p in paths]
+    loaded = [_load_for(ds, p, models[k] if models else None) for k, p in enumerate(paths)]
     names = [str(meta.get("model", p.stem)) for (_, meta), p in zip(loaded, paths, strict=True)]
     vote = SoftVote.from_fitted([m for m, _ in loaded], names, weights)
     probs = vote.member_probabilities(ds.x_test)  # each (n_test, k)
@@ -246,12 +254,14 @@ def ensemble_saved(
     return result
 
 
-def evaluate_saved(ds: Dataset, path: Path, run: Run, robust: bool = False) -> dict[str, Any]:
+def evaluate_saved(
+    ds: Dataset, path: Path, run: Run, robust: bool = False, loaded: Loaded | None = None
+) -> dict[str, Any]:
     """Evaluate a saved model on the test split; with ``robust``, also on transformed test copies.
 
     Everything, robustness included, is saved in ``evaluate-<model>.json`` (the report reads it).
     """
-    model, meta = _load_for(ds, path)
+    model, meta = _load_for(ds, path, loaded)
     name = str(meta.get("model", path.name.split(".")[0]))
     progress.step(f"evaluate {name}", f"evaluating {name} on {len(ds.y_test):,} test images")
     _, proba, predict_s, metrics = score_model(model, ds)

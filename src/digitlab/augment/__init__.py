@@ -7,6 +7,7 @@ for training data only: the pipeline never passes test images here.
 
 from __future__ import annotations
 
-from digitlab.augment.base import Augmenter, get_augmenter, names
+from digitlab.augment.backends import get_augmenter, names
+from digitlab.augment.base import Augmenter
 
 __all__ = ["Augmenter", "get_augmenter", "names"]

@@ -1,8 +1,7 @@
-"""The Augmenter interface and the name -> back end table."""
+"""The Augmenter interface and what every back end shares (optional imports, input checks)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any, Protocol
 
 import numpy as np
@@ -19,36 +18,6 @@ class Augmenter(Protocol):
         ...
 
 
-def _opencv() -> Augmenter:
-    from digitlab.augment.opencv import OpenCVAugmenter
-
-    return OpenCVAugmenter()
-
-
-def _albumentations() -> Augmenter:
-    from digitlab.augment.albumentations_backend import AlbumentationsAugmenter
-
-    return AlbumentationsAugmenter()
-
-
-def _keras() -> Augmenter:
-    from digitlab.augment.keras_backend import KerasAugmenter
-
-    return KerasAugmenter()
-
-
-def _elastic() -> Augmenter:
-    from digitlab.augment.elastic import ElasticAugmenter
-
-    return ElasticAugmenter()
-
-
-BACKENDS: dict[str, Callable[[], Augmenter]] = {
-    "albumentations": _albumentations,
-    "opencv": _opencv,
-    "keras": _keras,
-    "elastic": _elastic,
-}
 EXTRAS = {"albumentations": "augment", "keras": "keras", "cv2": "augment"}
 
 
@@ -63,18 +32,6 @@ def require(module: str, package: str) -> Any:
             f"the {package} back end needs the package {package}; install it with "
             f"`pip install 'digitlab[{EXTRAS.get(module, 'augment')}]'`."
         ) from None
-
-
-def names() -> list[str]:
-    return list(BACKENDS)
-
-
-def get_augmenter(name: str) -> Augmenter:
-    try:
-        factory = BACKENDS[name]
-    except KeyError:
-        raise DigitlabError(f"unknown augmentation library {name!r}; choose one of {', '.join(BACKENDS)}.") from None
-    return factory()
 
 
 def check_batch(images: np.ndarray) -> np.ndarray:

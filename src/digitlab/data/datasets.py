@@ -151,8 +151,52 @@ def _load_idx_dir(folder: str, **_: Any) -> Dataset:
         for n, p in paths.items()
     }
     ds = _from_files(f"idx:{path}", paths, (), {"files": files})
-    n_classes = int(max(ds.y_train.max(initial=0), ds.y_test.max(initial=0))) + 1
+    _check_idx_dataset(ds, f"dataset idx:{folder}")
+    n_classes = int(ds.y_train.max()) + 1
     return replace(ds, class_names=tuple(str(c) for c in range(n_classes)))
+
+
+def _check_idx_dataset(ds: Dataset, where: str) -> None:
+    """An IDX folder must hold a trainable problem: images of one size, labels 0..K-1 all present."""
+    if len(ds.y_train) == 0 or len(ds.y_test) == 0:
+        empty = "train" if len(ds.y_train) == 0 else "t10k"
+        raise DigitlabError(f"{where}: the {empty} files hold 0 images; supply at least one image per class.")
+    if ds.x_train.shape[1:] != ds.x_test.shape[1:]:
+        raise DigitlabError(
+            f"{where}: training images are {ds.x_train.shape[1]}×{ds.x_train.shape[2]} but test images are "
+            f"{ds.x_test.shape[1]}×{ds.x_test.shape[2]}; both splits need images of one size."
+        )
+    if ds.y_train.min() < 0 or ds.y_test.min() < 0:
+        raise DigitlabError(f"{where}: negative labels; labels must be the class numbers 0, 1, 2, ….")
+    present = np.unique(ds.y_train)
+    if len(present) < 2:
+        raise DigitlabError(
+            f"{where}: every training label is {int(present[0])}; a classifier needs at least two classes."
+        )
+    k = int(ds.y_train.max()) + 1
+    missing = sorted(set(range(k)) - {int(c) for c in present})
+    if missing:
+        counts = {int(c): int((ds.y_train == c).sum()) for c in present if c > missing[0]}
+        raise DigitlabError(
+            f"{where}: training labels skip {_few(missing)} but reach {k - 1} ({_counts(counts)}); labels must be "
+            "0..K-1 with every class present. Fix or remove the stray labels."
+        )
+    unknown = sorted({int(c) for c in np.unique(ds.y_test)} - {int(c) for c in present})
+    if unknown:
+        counts = {c: int((ds.y_test == c).sum()) for c in unknown}
+        raise DigitlabError(
+            f"{where}: test labels {_few(unknown)} ({_counts(counts)}) never occur in training; "
+            f"labels must be 0..{k - 1}. Fix or remove them."
+        )
+
+
+def _few(values: list[int]) -> str:
+    shown = ", ".join(map(str, values[:5]))
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def _counts(counts: dict[int, int]) -> str:
+    return ", ".join(f"label {c}: {n} image{'s' if n != 1 else ''}" for c, n in list(counts.items())[:5])
 
 
 LOADERS: dict[str, Callable[..., Dataset]] = {

@@ -109,6 +109,18 @@ FASHION_MNIST = RemoteFiles(
 )
 
 
+def _check_cache_root(root: Path, from_env: bool) -> None:
+    where = f"DIGITLAB_DATA={root}" if from_env and os.environ.get("DIGITLAB_DATA") else str(root)
+    if root.exists() and not root.is_dir():
+        raise DigitlabError(f"{where}: is a file, not a folder; point the data cache at a folder.")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DigitlabError(
+            f"{where}: cannot create the data cache ({exc.strerror}); choose a folder you can write."
+        ) from None
+
+
 @dataclass
 class FetchResult:
     paths: dict[str, Path]  # file name -> verified file in the cache
@@ -127,9 +139,12 @@ def default_cache_dir() -> Path:
 
 def sha256_file(path: Path) -> str:
     digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
+    try:
+        with open(path, "rb") as fh:
+            while chunk := fh.read(1 << 22):
+                digest.update(chunk)
+    except OSError as exc:
+        raise DigitlabError(f"{path}: cannot read it ({exc.strerror}); check its permissions or replace it.") from None
     return digest.hexdigest()
 
 
@@ -153,7 +168,10 @@ def _store(spec: FileSpec, data: bytes, cache: Path, where: str, fix: str) -> Pa
 
 
 def _read_maybe_gz(path: Path) -> bytes:
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DigitlabError(f"{path}: cannot read it ({exc.strerror}); check its permissions or replace it.") from None
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
@@ -273,13 +291,21 @@ def fetch_files(
     folder = Path(data_dir).expanduser() if data_dir is not None else None
     if folder is not None and not folder.is_dir():
         raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")
-    cache = Path(cache_dir) if cache_dir else default_cache_dir()
-    cache = cache / remote.dataset
+    root = Path(cache_dir) if cache_dir else default_cache_dir()
+    _check_cache_root(root, cache_dir is None)
+    cache = root / remote.dataset
+    if cache.exists() and not cache.is_dir():
+        raise DigitlabError(f"{cache}: is a file, not the {remote.dataset} cache folder; remove it and fetch again.")
     origins = _load_origins(cache)
     attempts: list[str] = []
     missing: list[FileSpec] = []
     for spec in remote.files:
         path = cache / spec.name
+        if path.exists() and not path.is_file():
+            raise DigitlabError(
+                f"{path}: is a folder, not a data file; remove it and run "
+                f"`digitlab data fetch --dataset {remote.dataset}` again."
+            )
         if not path.is_file():
             missing.append(spec)
             continue

@@ -123,7 +123,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         torch = _torch()
         if self.device == "auto":
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        return torch.device(self.device)
+        try:
+            device = torch.device(self.device)
+        except (RuntimeError, TypeError, ValueError):
+            raise DigitlabError(f"cnn device {self.device!r}: unknown; use auto, cpu or cuda.") from None
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise DigitlabError(f"cnn device {self.device!r}: this machine has no CUDA GPU; use auto or cpu.")
+        return device
 
     @staticmethod
     def _tensor(x: np.ndarray, device: Any) -> Any:
@@ -258,6 +264,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         try:
             config = json.loads(_config_path(path).read_text())
             params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
+            params["device"] = "auto"  # a model trained on a GPU (or named for one) still loads here
             model = cls(**params)
             model.classes_ = np.asarray(config["classes"])
             model.image_shape_ = tuple(config["image_shape"])

@@ -118,7 +118,31 @@ def _load_skops(path: Path) -> tuple[Any, dict[str, Any]]:
         raise DigitlabError(f"{path}: corrupt model file ({type(exc).__name__}); train the model again.") from None
     if meta.get("format") != MODEL_FORMAT:
         raise DigitlabError(f"{path}: unknown model format {meta.get('format')!r}; expected {MODEL_FORMAT}.")
+    check_fitted_classifier(model, meta, path)
     return model, meta
+
+
+def check_fitted_classifier(model: Any, meta: dict[str, Any], path: Path) -> None:
+    """What a file holds must be a fitted classifier whose class names match its classes."""
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    if not (hasattr(model, "predict_proba") and hasattr(model, "get_params")):
+        raise DigitlabError(
+            f"{path}: holds a {type(model).__name__}, not a classifier; pass a model file saved by digitlab."
+        )
+    try:
+        check_is_fitted(model)
+        classes = list(model.classes_)
+    except (NotFittedError, AttributeError, TypeError):
+        raise DigitlabError(f"{path}: holds an unfitted {type(model).__name__}; train the model again.") from None
+    names = meta.get("class_names")
+    if names is not None and (not isinstance(names, list) or len(names) != len(classes)):
+        count = len(names) if isinstance(names, list) else 0
+        raise DigitlabError(
+            f"{path}: its metadata names {count} classes but the model has {len(classes)}; the file is damaged, "
+            "train the model again."
+        )
 
 
 def _load_ensemble(path: Path) -> tuple[Any, dict[str, Any]]:
@@ -129,5 +153,7 @@ def _load_ensemble(path: Path) -> tuple[Any, dict[str, Any]]:
         files, names = manifest["files"], manifest["members"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise DigitlabError(f"{path}: unreadable ensemble manifest ({type(exc).__name__}).") from None
-    members = [load_model(path.parent / Path(f).name)[0] for f in files]
+    if not isinstance(files, list) or not isinstance(names, list) or len(files) != len(names):
+        raise DigitlabError(f"{path}: damaged ensemble manifest (members and files do not match); save it again.")
+    members = [load_model(path.parent / Path(str(f)).name)[0] for f in files]
     return SoftVote.from_fitted(members, names, manifest.get("weights")), manifest.get("metadata", {})

@@ -21,6 +21,7 @@ from digitlab.artifacts import run_folder, to_jsonable
 from digitlab.augment import names as augment_backends
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
+from digitlab.models.store import load_model
 from digitlab.service.lookup import find_model, find_run, latest_run
 from digitlab.service.requests import (
     AugmentRequest,
@@ -153,10 +154,11 @@ def compare(request: CompareRequest, on_progress: progress.Progress | None = Non
 def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
     path = find_model(request.model, request.out, image_shape_of(request.data.dataset))
+    loaded = load_model(path)  # a damaged or foreign file is refused before any data is fetched
     with progress.reporting(on_progress):
         ds = pipeline.load(_settings(request.data))
         with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}") as run:
-            result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness)
+            result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness, loaded=loaded)
     return StepResult("evaluate", run.path, dict(result, dataset=ds.name))
 
 
@@ -164,10 +166,11 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
     weights = request.check()
     shape = image_shape_of(request.data.dataset)
     paths = [find_model(spec, request.out, shape) for spec in request.models]
+    loaded = [load_model(path) for path in paths]
     with progress.reporting(on_progress):
         ds = pipeline.load(_settings(request.data))
         with run_folder(request.out, "ensemble") as run:
-            result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed)
+            result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed, loaded)
     return StepResult("ensemble", run.path, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
 
 

@@ -1,0 +1,75 @@
+"""The README's model table, made from the benchmark results (never typed by hand).
+
+    python benchmarks/readme_table.py          # rewrite the table in README.md
+    python benchmarks/readme_table.py --check  # exit 1 when README.md and the JSON files disagree
+
+Rows come from benchmarks/compare.json (classic models), cnn.json (CNNs, ensemble) and
+scratch.json (from-scratch models); descriptions from the model registry.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+README = HERE.parent / "README.md"
+START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
+SOURCES = ("compare.json", "cnn.json", "scratch.json")
+
+
+def _rows() -> list[dict[str, object]]:
+    rows: dict[str, dict[str, object]] = {}
+    for source in SOURCES:
+        data = json.loads((HERE / source).read_text())
+        for row in data["models"]:
+            name = str(row["model"]).split(" ")[0]  # "ensemble (cnn + cnn-aug + svm, …)" -> "ensemble"
+            rows.setdefault(name, dict(row, model=name, source=source, date=data["machine"]["date"]))
+    return list(rows.values())
+
+
+def _seconds(value: object) -> str:
+    return f"{value:,.1f}" if isinstance(value, int | float) else "—"
+
+
+def render() -> str:
+    from digitlab.service import model_catalogue
+
+    described = {m.name: m.description for m in model_catalogue()}
+    lines = [
+        START,
+        "| model | what | full-MNIST test accuracy | fit (s) | predict 10,000 (s) | measured in |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for row in _rows():
+        name = str(row["model"])
+        accuracy = row["accuracy"]
+        assert isinstance(accuracy, float)
+        lines.append(
+            f"| `{name}` | {described.get(name, '')} | {accuracy:.2%} | {_seconds(row.get('fit_s'))} | "
+            f"{_seconds(row.get('predict_s'))} | `benchmarks/{row['source']}` ({row['date']}) |"
+        )
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def current() -> str:
+    text = README.read_text()
+    return text[text.index(START) : text.index(END) + len(END)]
+
+
+def main(argv: list[str]) -> int:
+    table = render()
+    if "--check" in argv:
+        if current() != table:
+            print("README.md's model table differs from benchmarks/*.json; run python benchmarks/readme_table.py")
+            return 1
+        return 0
+    text = README.read_text()
+    README.write_text(text.replace(current(), table))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,88 @@
+"""Stopping a command: real signals sent to a real `digitlab run --quick` process on real MNIST."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from digitlab.artifacts import RUN_FILE
+
+pytestmark = pytest.mark.slow
+
+
+def _digitlab(*args: str, cwd: Path, env: dict[str, str], **kwargs: object) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "digitlab", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def runs_with_one_good_run(tmp_path: Path) -> Path:
+    """A runs folder holding one complete run that ``latest`` points at."""
+    runs = tmp_path / "runs"
+    good = runs / "20260101-000000-run"
+    good.mkdir(parents=True)
+    (good / RUN_FILE).write_text(json.dumps({"complete": True}))
+    (runs / "latest").symlink_to(good.name)
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("signum", "after_s"),
+    [(signal.SIGINT, 3.0), (signal.SIGTERM, 3.0), (signal.SIGTERM, 10.0), (signal.SIGINT, 25.0)],
+    ids=["SIGINT-3s", "SIGTERM-3s", "SIGTERM-10s", "SIGINT-25s"],
+)
+def test_a_stopped_run_saves_nothing_and_says_so_in_one_line(
+    signum: int, after_s: float, runs_with_one_good_run: Path, mnist_cache: Path
+) -> None:
+    runs = runs_with_one_good_run
+    before = sorted(p.name for p in runs.iterdir())
+    env = {**os.environ, "DIGITLAB_DATA": str(mnist_cache)}
+    proc = _digitlab("run", "--quick", "--out", str(runs), cwd=runs.parent, env=env)
+    time.sleep(after_s)
+    assert proc.poll() is None, "the run ended before the signal; it must still be working"
+    proc.send_signal(signum)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, stderr[-2000:]
+    lines = stderr.splitlines()
+    assert lines[-1] == "interrupted; nothing was saved from this run"
+    assert "Traceback" not in stderr and "error" not in stderr.lower()
+    assert stdout == ""
+    assert sorted(p.name for p in runs.iterdir()) == before  # no new folder, not even a temporary file
+    assert (runs / "latest").resolve().name == "20260101-000000-run"
+
+
+def test_train_cnn_progress_in_a_log_is_plain_lines(tmp_path: Path, mnist_cache: Path) -> None:
+    env = {**os.environ, "DIGITLAB_DATA": str(mnist_cache)}
+    log = tmp_path / "log"
+    with open(log, "w") as err:
+        proc = subprocess.run(
+            [sys.executable, "-m", "digitlab", "train", "--model", "cnn", "--quick"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    assert proc.returncode == 0, log.read_text()[-2000:]
+    text = log.read_text()
+    assert "\r" not in text
+    lines = text.splitlines()
+    assert len(lines) <= 60, text
+    epochs = [line for line in lines if "epoch" in line]
+    assert len(epochs) >= 5 and "val_accuracy" in epochs[-1]  # one line per epoch, with its metrics
