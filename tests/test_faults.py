@@ -315,14 +315,14 @@ CASES: list[tuple[str, Make, int, str]] = [
         idx_with(lambda f: ((f / "t10k-images-idx3-ubyte").unlink(), (f / "t10k-images-idx3-ubyte").mkdir())),
         1,
         "t10k-images-idx3-ubyte",
-    ),  # noqa: E501
+    ),
     ("idx-sizes-differ", idx_with(lambda f: _images(f, "t10k", np.zeros((100, 20, 20), np.uint8))), 1, "20×20"),
     (
         "idx-no-images",
         idx_with(lambda f: (_images(f, "t10k", np.zeros((0, 28, 28), np.uint8)), _labels(f, "t10k", lambda y: y[:0]))),
         1,
         "0 images",
-    ),  # noqa: E501
+    ),
     ("idx-one-class", idx_with(lambda f: _labels(f, "train", lambda y: y * 0)), 1, "at least two classes"),
     ("idx-stray-label", idx_with(lambda f: _labels(f, "train", lambda y: _set_first(y, 200))), 1, "label 200: 1 image"),
     ("idx-test-label-unseen", idx_with(lambda f: _labels(f, "t10k", lambda y: _set_first(y, 12))), 1, "test labels 12"),
@@ -332,7 +332,7 @@ CASES: list[tuple[str, Make, int, str]] = [
         idx_with(lambda f: (f / "t10k-labels-idx1-ubyte").write_bytes(b"hello world, not idx")),
         1,
         "t10k-labels-idx1-ubyte",
-    ),  # noqa: E501
+    ),
     (
         "idx-truncated",
         idx_with(
@@ -340,7 +340,7 @@ CASES: list[tuple[str, Make, int, str]] = [
         ),
         1,
         "train-images-idx3-ubyte",
-    ),  # noqa: E501
+    ),
     (
         "idx-bad-gzip",
         idx_with(
@@ -351,7 +351,7 @@ CASES: list[tuple[str, Make, int, str]] = [
         ),
         1,
         "t10k-labels-idx1-ubyte.gz",
-    ),  # noqa: E501
+    ),
     ("data-env-is-file", _data_env_file, 1, "DIGITLAB_DATA="),
     ("cache-entry-is-folder", _cache_dir_entry, 1, "is a folder, not a data file"),
     ("cache-file-corrupt", _cache_flipped, 1, "SHA-256 mismatch for t10k-labels-idx1-ubyte"),
@@ -367,7 +367,7 @@ CASES: list[tuple[str, Make, int, str]] = [
         lambda w: ["evaluate", "--model", str(w.bad("dir.skops").mkdir() or w.bad("dir.skops"))],
         1,
         "is a folder",
-    ),  # noqa: E501
+    ),
     ("model-path-missing", lambda w: ["evaluate", "--model", "nothing.skops"], 1, "nothing.skops: no such model file"),
     ("model-wrong-suffix", lambda w: ["evaluate", "--model", str(_file("m.pkl", b"x")(w))], 1, "not a model file"),
     ("cnn-weights-tampered", _tampered_cnn("weights_sha256", "0" * 64), 1, "not a matching cnn weights file"),
@@ -378,13 +378,13 @@ CASES: list[tuple[str, Make, int, str]] = [
         _ensemble_manifest(json.dumps({"files": ["a.skops"], "members": []})),
         1,
         "damaged ensemble manifest",
-    ),  # noqa: E501
+    ),
     (
         "evaluate-wrong-size",
         lambda w: ["evaluate", "--model", str(next(w.runs.glob("*/models/lr.skops"))), "--dataset", "digits"],
         1,
         "(8, 8)",
-    ),  # noqa: E501
+    ),
     ("predict-no-model", lambda w: ["predict", str(w.idx), "--model", "svm"], 1, "no saved 'svm' model"),
     ("predict-model-typo", lambda w: ["predict", str(w.idx), "--model", "svn"], 1, "'svn'"),
     ("predict-8x8-model-only", _a_digits_model_only, 1, "reads 8×8 images"),
@@ -397,14 +397,14 @@ CASES: list[tuple[str, Make, int, str]] = [
         lambda w: ["predict", str(_file("notes.txt", b"hello")(w)), "--model", "lr"],
         1,
         "not a readable image",
-    ),  # noqa: E501
+    ),
     ("picture-empty", lambda w: ["predict", str(_file("e.png", b"")(w)), "--model", "lr"], 1, "not a readable image"),
     (
         "picture-truncated-png",
         lambda w: ["predict", str(_file("cut.png", _png_bytes()[:60])(w)), "--model", "lr"],
         1,
         "not a readable image",
-    ),  # noqa: E501
+    ),
     ("picture-too-big", _too_big, 1, "21.0 MiB is too large (limit 20.0 MiB)"),
     ("picture-too-many-pixels", _png_bomb, 1, "too many pixels"),
 ]
