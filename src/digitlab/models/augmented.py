@@ -45,6 +45,8 @@ class Augmented(ClassifierMixin, BaseEstimator):
             raise DigitlabError("Augmented needs an estimator to train, e.g. Augmented(registry.get('mlp').build(0)).")
         if not isinstance(self.factor, int | np.integer) or self.factor < 1:
             raise DigitlabError(f"--factor {self.factor}: use 1 or more augmented copies per image.")
+        if y is None:
+            raise ValueError("Augmented requires y to be passed, but the target y is None.")
         x, y = np.asarray(X), np.asarray(y)
         check_classification_targets(y)
         rng = np.random.default_rng(self.random_state)
@@ -76,4 +78,5 @@ class Augmented(ClassifierMixin, BaseEstimator):
         return np.asarray(self.model_.predict_proba(X))
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+        best = self.predict_proba(X).argmax(axis=1)  # (n,)
+        return np.asarray(self.classes_[best])

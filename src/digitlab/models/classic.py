@@ -68,21 +68,28 @@ class SoftmaxSVC(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = self.svc_.n_features_in_
         return self
 
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # SVC takes sparse input
+        return tags
+
     def decision_function(self, X: Any) -> np.ndarray:
         check_is_fitted(self)
-        scores = self.svc_.decision_function(X)  # (n, k), or (n,) with two classes
-        if scores.ndim == 1:
-            scores = np.stack([-scores, scores], axis=1)
-        return np.asarray(scores)
+        return np.asarray(self.svc_.decision_function(X))  # (n, k), or (n,) with two classes, as SVC
+
+    def _scores(self, X: Any) -> np.ndarray:
+        scores = self.decision_function(X)
+        return np.stack([-scores, scores], axis=1) if scores.ndim == 1 else scores  # (n, k)
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        z = self.decision_function(X) / self.temperature  # (n, k)
+        z = self._scores(X) / self.temperature  # (n, k)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return np.asarray(e / e.sum(axis=1, keepdims=True))
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_[np.argmax(self.decision_function(X), axis=1)])
+        best = np.argmax(self._scores(X), axis=1)  # (n,)
+        return np.asarray(self.classes_[best])
 
 
 def build_svm(random_state: int | None = 0) -> Pipeline:

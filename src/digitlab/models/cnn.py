@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.model_selection import train_test_split
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
 from digitlab.errors import DigitlabError
@@ -142,11 +143,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     # --- estimator API --------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> CNNClassifier:
+        if y is None:
+            raise ValueError("CNNClassifier requires y to be passed, but the target y is None.")
         torch = _torch()
         x = as_images(X)
         if x.shape[1] % 4 or x.shape[2] % 4:
             raise DigitlabError(f"the cnn needs image sides divisible by 4, got {x.shape[1:]}.")
         y = np.asarray(y)
+        check_classification_targets(y)
+        if len(x) != len(y) or len(x) == 0:
+            raise ValueError(f"CNNClassifier needs as many labels as images (at least 1), got {len(x)} and {len(y)}.")
         self.classes_, y_idx = np.unique(y, return_inverse=True)
         self.image_shape_ = (int(x.shape[1]), int(x.shape[2]))
         self.n_features_in_ = int(x.shape[1] * x.shape[2])
@@ -232,6 +238,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return e / e.sum(axis=1, keepdims=True)
 
     def predict(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "network_")
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
     # --- files ----------------------------------------------------------------------------

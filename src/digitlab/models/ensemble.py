@@ -74,6 +74,8 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         if len(self.members) < 2:
             raise DigitlabError("an ensemble needs at least two members.")
         self.normalised_weights()
+        if y is None:
+            raise ValueError("SoftVote requires y to be passed, but the target y is None.")
         y = np.asarray(y)
         check_classification_targets(y)
         self.members_ = [clone(estimator).fit(X, y) for _, estimator in self.members]
@@ -88,9 +90,11 @@ class SoftVote(ClassifierMixin, BaseEstimator):
         return [np.asarray(m.predict_proba(X), dtype=np.float64) for m in self.members_]  # each (n, k)
 
     def predict_proba(self, X: Any) -> np.ndarray:
+        check_is_fitted(self, "members_")
         w = self.normalised_weights()
         probs = self.member_probabilities(X)
         return np.asarray(sum(wi * p for wi, p in zip(w, probs, strict=True)))  # (n, k)
 
     def predict(self, X: Any) -> np.ndarray:
-        return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
+        best = self.predict_proba(X).argmax(axis=1)  # (n,)
+        return np.asarray(self.classes_[best])
