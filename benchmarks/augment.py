@@ -16,6 +16,7 @@ from _report import HERE, machine, table, update_section
 from digitlab.artifacts import write_json
 from digitlab.augment.robustness import robustness
 from digitlab.data.datasets import load_dataset
+from digitlab.models import registry
 from digitlab.models.augmented import Augmented
 from digitlab.models.store import load_model
 from digitlab.train import train_and_score
@@ -34,7 +35,8 @@ def main() -> None:
     for library in args.libraries.split(","):
         print(f"mlp with {library} ...", flush=True)
         start = time.perf_counter()
-        model = Augmented("mlp", library, random_state=args.seed).fit(ds.x_train, ds.y_train)
+        model = Augmented(registry.get("mlp").build(args.seed), library, random_state=args.seed)
+        model.fit(ds.x_train, ds.y_train)
         fit_s = time.perf_counter() - start
         acc = float((model.predict(ds.x_test) == ds.y_test).mean())
         rows.append(

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from digitlab import service
 from digitlab.dashboard import APP, PAGES, views
 from digitlab.data.datasets import load_dataset
 
@@ -95,8 +95,8 @@ def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) 
     assert at.tabs[0].label == "Draw" and at.tabs[1].label == "Upload"
     messages = [i.value for i in at.info]
     assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
-    models, problems = views.load_models(str(on_run), (0.0,))
-    assert problems == [] and set(models) == {"lr", "knn", "cnn", "lr-tuned", "lr-opencv"}
+    predictors, problems = views.load_predictors(str(on_run), (0.0,))
+    assert problems == [] and {p.name for p in predictors} == {"lr", "knn", "cnn", "lr-tuned", "lr-opencv"}
 
 
 def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
@@ -109,15 +109,14 @@ def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
 
 
 def test_every_model_reads_real_test_digits(mnist_run: Path, real_mnist: Path) -> None:
-    models, _ = views.load_models(str(mnist_run), (1.0,))
-    order = views._model_order(mnist_run, models)
-    assert order[0] == "cnn"  # the most accurate model leads
+    predictors, _ = views.load_predictors(str(mnist_run), (1.0,))
+    assert predictors[0].name == "cnn"  # the most accurate model leads
     ds = load_dataset("mnist")
-    hits = {name: 0 for name in order}
+    hits = {p.name: 0 for p in predictors}
     for image, label in zip(ds.x_test[:50], ds.y_test[:50], strict=True):
-        for row in views.predict_all(models, image, order):
-            hits[row["model"]] += row["digit"] == str(label)
-            assert sum(row["probabilities"].values()) == pytest.approx(1.0, abs=1e-4)
+        for row in service.predict_each(predictors, image):
+            hits[row.model] += row.label == str(label)
+            assert sum(row.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
     assert min(hits.values()) >= 42, hits
 
 
@@ -127,7 +126,7 @@ def test_ensemble_member_files_are_not_listed_twice(tmp_path: Path) -> None:
     for name in ["ensemble-0-cnn.pt", "ensemble-1-svm.skops", "svm.skops", "cnn.pt.json"]:
         (models / name).write_bytes(b"")
     (models / "ensemble.ensemble.json").write_text(json.dumps({"files": ["ensemble-0-cnn.pt", "ensemble-1-svm.skops"]}))
-    assert [p.name for p in views._saved_models(tmp_path)] == ["ensemble.ensemble.json", "svm.skops"]
+    assert [m.path.name for m in service.run_models(tmp_path)] == ["ensemble.ensemble.json", "svm.skops"]
 
 
 def test_without_a_run_it_offers_training_then_shows_the_new_run(
@@ -170,13 +169,6 @@ def test_dashboard_command_errors_are_one_line(args: list[str], expected: str, t
     assert len(proc.stderr.strip().splitlines()) == 1
 
 
-def test_progress_follows_the_pipeline_messages() -> None:
-    assert views._progress_fraction("data: loading and verifying", 0.0) == pytest.approx(0.03)
-    assert views._progress_fraction("[3/5] svm: fitting", 0.1) == pytest.approx(0.15 + 0.8 * 2 / 5)
-    assert views._progress_fraction("tune lr: scoring", 0.5) == 0.5  # unknown lines keep the bar where it is
-    assert np.isclose(views._progress_fraction("report: one HTML file", 0.5), 0.97)
-
-
 def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_drawings(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -195,5 +187,5 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
     assert list(at.dataframe[1].value["SHA-256"]) == ["—"]  # from a library: no file, no checksum
     at = AppTest.from_file(str(PAGES / "try_it.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "trained on [8, 8] images" in at.warning[0].value
+    assert "trained on 8×8 images" in at.warning[0].value
     assert "None of the saved models reads 28 × 28 digits" in at.error[0].value

@@ -15,7 +15,7 @@ import json
 import shutil
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -437,6 +437,8 @@ def test_bad_input_ends_in_one_clear_line(
     assert "Traceback" not in err
     assert len(errors) == 1, err
     assert culprit in errors[0], errors[0]
+    noise = [line for line in err.splitlines() if line not in errors and not line.startswith("[")]
+    assert noise == [], err  # no warnings or library chatter, only progress lines and the error
     if args[0] != "predict":  # predict prints its table (with the error row) on stdout
         assert out == ""
         assert errors[0].startswith("error: ")
@@ -476,3 +478,41 @@ def test_a_cnn_saved_for_another_device_loads_on_this_one(device: str, tmp_path:
     config_path.write_text(json.dumps(config))
     loaded, _ = load_model(tmp_path / "cnn.pt")
     assert np.array_equal(loaded.predict(x), model.predict(x))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 64 KiB file system (tmpfs), so that a full or read-only disk is a real one."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_nothing(
+    small_disk: Path, world: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = run_digitlab(["explore", "--dataset", "digits", "--out", str(small_disk / "runs")], capfd)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert err.splitlines()[-1].startswith("error: ") and "No space left on device" in err, err
+    assert "nothing was saved" in err
+    assert list((small_disk / "runs").iterdir()) == []
+
+
+def test_a_read_only_out_folder_is_one_line(small_disk: Path, world: World, capfd: pytest.CaptureFixture[str]) -> None:
+    import subprocess
+
+    (small_disk / "runs").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    rc, out, err = run_digitlab(["explore", "--dataset", "digits", "--out", str(small_disk / "runs")], capfd)
+    assert rc == 1 and out == "" and "Traceback" not in err
+    assert err.splitlines() == [err.splitlines()[0]] and err.startswith("error: --out"), err
+    assert "Read-only file system" in err
