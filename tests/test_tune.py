@@ -26,7 +26,7 @@ def digits() -> Dataset:
 
 
 def test_grid_search_returns_best_params_and_a_refitted_model(digits: Dataset) -> None:
-    found = tune("svm", digits.x_train, digits.y_train, search="grid", cv=3, space=SMALL_SVM, progress=False)
+    found = tune("svm", digits.x_train, digits.y_train, search="grid", cv=3, space=SMALL_SVM)
     assert found.n_candidates == 4 and len(found.candidates) == 4
     assert found.candidates[0]["rank"] == 1
     assert found.best_params == found.candidates[0]["params"]
@@ -37,9 +37,9 @@ def test_grid_search_returns_best_params_and_a_refitted_model(digits: Dataset) -
 
 
 def test_halving_and_random_searches(digits: Dataset) -> None:
-    halving = tune("svm", digits.x_train, digits.y_train, search="halving", cv=3, space=SMALL_SVM, progress=False)
+    halving = tune("svm", digits.x_train, digits.y_train, search="halving", cv=3, space=SMALL_SVM)
     assert halving.candidates[0]["n_samples"] > halving.candidates[-1]["n_samples"]  # survivors saw more data
-    rand = tune("knn", digits.x_train, digits.y_train, search="random", n_iter=3, cv=3, progress=False)
+    rand = tune("knn", digits.x_train, digits.y_train, search="random", n_iter=3, cv=3)
     assert len(rand.candidates) == 3
 
 
@@ -66,7 +66,6 @@ def test_dask_local_cluster_runs_the_search(digits: Dataset) -> None:
         cv=2,
         space={"clf__C": [0.1, 1.0]},
         dask_local=2,
-        progress=False,
     )
     assert found.backend == "dask LocalCluster (2 workers)"
     assert found.best_cv_accuracy > 0.8
