@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,10 +67,6 @@ class ModelInfo:
     search_space: Mapping[str, list[str]]
 
 
-def _settings(data: DataRequest) -> pipeline.Settings:
-    return pipeline.Settings(dataset=data.dataset, data_dir=data.data_dir, seed=data.seed, quick=data.quick)
-
-
 # --- catalogue and data -----------------------------------------------------------------------
 
 
@@ -103,7 +99,7 @@ def data_info(request: DataRequest, on_progress: progress.Progress | None = None
     """Load (fetch and verify if needed) a dataset and describe it: splits, classes, files."""
     request.check()
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request))
+        ds = pipeline.load(request)
     return StepResult("data", None, pipeline.data_info(ds))
 
 
@@ -111,27 +107,33 @@ def data_info(request: DataRequest, on_progress: progress.Progress | None = None
 
 
 def explore(request: DataRequest, out: Path, on_progress: progress.Progress | None = None) -> StepResult:
-    request.check()
-    with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request))
-        with run_folder(out, "explore") as run:
-            result = pipeline.explore(ds, run, request.seed)
-    return StepResult("explore", run.path, result)
+    return _data_step("explore", pipeline.explore, request, out, on_progress)
 
 
 def preprocess(request: DataRequest, out: Path, on_progress: progress.Progress | None = None) -> StepResult:
+    return _data_step("preprocess", pipeline.preprocess, request, out, on_progress)
+
+
+def _data_step(
+    name: str,
+    work: Callable[..., dict[str, Any]],
+    request: DataRequest,
+    out: Path,
+    on_progress: progress.Progress | None,
+) -> StepResult:
+    """A step that describes the data: figures and JSON in a run folder of its own."""
     request.check()
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request))
-        with run_folder(out, "preprocess") as run:
-            result = pipeline.preprocess(ds, run, request.seed)
-    return StepResult("preprocess", run.path, result)
+        ds = pipeline.load(request)
+        with run_folder(out, name) as run:
+            result = work(ds, run, request.seed)
+    return StepResult(name, run.path, result)
 
 
 def train(request: TrainRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, f"train-{request.model}") as run:
             row = pipeline.train(ds, request.model, run, request.data.seed)
     return StepResult(
@@ -144,7 +146,7 @@ def train(request: TrainRequest, on_progress: progress.Progress | None = None) -
 def compare(request: CompareRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
     with progress.reporting(on_progress), progress.job(len(request.models)):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, "compare") as run:
             result = pipeline.compare(ds, request.models, run, request.data.seed)
         progress.finished()
@@ -156,7 +158,7 @@ def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = N
     path = find_model(request.model, request.out, image_shape_of(request.data.dataset))
     loaded = load_model(path)  # a damaged or foreign file is refused before any data is fetched
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}") as run:
             result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness, loaded=loaded)
     return StepResult("evaluate", run.path, dict(result, dataset=ds.name))
@@ -168,7 +170,7 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
     paths = [find_model(spec, request.out, shape) for spec in request.models]
     loaded = [load_model(path) for path in paths]
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, "ensemble") as run:
             result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed, loaded)
     return StepResult("ensemble", run.path, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
@@ -177,7 +179,7 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
 def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> StepResult:
     space = request.check()
     with progress.reporting(on_progress):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, f"tune-{request.model}") as run:
             result = pipeline.tune(
                 ds,
@@ -200,7 +202,7 @@ def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> 
 def augment(request: AugmentRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
     with progress.reporting(on_progress), progress.job(len(request.libraries)):
-        ds = pipeline.load(_settings(request.data))
+        ds = pipeline.load(request.data)
         with run_folder(request.out, "augment") as run:
             result = pipeline.augment_compare(
                 ds, request.libraries, request.model, run, request.data.seed, request.factor
@@ -218,7 +220,7 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
     with progress.reporting(on_progress), progress.job(steps):
         with run_folder(request.out, "run") as folder:
             result = pipeline.run_all(
-                _settings(request.data),
+                request.data,
                 folder,
                 request.models,
                 tune_model=request.tune,

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
+from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
@@ -100,13 +101,8 @@ def parse_weights(text: str | None, n_models: int) -> list[float] | None:
 
 
 @dataclass(frozen=True)
-class DataRequest:
-    """Which data, and how much of it: every step that reads a dataset takes one."""
-
-    dataset: str = "mnist"  # mnist, fashion-mnist, digits or idx:DIR
-    data_dir: Path | None = None  # folder with the four IDX files, tried after the cache
-    seed: int = 0  # every random choice (subsets, model init, example picks)
-    quick: bool = False  # stratified 6,000 / 1,000 subset
+class DataRequest(Settings):
+    """Which data, and how much of it (the fields of ``pipeline.Settings``); every step that reads data takes one."""
 
     def check(self) -> None:
         check_seed(self.seed)
