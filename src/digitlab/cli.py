@@ -72,13 +72,13 @@ class Reporter:
         self._inner: Any = None
 
     def __call__(self, event: service.Event) -> None:
+        finished_unit = event.total > 0 and event.done >= event.total
+        if event.level == service.JOB or event.total == 0 or finished_unit:  # a line worth keeping
+            elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
+            console = self._bars.console if self._bars is not None else err_console  # above the live bars
+            console.print(f"{elapsed} {event.message or event.step}", highlight=False, markup=False)
         if self._bars is not None:
             self._live(event)
-            return
-        finished_unit = event.total > 0 and event.done >= event.total
-        if event.level == service.JOB or event.total == 0 or finished_unit:
-            elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
-            err_console.print(f"{elapsed} {event.message or event.step}", highlight=False, markup=False)
 
     def _live(self, event: service.Event) -> None:
         bars = self._bars
