@@ -194,3 +194,13 @@ def test_a_huge_image_upload_gets_a_clear_message(dashboard: str, page: Page) ->
     upload(page, dashboard, "huge.png", buffer.getvalue(), "image/png")
     expect(page.get_by_text("huge.png: image has too many pixels")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator(".st-key-prediction")).to_have_count(0)
+
+
+def test_history_page_opens_with_its_chart(dashboard: str, page: Page) -> None:
+    page.goto(dashboard)
+    page.get_by_role("link", name="History").click()
+    expect(page.get_by_role("heading", name="History")).to_be_visible(timeout=WAIT_MS)
+    chart = page.locator(".st-key-history_chart")
+    expect(chart).to_be_visible()
+    expect(chart.locator("canvas, svg").first).to_be_visible(timeout=WAIT_MS)  # the vega-lite chart is drawn
+    expect(page.locator(".st-key-history_dataset")).to_be_visible()  # the dataset filter

@@ -156,12 +156,13 @@ WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 @contextmanager
-def run_folder(root: str | Path, command: str) -> Iterator[Run]:
+def run_folder(root: str | Path, command: str, info: dict[str, Any] | None = None) -> Iterator[Run]:
     """A new run folder that exists only if the block completes.
 
     On any failure or interruption (an error, Ctrl-C, SIGTERM, a Streamlit stop or rerun:
     every ``BaseException``) the folder is removed and ``latest`` stays where it was. On
-    success ``run.json`` marks the run complete and ``latest`` moves to it.
+    success ``run.json`` marks the run complete and ``latest`` moves to it; it also holds
+    ``info`` (the dataset, seed …), which the caller may fill in while the block runs.
     """
     run = new_run(root, command)
     started = datetime.now().isoformat(timespec="seconds")
@@ -174,6 +175,7 @@ def run_folder(root: str | Path, command: str) -> Iterator[Run]:
                 "started": started,
                 "finished": datetime.now().isoformat(timespec="seconds"),
                 "complete": True,
+                **(info or {}),
             },
         )
         mark_latest(run)

@@ -757,6 +757,134 @@ def run_command(
     )
 
 
+# --- run history ------------------------------------------------------------------------------
+
+runs_app = typer.Typer(help="Every run folder: list, show, diff, remove, prune.", invoke_without_command=True)
+app.add_typer(runs_app, name="runs")
+
+
+def _pct(value: Any) -> str:
+    return f"{value:.2%}" if isinstance(value, int | float) else "?"
+
+
+@runs_app.callback()
+def runs_list(ctx: typer.Context, out: Out = Path("runs"), as_json: Json = False) -> None:
+    """Every run folder, newest first: time, command, dataset, seed, models and accuracy, duration, size."""
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = service.run_history(out)
+    result = {"out": str(out), "runs": [r.to_json() for r in rows]}
+    table = [
+        (
+            r.id + (" (latest)" if r.latest else ""),
+            r.command,
+            r.dataset or "",
+            "" if r.seed is None else str(r.seed),
+            ", ".join(f"{m} {_pct(a)}" for m, a in r.models.items()) or "—",
+            "" if r.seconds is None else f"{r.seconds:.0f}",
+            f"{r.size_bytes / 2**20:.1f}",
+            r.problem or ("complete" if r.complete else "incomplete"),
+        )
+        for r in rows
+    ]
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                f"runs in {out}",
+                ["run", "command", "dataset", "seed", "models (test accuracy)", "s", "MiB", "state"],
+                table,
+            )
+        ],
+        footer=None if rows else f"no runs under {out}; `digitlab run --quick` makes one",
+    )
+
+
+@runs_app.command("show")
+def runs_show(
+    run: Annotated[str, typer.Argument(help="Run folder or its name under --out.")],
+    out: Out = Path("runs"),
+    as_json: Json = False,
+) -> None:
+    """One run: every parameter and metric it recorded."""
+    path = service.find_run(run, out)
+    facts = service.run_facts(path)
+    _emit(
+        {"run": str(path), "facts": facts},
+        as_json,
+        lambda: [_table(path.name, ["", "value"], [(k, _fmt(v)) for k, v in facts.items()])],
+    )
+
+
+@runs_app.command("diff")
+def runs_diff(
+    a: Annotated[str, typer.Argument(help="First run (folder or name).")],
+    b: Annotated[str, typer.Argument(help="Second run (folder or name).")],
+    out: Out = Path("runs"),
+    as_json: Json = False,
+) -> None:
+    """Two runs side by side: parameters and metrics, with the difference (b - a)."""
+    rows = service.diff_runs(a, b, out)
+    _emit(
+        {"a": a, "b": b, "rows": rows},
+        as_json,
+        lambda: [
+            _table(
+                f"{a} vs {b}",
+                ["", "a", "b", "b - a"],
+                [
+                    (r["key"], _fmt(r["a"]), _fmt(r["b"]), "" if r["difference"] is None else f"{r['difference']:+.4g}")
+                    for r in rows
+                ],
+            )
+        ],
+        footer=f"{sum(not r['same'] for r in rows)} of {len(rows)} values differ",
+    )
+
+
+Yes = Annotated[bool, typer.Option("--yes", help="Do not ask before deleting (default: ask on a terminal).")]
+Force = Annotated[bool, typer.Option("--force", help="Also remove the latest run (default: never).")]
+
+
+def _confirm(paths: list[Path], yes: bool) -> None:
+    if yes or not paths:
+        return
+    if not sys.stdin.isatty():
+        raise DigitlabError(f"would delete {len(paths)} run folder(s); add --yes to confirm without a terminal.")
+    names = ", ".join(p.name for p in paths[:5]) + (" …" if len(paths) > 5 else "")
+    if not typer.confirm(f"Delete {len(paths)} run folder(s): {names}?"):
+        raise DigitlabError("nothing deleted.")
+
+
+@runs_app.command("rm")
+def runs_rm(
+    runs: Annotated[list[str], typer.Argument(help="Run folders or names under --out.")],
+    out: Out = Path("runs"),
+    yes: Yes = False,
+    force: Force = False,
+) -> None:
+    """Delete run folders (the latest one only with --force)."""
+    paths = [service.find_run(r, out) for r in runs]
+    _confirm(paths, yes)
+    removed = service.remove_runs([str(p) for p in paths], out, force)
+    err_console.print(f"removed {len(removed)} run folder(s)", highlight=False)
+
+
+@runs_app.command("prune")
+def runs_prune(
+    keep: Annotated[int, typer.Option("--keep", help="How many of the newest runs to keep (default: 10).")] = 10,
+    out: Out = Path("runs"),
+    yes: Yes = False,
+    force: Force = False,
+) -> None:
+    """Delete all but the newest N run folders (never the latest without --force)."""
+    paths = service.prune_candidates(out, keep, force)
+    _confirm(paths, yes)
+    removed = service.remove_runs([str(p) for p in paths], out, force) if paths else []
+    err_console.print(f"removed {len(removed)} run folder(s)", highlight=False)
+
+
 # --- entry points ------------------------------------------------------------------------------
 
 

@@ -8,6 +8,14 @@ live here or below. See docs/architecture.md for the floors.
 from digitlab.errors import DigitlabError
 from digitlab.images import MAX_BYTES as MAX_PICTURE_BYTES
 from digitlab.progress import INNER, JOB, Event, Progress
+from digitlab.service.history import (
+    RunSummary,
+    diff_runs,
+    prune_candidates,
+    remove_runs,
+    run_facts,
+    run_history,
+)
 from digitlab.service.jobs import (
     AUGMENTERS,
     DEFAULT_MODELS,
@@ -82,6 +90,7 @@ __all__ = [
     "Predictor",
     "Progress",
     "RunRequest",
+    "RunSummary",
     "SavedModel",
     "StepResult",
     "TrainRequest",
@@ -91,6 +100,7 @@ __all__ = [
     "compare",
     "dashboard_launch",
     "data_info",
+    "diff_runs",
     "ensemble",
     "evaluate",
     "explore",
@@ -102,9 +112,13 @@ __all__ = [
     "model_names",
     "predict_each",
     "preprocess",
+    "prune_candidates",
     "read_picture",
+    "remove_runs",
     "report",
     "run",
+    "run_facts",
+    "run_history",
     "run_models",
     "run_predictors",
     "train",

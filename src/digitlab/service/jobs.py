@@ -67,6 +67,11 @@ class ModelInfo:
     search_space: Mapping[str, list[str]]
 
 
+def _info(data: DataRequest, ds: Any) -> dict[str, Any]:
+    """What run.json records about the data of a run."""
+    return {"dataset": ds.name, "seed": data.seed, "quick": data.quick, "n_train": len(ds.y_train)}
+
+
 # --- catalogue and data -----------------------------------------------------------------------
 
 
@@ -125,7 +130,7 @@ def _data_step(
     request.check()
     with progress.reporting(on_progress):
         ds = pipeline.load(request)
-        with run_folder(out, name) as run:
+        with run_folder(out, name, _info(request, ds)) as run:
             result = work(ds, run, request.seed)
     return StepResult(name, run.path, result)
 
@@ -134,7 +139,7 @@ def train(request: TrainRequest, on_progress: progress.Progress | None = None) -
     request.check()
     with progress.reporting(on_progress):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, f"train-{request.model}") as run:
+        with run_folder(request.out, f"train-{request.model}", _info(request.data, ds)) as run:
             row = pipeline.train(ds, request.model, run, request.data.seed)
     return StepResult(
         "train",
@@ -147,7 +152,7 @@ def compare(request: CompareRequest, on_progress: progress.Progress | None = Non
     request.check()
     with progress.reporting(on_progress), progress.job(len(request.models)):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, "compare") as run:
+        with run_folder(request.out, "compare", _info(request.data, ds)) as run:
             result = pipeline.compare(ds, request.models, run, request.data.seed)
         progress.finished()
     return StepResult("compare", run.path, result)
@@ -159,7 +164,7 @@ def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = N
     loaded = load_model(path)  # a damaged or foreign file is refused before any data is fetched
     with progress.reporting(on_progress):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}") as run:
+        with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}", _info(request.data, ds)) as run:
             result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness, loaded=loaded)
     return StepResult("evaluate", run.path, dict(result, dataset=ds.name))
 
@@ -171,7 +176,7 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
     loaded = [load_model(path) for path in paths]
     with progress.reporting(on_progress):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, "ensemble") as run:
+        with run_folder(request.out, "ensemble", _info(request.data, ds)) as run:
             result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed, loaded)
     return StepResult("ensemble", run.path, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
 
@@ -180,7 +185,7 @@ def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> 
     space = request.check()
     with progress.reporting(on_progress):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, f"tune-{request.model}") as run:
+        with run_folder(request.out, f"tune-{request.model}", _info(request.data, ds)) as run:
             result = pipeline.tune(
                 ds,
                 request.model,
@@ -203,7 +208,7 @@ def augment(request: AugmentRequest, on_progress: progress.Progress | None = Non
     request.check()
     with progress.reporting(on_progress), progress.job(len(request.libraries)):
         ds = pipeline.load(request.data)
-        with run_folder(request.out, "augment") as run:
+        with run_folder(request.out, "augment", _info(request.data, ds)) as run:
             result = pipeline.augment_compare(
                 ds, request.libraries, request.model, run, request.data.seed, request.factor
             )
@@ -218,7 +223,7 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
     start = time.perf_counter()
     steps = pipeline.run_steps(len(request.models), request.tune is not None, request.augment is not None)
     with progress.reporting(on_progress), progress.job(steps):
-        with run_folder(request.out, "run") as folder:
+        with run_folder(request.out, "run", {"dataset": request.data.dataset, "seed": request.data.seed}) as folder:
             result = pipeline.run_all(
                 request.data,
                 folder,

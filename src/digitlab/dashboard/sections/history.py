@@ -1,0 +1,3 @@
+from digitlab.dashboard import views
+
+views.history_page()

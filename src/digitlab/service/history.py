@@ -1,0 +1,211 @@
+"""Run history: every run folder as a row, one run in full, two runs side by side, clean-up.
+
+Rows are read from the files a run leaves (``run.json``, ``metrics.json``, ``compare.json``,
+``evaluate-*.json``, ``tune.json``), so runs made by any command, old or new, are listed. A
+file that cannot be read makes its row say so; the other rows are still listed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from digitlab.artifacts import LATEST, RUN_FILE, is_complete
+from digitlab.errors import DigitlabError
+from digitlab.service.lookup import find_run, latest_run
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    id: str  # the folder's name
+    path: Path
+    time: str  # when it started (ISO 8601)
+    command: str  # run, train-svm, compare …
+    dataset: str | None
+    seed: int | None
+    models: dict[str, float | None] = field(default_factory=dict)  # model -> test accuracy
+    seconds: float | None = None  # how long it took (complete runs)
+    complete: bool = False
+    latest: bool = False
+    size_bytes: int = 0
+    problem: str | None = None  # "unreadable compare.json" …
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": str(self.path),
+            "time": self.time,
+            "command": self.command,
+            "dataset": self.dataset,
+            "seed": self.seed,
+            "models": self.models,
+            "seconds": self.seconds,
+            "complete": self.complete,
+            "latest": self.latest,
+            "size_bytes": self.size_bytes,
+            "problem": self.problem,
+        }
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        raise _Unreadable(path.name) from None
+    if not isinstance(data, dict):
+        raise _Unreadable(path.name)
+    return data
+
+
+def _stamp_time(name: str) -> str:
+    try:
+        return datetime.strptime(name[:15], "%Y%m%d-%H%M%S").isoformat()
+    except ValueError:
+        return ""
+
+
+def _size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def summarise(path: Path) -> RunSummary:
+    """One run folder as a row; an unreadable file is named in ``problem``."""
+    latest = (path.parent / LATEST).resolve() == path.resolve() if (path.parent / LATEST).is_symlink() else False
+    base: dict[str, Any] = {
+        "id": path.name,
+        "path": path,
+        "time": _stamp_time(path.name),
+        "command": path.name[16:] if _stamp_time(path.name) else path.name,
+        "dataset": None,
+        "seed": None,
+        "complete": is_complete(path),
+        "latest": latest,
+        "size_bytes": _size(path),
+    }
+    problems: list[str] = []
+    models: dict[str, float | None] = {}
+
+    def read(name: str) -> dict[str, Any] | None:
+        try:
+            return _read(path / name)
+        except _Unreadable as exc:
+            problems.append(f"unreadable {exc}")
+            return None
+
+    info = read(RUN_FILE) or {}
+    if info.get("started"):
+        base["time"] = str(info["started"])
+        if info.get("finished"):
+            started, finished = datetime.fromisoformat(info["started"]), datetime.fromisoformat(info["finished"])
+            base["seconds"] = (finished - started).total_seconds()
+    base["command"] = str(info.get("command", base["command"]))
+    metrics = read("metrics.json") or {}
+    compare = read("compare.json") or {}
+    settings = metrics.get("settings", {}) if isinstance(metrics.get("settings"), dict) else {}
+    for source in (info, compare, metrics, settings):
+        base["dataset"] = base["dataset"] or source.get("dataset")
+        if base["seed"] is None and isinstance(source.get("seed"), int):
+            base["seed"] = source["seed"]
+    for row in compare.get("models", []):
+        if isinstance(row, dict) and "model" in row:
+            models[str(row["model"])] = row.get("accuracy")
+    if "model" in metrics and "accuracy" in metrics:
+        models[str(metrics["model"])] = metrics["accuracy"]
+    for ev in sorted(path.glob("evaluate-*.json")):
+        data = read(ev.name)
+        if data is not None and "accuracy" in data:
+            models.setdefault(str(data.get("model", ev.stem[len("evaluate-") :])), data["accuracy"])
+            base["dataset"] = base["dataset"] or data.get("dataset")
+    tune = read("tune.json")
+    if tune is not None and isinstance(tune.get("test"), dict):
+        models[str(tune.get("saved_as", tune.get("model")))] = tune["test"].get("accuracy")
+    return RunSummary(**base, models=models, problem="; ".join(problems) or None)
+
+
+def run_history(out: Path) -> list[RunSummary]:
+    """Every run folder under ``out`` (complete or not), newest first."""
+    root = Path(out)
+    if not root.is_dir():
+        return []
+    folders = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    return [summarise(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
+
+
+def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _flatten(f"{prefix}.{k}" if prefix else str(k), v, into)
+    elif isinstance(value, int | float | str | bool) or value is None:
+        into[prefix] = value
+
+
+def run_facts(path: Path) -> dict[str, Any]:
+    """Parameters and metrics of a run, flat: ``accuracy.svm``, ``seed``, ``dataset``, ``params.svm.clf__C`` …"""
+    summary = summarise(path)
+    facts: dict[str, Any] = {"command": summary.command, "dataset": summary.dataset, "seed": summary.seed}
+    for model, accuracy in summary.models.items():
+        facts[f"accuracy.{model}"] = accuracy
+    for ev in sorted(path.glob("evaluate-*.json")):
+        try:
+            data = json.loads(ev.read_text())
+        except (OSError, ValueError):
+            continue
+        model = str(data.get("model", ev.stem[len("evaluate-") :]))
+        for key in ("macro_f1", "n_errors", "n_test"):
+            if key in data:
+                facts[f"{key}.{model}"] = data[key]
+    compare = path / "compare.json"
+    if compare.is_file():
+        try:
+            for row in json.loads(compare.read_text()).get("models", []):
+                for key in ("fit_s", "predict_s", "size_bytes"):
+                    if key in row:
+                        facts[f"{key}.{row['model']}"] = row[key]
+        except (OSError, ValueError, AttributeError):
+            pass
+    return facts
+
+
+def diff_runs(a: str, b: str, out: Path) -> list[dict[str, Any]]:
+    """Every parameter and metric of two runs side by side, with the difference where both are numbers."""
+    left, right = run_facts(find_run(a, out)), run_facts(find_run(b, out))
+    rows = []
+    for key in sorted(set(left) | set(right)):
+        va, vb = left.get(key), right.get(key)
+        numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (va, vb))
+        rows.append({"key": key, "a": va, "b": vb, "difference": (vb - va) if numbers else None, "same": va == vb})  # type: ignore[operator]
+    return rows
+
+
+def remove_runs(names: list[str], out: Path, force: bool = False) -> list[Path]:
+    """Delete run folders; the one ``latest`` points at only with ``force`` (then ``latest`` goes too)."""
+    paths = [find_run(name, out) for name in names]
+    current = latest_run(out)
+    for path in paths:
+        if current is not None and path == current and not force:
+            raise DigitlabError(f"{path.name} is the latest run; add --force to remove it too.")
+    for path in paths:
+        shutil.rmtree(path)
+        if current is not None and path == current:
+            (Path(out) / LATEST).unlink(missing_ok=True)
+    return paths
+
+
+def prune_candidates(out: Path, keep: int, force: bool = False) -> list[Path]:
+    """The run folders ``prune --keep N`` would remove: all but the newest ``keep`` (never ``latest`` without force)."""
+    if keep < 0:
+        raise DigitlabError(f"--keep {keep}: keep 0 or more runs.")
+    runs = [s.path for s in run_history(out)]
+    current = latest_run(out)
+    doomed = runs[keep:]
+    return [p for p in doomed if force or current is None or p.resolve() != current]
