@@ -86,3 +86,40 @@ def test_train_cnn_progress_in_a_log_is_plain_lines(tmp_path: Path, mnist_cache:
     assert len(lines) <= 60, text
     epochs = [line for line in lines if "epoch" in line]
     assert len(epochs) >= 5 and "val_accuracy" in epochs[-1]  # one line per epoch, with its metrics
+
+
+def test_a_stop_that_lands_in_a_finaliser_is_not_lost(tmp_path: Path) -> None:
+    """Python swallows an exception raised in ``__del__``; digitlab delivers the stop again."""
+    script = """
+import os, signal, sys, time
+from digitlab import __main__ as entry
+from digitlab.errors import Interrupted
+signal.signal(signal.SIGINT, entry._stop)
+signal.signal(signal.SIGALRM, entry._again)
+sys.unraisablehook = entry._swallowed
+
+class Finalised:
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)  # the signal arrives while a finaliser runs
+        for _ in range(100000):
+            pass
+
+try:
+    Finalised()
+    time.sleep(5)
+    print("lost")
+except Interrupted as stop:
+    print("stopped", stop.exit_code)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert proc.stdout.strip() == "stopped 130", proc.stdout + proc.stderr
+    assert "Exception ignored" not in proc.stderr
+
+
+def test_progress_events_raise_a_pending_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitlab import errors, progress
+
+    monkeypatch.setattr(errors, "_STOPS", [signal.SIGTERM])
+    with pytest.raises(errors.Interrupted) as stopped:
+        progress.say("train", "a step after a swallowed stop")
+    assert stopped.value.exit_code == 143

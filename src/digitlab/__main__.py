@@ -10,19 +10,37 @@ from __future__ import annotations
 import signal
 import sys
 import warnings
+from typing import Any
 
-from digitlab.errors import Interrupted
+from digitlab.errors import Interrupted, pending_stop, request_stop
 
 INTERRUPTED = "interrupted; nothing was saved from this run"
 
 
 def _stop(signum: int, frame: object) -> None:
+    request_stop(signum)
     raise Interrupted(signum)
+
+
+def _again(signum: int, frame: object) -> None:
+    stop = pending_stop()
+    if stop is not None:
+        raise Interrupted(stop)
+
+
+def _swallowed(unraisable: Any) -> None:
+    """A stop raised inside a finaliser is swallowed by Python: deliver it again a moment later."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        signal.setitimer(signal.ITIMER_REAL, 0.01)  # SIGALRM -> _again, in ordinary code
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def entry() -> None:
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGALRM, _again)
+    sys.unraisablehook = _swallowed
     if not sys.warnoptions:  # library warnings (torch, scikit-learn) are noise before a table or an error line
         warnings.simplefilter("ignore")
     try:
@@ -30,8 +48,9 @@ def entry() -> None:
 
         code = main()
     except (Interrupted, KeyboardInterrupt) as exc:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt the goodbye
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM):  # nothing may interrupt the goodbye
+            signal.signal(signum, signal.SIG_IGN)
         sys.stderr.write(f"{INTERRUPTED}\n")
         sys.stderr.flush()
         code = exc.exit_code if isinstance(exc, Interrupted) else 130

@@ -28,3 +28,16 @@ class Interrupted(BaseException):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum  # 130 for SIGINT, 143 for SIGTERM, as shells report them
+
+
+_STOPS: list[int] = []  # signals received by the `digitlab` command, newest last
+
+
+def request_stop(signum: int) -> None:
+    """Remember that a stop signal arrived (the signal handler calls this before raising)."""
+    _STOPS.append(signum)
+
+
+def pending_stop() -> int | None:
+    """The stop signal received, if any: long work checks it so that a stop is never lost."""
+    return _STOPS[-1] if _STOPS else None

@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 
+from digitlab.errors import Interrupted, pending_stop
+
 JOB = 0  # level of the steps of a whole job (data, explore, each model, report)
 INNER = 1  # level of the work inside a step (epochs, downloads, folds)
 
@@ -37,7 +39,14 @@ _CURRENT: ContextVar[Progress | None] = ContextVar("digitlab_progress", default=
 
 
 def emit(event: Event) -> None:
-    """Send ``event`` to the callback of the enclosing ``reporting`` block (if any)."""
+    """Send ``event`` to the callback of the enclosing ``reporting`` block (if any).
+
+    Also a checkpoint: a stop signal whose exception was swallowed where it landed (a
+    finaliser, a library's bare ``except``) is raised here, at the next step or epoch.
+    """
+    stop = pending_stop()
+    if stop is not None:
+        raise Interrupted(stop)
     callback = _CURRENT.get()
     if callback is not None:
         callback(event)
