@@ -192,12 +192,15 @@ def run_folder(root: str | Path, command: str, info: dict[str, Any] | None = Non
         raise
 
 
-def is_complete(path: Path) -> bool:
-    """A run folder that finished: it has ``run.json``, or it is where ``latest`` points."""
-    if (path / RUN_FILE).is_file():
-        return True
+def is_latest(path: Path) -> bool:
+    """Whether ``latest`` beside the run folder ``path`` points at it."""
     latest = path.parent / LATEST
     return latest.is_symlink() and latest.resolve() == path.resolve()
+
+
+def is_complete(path: Path) -> bool:
+    """A run folder that finished: it has ``run.json``, or it is where ``latest`` points."""
+    return (path / RUN_FILE).is_file() or is_latest(path)
 
 
 def record_model(run: Run, name: str, file: Path, info: dict[str, Any]) -> None:

@@ -24,7 +24,7 @@ from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
-from digitlab.models.store import load_model, model_path, save_model
+from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
@@ -230,7 +230,7 @@ def ensemble_saved(
     from digitlab.models.ensemble import SoftVote
 
     loaded = [_load_for(ds, p, models[k] if models else None) for k, p in enumerate(paths)]
-    names = [str(meta.get("model", p.stem)) for (_, meta), p in zip(loaded, paths, strict=True)]
+    names = [str(meta.get("model", model_name(p))) for (_, meta), p in zip(loaded, paths, strict=True)]
     vote = SoftVote.from_fitted([m for m, _ in loaded], names, weights)
     probs = vote.member_probabilities(ds.x_test)  # each (n_test, k)
     members = [
@@ -262,7 +262,7 @@ def evaluate_saved(
     Everything, robustness included, is saved in ``evaluate-<model>.json`` (the report reads it).
     """
     model, meta = _load_for(ds, path, loaded)
-    name = str(meta.get("model", path.name.split(".")[0]))
+    name = str(meta.get("model", model_name(path)))
     progress.step(f"evaluate {name}", f"evaluating {name} on {len(ds.y_test):,} test images")
     _, proba, predict_s, metrics = score_model(model, ds)
     extra: dict[str, Any] = {"model_path": str(path), "predict_s": predict_s, "trained_on": meta.get("dataset")}

@@ -206,6 +206,13 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+def check_name(name: str) -> None:
+    """A dataset name a user may pass: mnist, fashion-mnist, digits or idx:DIR (with a folder)."""
+    if name in LOADERS or (name.startswith("idx:") and len(name) > 4):
+        return
+    raise DigitlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+
+
 def load_dataset(
     name: str = "mnist",
     data_dir: str | Path | None = None,
@@ -216,7 +223,6 @@ def load_dataset(
     """Load a named dataset, fetching and verifying its files as needed."""
     if name.startswith("idx:"):
         return _load_idx_dir(name[4:])
-    loader = LOADERS.get(name)
-    if loader is None:
-        raise DigitlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    check_name(name)
+    loader = LOADERS[name]
     return loader(data_dir=data_dir, cache_dir=cache_dir, allow_network=allow_network, log=log)

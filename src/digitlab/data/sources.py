@@ -109,6 +109,14 @@ FASHION_MNIST = RemoteFiles(
 )
 
 
+def check_data_dir(data_dir: str | Path | None) -> Path | None:
+    """The ``--data-dir`` folder (expanded), or one line when it is not a folder."""
+    folder = Path(data_dir).expanduser() if data_dir is not None else None
+    if folder is not None and not folder.is_dir():
+        raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")
+    return folder
+
+
 def _check_cache_root(root: Path, from_env: bool) -> None:
     where = f"DIGITLAB_DATA={root}" if from_env and os.environ.get("DIGITLAB_DATA") else str(root)
     if root.exists() and not root.is_dir():
@@ -288,9 +296,7 @@ def fetch_files(
     (it means the files are wrong, not missing); an unreachable source is noted and skipped.
     """
     say = log_lines(log)
-    folder = Path(data_dir).expanduser() if data_dir is not None else None
-    if folder is not None and not folder.is_dir():
-        raise DigitlabError(f"--data-dir {folder}: no such folder; pass a folder holding the four IDX files.")
+    folder = check_data_dir(data_dir)
     root = Path(cache_dir) if cache_dir else default_cache_dir()
     _check_cache_root(root, cache_dir is None)
     cache = root / remote.dataset

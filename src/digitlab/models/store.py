@@ -39,6 +39,15 @@ def suffix_for(model: Any) -> str:
     return str(getattr(model, "file_suffix", SKOPS_SUFFIX))
 
 
+def model_name(path: str | Path) -> str:
+    """The saved name in a model file's name: ``svm-tuned.skops`` and ``cnn.pt`` -> ``svm-tuned``, ``cnn``."""
+    name = Path(path).name
+    for suffix in sorted(SUFFIXES, key=len, reverse=True):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(path).stem
+
+
 def model_path(folder: str | Path, name: str, model: Any) -> Path:
     return Path(folder) / f"{name}{suffix_for(model)}"
 

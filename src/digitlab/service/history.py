@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import LATEST, RUN_FILE, is_complete
+from digitlab.artifacts import LATEST, RUN_FILE, is_complete, is_latest
 from digitlab.errors import DigitlabError
-from digitlab.service.lookup import find_run, latest_run
+from digitlab.service.lookup import find_run, latest_run, run_folders
 
 
 @dataclass(frozen=True)
@@ -35,24 +35,19 @@ class RunSummary:
     problem: str | None = None  # "unreadable compare.json" …
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "path": str(self.path),
-            "time": self.time,
-            "command": self.command,
-            "dataset": self.dataset,
-            "seed": self.seed,
-            "models": self.models,
-            "seconds": self.seconds,
-            "complete": self.complete,
-            "latest": self.latest,
-            "size_bytes": self.size_bytes,
-            "problem": self.problem,
-        }
+        return dict(asdict(self), path=str(self.path))
 
 
 class _Unreadable(Exception):
     pass
+
+
+def _read_or_empty(path: Path) -> dict[str, Any]:
+    """A run's JSON file, or {} when it is missing or cannot be read (for listings that go on)."""
+    try:
+        return _read(path) or {}
+    except _Unreadable:
+        return {}
 
 
 def _read(path: Path) -> dict[str, Any] | None:
@@ -80,16 +75,16 @@ def _size(path: Path) -> int:
 
 def summarise(path: Path) -> RunSummary:
     """One run folder as a row; an unreadable file is named in ``problem``."""
-    latest = (path.parent / LATEST).resolve() == path.resolve() if (path.parent / LATEST).is_symlink() else False
+    stamp = _stamp_time(path.name)
     base: dict[str, Any] = {
         "id": path.name,
         "path": path,
-        "time": _stamp_time(path.name),
-        "command": path.name[16:] if _stamp_time(path.name) else path.name,
+        "time": stamp,
+        "command": path.name[16:] if stamp else path.name,  # "20261130-161826-compare" -> "compare"
         "dataset": None,
         "seed": None,
         "complete": is_complete(path),
-        "latest": latest,
+        "latest": is_latest(path),
         "size_bytes": _size(path),
     }
     problems: list[str] = []
@@ -134,19 +129,7 @@ def summarise(path: Path) -> RunSummary:
 
 def run_history(out: Path) -> list[RunSummary]:
     """Every run folder under ``out`` (complete or not), newest first."""
-    root = Path(out)
-    if not root.is_dir():
-        return []
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
-    return [summarise(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
-
-
-def _flatten(prefix: str, value: Any, into: dict[str, Any]) -> None:
-    if isinstance(value, dict):
-        for k, v in value.items():
-            _flatten(f"{prefix}.{k}" if prefix else str(k), v, into)
-    elif isinstance(value, int | float | str | bool) or value is None:
-        into[prefix] = value
+    return [summarise(p) for p in run_folders(out)]
 
 
 def run_facts(path: Path) -> dict[str, Any]:
@@ -156,23 +139,14 @@ def run_facts(path: Path) -> dict[str, Any]:
     for model, accuracy in summary.models.items():
         facts[f"accuracy.{model}"] = accuracy
     for ev in sorted(path.glob("evaluate-*.json")):
-        try:
-            data = json.loads(ev.read_text())
-        except (OSError, ValueError):
-            continue
+        data = _read_or_empty(ev)
         model = str(data.get("model", ev.stem[len("evaluate-") :]))
-        for key in ("macro_f1", "n_errors", "n_test"):
-            if key in data:
-                facts[f"{key}.{model}"] = data[key]
-    compare = path / "compare.json"
-    if compare.is_file():
-        try:
-            for row in json.loads(compare.read_text()).get("models", []):
-                for key in ("fit_s", "predict_s", "size_bytes"):
-                    if key in row:
-                        facts[f"{key}.{row['model']}"] = row[key]
-        except (OSError, ValueError, AttributeError):
-            pass
+        facts.update({f"{key}.{model}": data[key] for key in ("macro_f1", "n_errors", "n_test") if key in data})
+    for row in _read_or_empty(path / "compare.json").get("models", []):
+        if isinstance(row, dict) and "model" in row:
+            facts.update(
+                {f"{key}.{row['model']}": row[key] for key in ("fit_s", "predict_s", "size_bytes") if key in row}
+            )
     return facts
 
 
@@ -205,7 +179,5 @@ def prune_candidates(out: Path, keep: int, force: bool = False) -> list[Path]:
     """The run folders ``prune --keep N`` would remove: all but the newest ``keep`` (never ``latest`` without force)."""
     if keep < 0:
         raise DigitlabError(f"--keep {keep}: keep 0 or more runs.")
-    runs = [s.path for s in run_history(out)]
     current = latest_run(out)
-    doomed = runs[keep:]
-    return [p for p in doomed if force or current is None or p.resolve() != current]
+    return [p for p in run_folders(out)[keep:] if force or current is None or p.resolve() != current]

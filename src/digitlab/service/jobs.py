@@ -12,16 +12,18 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from digitlab import pipeline, progress
-from digitlab.artifacts import run_folder, to_jsonable
+from digitlab.artifacts import Run, run_folder, to_jsonable
 from digitlab.augment import names as augment_backends
+from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
-from digitlab.models.store import load_model
+from digitlab.models.store import load_model, model_name
 from digitlab.service.lookup import find_model, find_run, latest_run
 from digitlab.service.requests import (
     AugmentRequest,
@@ -54,7 +56,7 @@ class StepResult:
         return doc
 
     def __getitem__(self, key: str) -> Any:
-        return self.to_json()[key]
+        return str(self.run) if key == "run" and self.run is not None else to_jsonable(self.data[key])
 
 
 @dataclass(frozen=True)
@@ -67,9 +69,30 @@ class ModelInfo:
     search_space: Mapping[str, list[str]]
 
 
-def _info(data: DataRequest, ds: Any) -> dict[str, Any]:
-    """What run.json records about the data of a run."""
-    return {"dataset": ds.name, "seed": data.seed, "quick": data.quick, "n_train": len(ds.y_train)}
+def _sizes(ds: Dataset, data: DataRequest) -> dict[str, Any]:
+    """Which data a step used: what train and augment report, and what run.json records."""
+    return {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": data.seed}
+
+
+def _in_run_folder(
+    command: str,
+    data: DataRequest,
+    out: Path,
+    work: Callable[[Dataset, Run], dict[str, Any]],
+    on_progress: progress.Progress | None,
+    job_steps: int | None = None,
+) -> tuple[Dataset, Path, dict[str, Any]]:
+    """Load the data, then do ``work`` in a new run folder (removed on any failure), reporting progress.
+
+    With ``job_steps`` the work's steps are counted, so that each progress event says k of n.
+    """
+    with progress.reporting(on_progress), progress.job(job_steps) if job_steps else nullcontext():
+        ds = pipeline.load(data)
+        with run_folder(out, command, dict(_sizes(ds, data), quick=data.quick)) as run:
+            result = work(ds, run)
+        if job_steps:
+            progress.finished()
+    return ds, run.path, result
 
 
 # --- catalogue and data -----------------------------------------------------------------------
@@ -128,45 +151,47 @@ def _data_step(
 ) -> StepResult:
     """A step that describes the data: figures and JSON in a run folder of its own."""
     request.check()
-    with progress.reporting(on_progress):
-        ds = pipeline.load(request)
-        with run_folder(out, name, _info(request, ds)) as run:
-            result = work(ds, run, request.seed)
-    return StepResult(name, run.path, result)
+    _, run, result = _in_run_folder(name, request, out, lambda ds, run: work(ds, run, request.seed), on_progress)
+    return StepResult(name, run, result)
 
 
 def train(request: TrainRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
-    with progress.reporting(on_progress):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, f"train-{request.model}", _info(request.data, ds)) as run:
-            row = pipeline.train(ds, request.model, run, request.data.seed)
-    return StepResult(
-        "train",
-        run.path,
-        dict(row, dataset=ds.name, n_train=len(ds.y_train), n_test=len(ds.y_test), seed=request.data.seed),
+    ds, run, row = _in_run_folder(
+        f"train-{request.model}",
+        request.data,
+        request.out,
+        lambda ds, run: pipeline.train(ds, request.model, run, request.data.seed),
+        on_progress,
     )
+    return StepResult("train", run, dict(row, **_sizes(ds, request.data)))
 
 
 def compare(request: CompareRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
-    with progress.reporting(on_progress), progress.job(len(request.models)):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, "compare", _info(request.data, ds)) as run:
-            result = pipeline.compare(ds, request.models, run, request.data.seed)
-        progress.finished()
-    return StepResult("compare", run.path, result)
+    _, run, result = _in_run_folder(
+        "compare",
+        request.data,
+        request.out,
+        lambda ds, run: pipeline.compare(ds, request.models, run, request.data.seed),
+        on_progress,
+        job_steps=len(request.models),
+    )
+    return StepResult("compare", run, result)
 
 
 def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
     path = find_model(request.model, request.out, image_shape_of(request.data.dataset))
     loaded = load_model(path)  # a damaged or foreign file is refused before any data is fetched
-    with progress.reporting(on_progress):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, f"evaluate-{path.name.split('.')[0]}", _info(request.data, ds)) as run:
-            result = pipeline.evaluate_saved(ds, path, run, robust=request.robustness, loaded=loaded)
-    return StepResult("evaluate", run.path, dict(result, dataset=ds.name))
+    ds, run, result = _in_run_folder(
+        f"evaluate-{model_name(path)}",
+        request.data,
+        request.out,
+        lambda ds, run: pipeline.evaluate_saved(ds, path, run, robust=request.robustness, loaded=loaded),
+        on_progress,
+    )
+    return StepResult("evaluate", run, dict(result, dataset=ds.name))
 
 
 def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = None) -> StepResult:
@@ -174,47 +199,53 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
     shape = image_shape_of(request.data.dataset)
     paths = [find_model(spec, request.out, shape) for spec in request.models]
     loaded = [load_model(path) for path in paths]
-    with progress.reporting(on_progress):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, "ensemble", _info(request.data, ds)) as run:
-            result = pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed, loaded)
-    return StepResult("ensemble", run.path, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
+    ds, run, result = _in_run_folder(
+        "ensemble",
+        request.data,
+        request.out,
+        lambda ds, run: pipeline.ensemble_saved(ds, paths, run, weights, request.data.seed, loaded),
+        on_progress,
+    )
+    return StepResult("ensemble", run, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
 
 
 def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> StepResult:
     space = request.check()
-    with progress.reporting(on_progress):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, f"tune-{request.model}", _info(request.data, ds)) as run:
-            result = pipeline.tune(
-                ds,
-                request.model,
-                run,
-                request.data.seed,
-                search=request.search,
-                cv=request.cv,
-                n_iter=request.n_iter,
-                train_size=request.train_size,
-                space=space,
-                n_jobs=request.n_jobs,
-                scheduler=request.scheduler,
-                dask_local=request.dask_local,
-                save_as=request.save_as,
-            )
-    return StepResult("tune", run.path, result)
+
+    def work(ds: Dataset, run: Run) -> dict[str, Any]:
+        return pipeline.tune(
+            ds,
+            request.model,
+            run,
+            request.data.seed,
+            search=request.search,
+            cv=request.cv,
+            n_iter=request.n_iter,
+            train_size=request.train_size,
+            space=space,
+            n_jobs=request.n_jobs,
+            scheduler=request.scheduler,
+            dask_local=request.dask_local,
+            save_as=request.save_as,
+        )
+
+    _, run, result = _in_run_folder(f"tune-{request.model}", request.data, request.out, work, on_progress)
+    return StepResult("tune", run, result)
 
 
 def augment(request: AugmentRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
-    with progress.reporting(on_progress), progress.job(len(request.libraries)):
-        ds = pipeline.load(request.data)
-        with run_folder(request.out, "augment", _info(request.data, ds)) as run:
-            result = pipeline.augment_compare(
-                ds, request.libraries, request.model, run, request.data.seed, request.factor
-            )
-        progress.finished()
-    n = {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": request.data.seed}
-    return StepResult("augment", run.path, dict(result, **n))
+    ds, run, result = _in_run_folder(
+        "augment",
+        request.data,
+        request.out,
+        lambda ds, run: pipeline.augment_compare(
+            ds, request.libraries, request.model, run, request.data.seed, request.factor
+        ),
+        on_progress,
+        job_steps=len(request.libraries),
+    )
+    return StepResult("augment", run, dict(result, **_sizes(ds, request.data)))
 
 
 def run(request: RunRequest, on_progress: progress.Progress | None = None) -> StepResult:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import LATEST, is_complete, model_index, resolve_run
+from digitlab.artifacts import is_complete, model_index, resolve_run
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
-from digitlab.models.store import SUFFIXES, load_model
+from digitlab.models.store import SUFFIXES, load_model, model_name
 
 
 @dataclass(frozen=True)
@@ -42,20 +42,18 @@ def latest_run(out: Path) -> Path | None:
     return path if path is not None and path.is_dir() else None
 
 
-def list_runs(out: Path) -> list[Path]:
-    """Complete run folders under ``out``, newest first (names start with their time stamp)."""
+def run_folders(out: Path) -> list[Path]:
+    """Every run folder under ``out``, finished or not, newest first (names start with their time stamp)."""
     root = Path(out)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and p.name != LATEST and not p.name.startswith(".")]
-    return sorted((p for p in found if is_complete(p)), key=lambda p: p.name, reverse=True)
+    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    return sorted(found, key=lambda p: p.name, reverse=True)
 
 
-def _model_name(path: Path) -> str:
-    for suffix in sorted(SUFFIXES, key=len, reverse=True):
-        if path.name.endswith(suffix):
-            return path.name[: -len(suffix)]
-    return path.stem
+def list_runs(out: Path) -> list[Path]:
+    """Complete run folders under ``out``, newest first."""
+    return [p for p in run_folders(out) if is_complete(p)]
 
 
 def _shape_from_file(path: Path) -> tuple[int, ...] | None:
@@ -91,7 +89,7 @@ def run_models(run: Path) -> list[SavedModel]:
     for path in sorted(folder.iterdir()):
         if not path.name.endswith(SUFFIXES) or path.name in members or not path.is_file():
             continue
-        name = _model_name(path)
+        name = model_name(path)
         entry: dict[str, Any] = index.get(name) or {}
         shape = tuple(entry["image_shape"]) if entry.get("image_shape") else None
         accuracy = entry.get("accuracy")

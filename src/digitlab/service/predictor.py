@@ -17,7 +17,7 @@ import numpy as np
 
 from digitlab.errors import DigitlabError
 from digitlab.images import to_mnist
-from digitlab.models.store import load_model
+from digitlab.models.store import load_model, model_name
 from digitlab.service.lookup import find_model, run_models
 
 UNCERTAIN = 0.5  # below this top probability a prediction is reported as uncertain
@@ -60,7 +60,7 @@ class Predictor:
         self.path = Path(path)
         self.model, self.metadata = load_model(self.path)
         shape = list(self.metadata.get("image_shape", PICTURE_SHAPE))
-        self.name = str(self.metadata.get("model", self.path.name.split(".")[0]))
+        self.name = str(self.metadata.get("model", model_name(self.path)))
         if shape != list(PICTURE_SHAPE):
             raise DigitlabError(
                 f"{self.path}: model {self.name} was trained on {'×'.join(map(str, shape))} images; use one trained "

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.datasets import check_name
+from digitlab.data.sources import check_data_dir
 from digitlab.errors import DigitlabError
 from digitlab.pipeline import Settings
 
@@ -29,14 +31,6 @@ def check_seed(seed: Any) -> int:
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= int(seed) <= MAX_SEED:
         raise DigitlabError(f"--seed {seed}: use a whole number from 0 to {MAX_SEED:,}.")
     return int(seed)
-
-
-def check_dataset(name: str) -> None:
-    from digitlab.data.datasets import DATASETS
-
-    if name in DATASET_SHAPES or name == "fashion-mnist" or (name.startswith("idx:") and len(name) > 4):
-        return
-    raise DigitlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
 
 
 def image_shape_of(dataset: str) -> tuple[int, int] | None:
@@ -106,11 +100,8 @@ class DataRequest(Settings):
 
     def check(self) -> None:
         check_seed(self.seed)
-        check_dataset(self.dataset)
-        if self.data_dir is not None and not Path(self.data_dir).expanduser().is_dir():
-            raise DigitlabError(
-                f"--data-dir {self.data_dir}: no such folder; pass a folder holding the four IDX files."
-            )
+        check_name(self.dataset)
+        check_data_dir(self.data_dir)
 
 
 @dataclass(frozen=True)
