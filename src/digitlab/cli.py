@@ -40,6 +40,14 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 # --- options shared by the commands (help text states each default) ---------------------
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (default: table).")]
+Mlflow = Annotated[
+    bool,
+    typer.Option(
+        "--mlflow",
+        help="Also log the run to MLflow: MLFLOW_TRACKING_URI, or sqlite:///<out>/mlflow.db "
+        "(default: off; DIGITLAB_MLFLOW=1 turns it on).",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed for subsets, models and picks (default: 0).")]
 Out = Annotated[Path, typer.Option("--out", help="Folder that holds the run folders (default: runs).")]
 DatasetOpt = Annotated[str, typer.Option("--dataset", help="mnist, fashion-mnist, digits or idx:DIR (default: mnist).")]
@@ -120,6 +128,16 @@ def _emit(
         out_console.print(table)
     if footer:
         out_console.print(footer, highlight=False)
+    if isinstance(result.get("mlflow"), dict):
+        logged = result["mlflow"]
+        n = len(logged["children"])
+        out_console.print(
+            f"MLflow: run {logged['run_id']} ({n} model run{'' if n == 1 else 's'}), experiment "
+            f"{logged['experiment_id']} in {logged['tracking_uri']}; see it with "
+            f"`mlflow ui --backend-store-uri {logged['tracking_uri']}`",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> Table:
@@ -325,11 +343,12 @@ def train(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    mlflow: Mlflow = False,
     as_json: Json = False,
 ) -> None:
     """Fit one model, save it with its metadata and print its accuracy and times."""
     reporter = Reporter()
-    request = service.TrainRequest(model=model, data=_data(dataset, data_dir, seed, quick), out=out)
+    request = service.TrainRequest(model=model, data=_data(dataset, data_dir, seed, quick), out=out, mlflow=mlflow)
     with reporter.live():
         result = service.train(request, reporter).to_json()
     _emit(
@@ -348,10 +367,13 @@ def compare(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    mlflow: Mlflow = False,
     as_json: Json = False,
 ) -> None:
     """Train several models on the same data and seed; table, chart and evaluations."""
-    request = service.CompareRequest(models=_names(models), data=_data(dataset, data_dir, seed, quick), out=out)
+    request = service.CompareRequest(
+        models=_names(models), data=_data(dataset, data_dir, seed, quick), out=out, mlflow=mlflow
+    )
     reporter = Reporter()
     with reporter.live():
         result = service.compare(request, reporter).to_json()
@@ -499,11 +521,12 @@ def augment(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    mlflow: Mlflow = False,
     as_json: Json = False,
 ) -> None:
     """Train a model with and without augmentation of its training data; report the gain."""
     libraries = tuple(service.AUGMENTERS) if compare_all else (library,)
-    request = service.AugmentRequest(libraries, model, factor, _data(dataset, data_dir, seed, quick), out)
+    request = service.AugmentRequest(libraries, model, factor, _data(dataset, data_dir, seed, quick), out, mlflow)
     reporter = Reporter()
     with reporter.live():
         result = service.augment(request, reporter).to_json()
@@ -607,6 +630,7 @@ def tune(
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    mlflow: Mlflow = False,
     as_json: Json = False,
 ) -> None:
     """Cross-validated search on the training set; the test set scores the refitted best once."""
@@ -622,6 +646,7 @@ def tune(
         dask_local=dask_local,
         data=_data(dataset, data_dir, seed, quick),
         out=out,
+        mlflow=mlflow,
     )
     reporter = Reporter()
     with reporter.live():
@@ -733,6 +758,7 @@ def run_command(
     augment_model: Annotated[
         str, typer.Option("--augment-model", help="Model trained with and without augmentation (default: mlp).")
     ] = "mlp",
+    mlflow: Mlflow = False,
     as_json: Json = False,
 ) -> None:
     """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
@@ -744,6 +770,7 @@ def run_command(
         search=search,
         augment=augment,
         augment_model=augment_model,
+        mlflow=mlflow,
     )
     reporter = Reporter()
     with reporter.live():
@@ -759,7 +786,9 @@ def run_command(
 
 # --- run history ------------------------------------------------------------------------------
 
-runs_app = typer.Typer(help="Every run folder: list, show, diff, remove, prune.", invoke_without_command=True)
+runs_app = typer.Typer(
+    help="Every run folder: list, show, diff, remove, prune, log to MLflow.", invoke_without_command=True
+)
 app.add_typer(runs_app, name="runs")
 
 
@@ -910,3 +939,28 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _names(text: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+@runs_app.command("mlflow")
+def runs_mlflow(
+    runs: Annotated[
+        list[str] | None, typer.Argument(help="Run folders or names under --out (default: the latest run).")
+    ] = None,
+    out: Out = Path("runs"),
+    again: Annotated[
+        bool, typer.Option("--again", help="Log a run that is already in MLflow once more (default: skip it).")
+    ] = False,
+    as_json: Json = False,
+) -> None:
+    """Log finished runs to MLflow (MLFLOW_TRACKING_URI, or sqlite:///<out>/mlflow.db)."""
+    result = service.mlflow_log(list(runs or []), out, again).to_json()
+    rows = [
+        (Path(e["run"]).name, e["run_id"], len(e["children"]), "already logged" if e["already"] else "logged")
+        for e in result["logged"]
+    ]
+    _emit(
+        result,
+        as_json,
+        lambda: [_table(f"MLflow: {result['tracking_uri']}", ["run", "MLflow run", "model runs", ""], rows)],
+        footer=f"see them with `mlflow ui --backend-store-uri {result['tracking_uri']}`",
+    )

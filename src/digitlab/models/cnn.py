@@ -241,6 +241,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "network_")
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
+    def torch_module(self) -> Any:
+        """The fitted network as one torch module that takes images ``(n, H, W)`` in 0..255 and gives probabilities."""
+        check_is_fitted(self, "network_")
+        from digitlab.models.exported import ImageNetwork
+
+        return ImageNetwork(copy.deepcopy(self.network_).cpu().eval(), self.classes_.tolist()).eval()
+
     # --- files ----------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
         """Write ``<path>`` (state_dict) and ``<path>.json`` (config and metadata), atomically."""

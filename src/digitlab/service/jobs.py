@@ -24,6 +24,7 @@ from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
+from digitlab.service import tracking
 from digitlab.service.lookup import find_model, find_run, latest_run
 from digitlab.service.requests import (
     AugmentRequest,
@@ -81,18 +82,28 @@ def _in_run_folder(
     work: Callable[[Dataset, Run], dict[str, Any]],
     on_progress: progress.Progress | None,
     job_steps: int | None = None,
+    tracker: tracking.Tracker | None = None,
 ) -> tuple[Dataset, Path, dict[str, Any]]:
     """Load the data, then do ``work`` in a new run folder (removed on any failure), reporting progress.
 
     With ``job_steps`` the work's steps are counted, so that each progress event says k of n.
+    With a ``tracker`` the finished run is logged to MLflow (the result's ``mlflow`` key).
     """
     with progress.reporting(on_progress), progress.job(job_steps) if job_steps else nullcontext():
         ds = pipeline.load(data)
         with run_folder(out, command, dict(_sizes(ds, data), quick=data.quick)) as run:
             result = work(ds, run)
+        if tracker is not None:
+            result = dict(result, mlflow=_log_to_mlflow(tracker, run.path, ds))
         if job_steps:
             progress.finished()
     return ds, run.path, result
+
+
+def _log_to_mlflow(tracker: tracking.Tracker, folder: Path, ds: Dataset | None) -> dict[str, Any]:
+    progress.say("mlflow", f"mlflow: logging {folder.name} to {tracker.uri}")
+    examples = ds.x_test[:2] if ds is not None else None
+    return tracker.log_run(folder, examples).to_json()
 
 
 # --- catalogue and data -----------------------------------------------------------------------
@@ -157,18 +168,21 @@ def _data_step(
 
 def train(request: TrainRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
+    tracker = tracking.open_if(request.mlflow, request.out)
     ds, run, row = _in_run_folder(
         f"train-{request.model}",
         request.data,
         request.out,
         lambda ds, run: pipeline.train(ds, request.model, run, request.data.seed),
         on_progress,
+        tracker=tracker,
     )
     return StepResult("train", run, dict(row, **_sizes(ds, request.data)))
 
 
 def compare(request: CompareRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
+    tracker = tracking.open_if(request.mlflow, request.out)
     _, run, result = _in_run_folder(
         "compare",
         request.data,
@@ -176,6 +190,7 @@ def compare(request: CompareRequest, on_progress: progress.Progress | None = Non
         lambda ds, run: pipeline.compare(ds, request.models, run, request.data.seed),
         on_progress,
         job_steps=len(request.models),
+        tracker=tracker,
     )
     return StepResult("compare", run, result)
 
@@ -211,6 +226,7 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
 
 def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> StepResult:
     space = request.check()
+    tracker = tracking.open_if(request.mlflow, request.out)
 
     def work(ds: Dataset, run: Run) -> dict[str, Any]:
         return pipeline.tune(
@@ -229,12 +245,15 @@ def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> 
             save_as=request.save_as,
         )
 
-    _, run, result = _in_run_folder(f"tune-{request.model}", request.data, request.out, work, on_progress)
+    _, run, result = _in_run_folder(
+        f"tune-{request.model}", request.data, request.out, work, on_progress, tracker=tracker
+    )
     return StepResult("tune", run, result)
 
 
 def augment(request: AugmentRequest, on_progress: progress.Progress | None = None) -> StepResult:
     request.check()
+    tracker = tracking.open_if(request.mlflow, request.out)
     ds, run, result = _in_run_folder(
         "augment",
         request.data,
@@ -244,6 +263,7 @@ def augment(request: AugmentRequest, on_progress: progress.Progress | None = Non
         ),
         on_progress,
         job_steps=len(request.libraries),
+        tracker=tracker,
     )
     return StepResult("augment", run, dict(result, **_sizes(ds, request.data)))
 
@@ -251,10 +271,12 @@ def augment(request: AugmentRequest, on_progress: progress.Progress | None = Non
 def run(request: RunRequest, on_progress: progress.Progress | None = None) -> StepResult:
     """The whole pipeline into one run folder, with tuning and augmentation when asked for."""
     request.check()
+    tracker = tracking.open_if(request.mlflow, request.out)
     start = time.perf_counter()
     steps = pipeline.run_steps(len(request.models), request.tune is not None, request.augment is not None)
     with progress.reporting(on_progress), progress.job(steps):
-        with run_folder(request.out, "run", {"dataset": request.data.dataset, "seed": request.data.seed}) as folder:
+        info = {"dataset": request.data.dataset, "seed": request.data.seed, "quick": request.data.quick}
+        with run_folder(request.out, "run", info) as folder:
             result = pipeline.run_all(
                 request.data,
                 folder,
@@ -264,8 +286,23 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
                 augment_library=request.augment,
                 augment_model=request.augment_model,
             )
+        if tracker is not None:
+            examples = pipeline.load(request.data)  # from the cache: real digits for the input example
+            result = dict(result, mlflow=_log_to_mlflow(tracker, folder.path, examples))
         progress.finished(f"finished in {time.perf_counter() - start:.0f} s")
     return StepResult("run", folder.path, dict(result, seconds=time.perf_counter() - start))
+
+
+def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:
+    """Log finished run folders to MLflow (default: the latest); one already logged is skipped unless ``again``."""
+    folders = [find_run(name, out) for name in runs] if runs else [find_run(None, out)]
+    tracker = tracking.open_tracker(out)
+    logged = []
+    for folder in folders:
+        previous = None if again else tracker.find_logged(folder)
+        entry = (previous or tracker.log_run(folder)).to_json()
+        logged.append(dict(entry, run=str(folder), already=previous is not None))
+    return StepResult("mlflow", None, {"tracking_uri": tracker.uri, "logged": logged})
 
 
 def report(run: str | None, out: Path, output: Path | None = None) -> StepResult:

@@ -8,6 +8,7 @@ a file of an unfinished run, never one of the wrong image size while a fitting o
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +43,18 @@ def latest_run(out: Path) -> Path | None:
     return path if path is not None and path.is_dir() else None
 
 
+RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # 20261130-161826-compare: how artifacts.new_run names a run
+
+
 def run_folders(out: Path) -> list[Path]:
-    """Every run folder under ``out``, finished or not, newest first (names start with their time stamp)."""
+    """Every run folder under ``out``, finished or not, newest first (names start with their time stamp).
+
+    Other folders there (MLflow's ``mlartifacts``, anything a user keeps beside the runs) are not runs.
+    """
     root = Path(out)
     if not root.is_dir():
         return []
-    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith(".")]
+    found = [p for p in root.iterdir() if p.is_dir() and not p.is_symlink() and RUN_NAME.match(p.name)]
     return sorted(found, key=lambda p: p.name, reverse=True)
 
 

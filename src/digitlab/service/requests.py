@@ -109,6 +109,7 @@ class TrainRequest:
     model: str
     data: DataRequest = field(default_factory=DataRequest)
     out: Path = Path("runs")
+    mlflow: bool = False  # also log the run to MLflow (as does DIGITLAB_MLFLOW=1)
 
     def check(self) -> None:
         self.data.check()
@@ -120,6 +121,7 @@ class CompareRequest:
     models: tuple[str, ...]
     data: DataRequest = field(default_factory=DataRequest)
     out: Path = Path("runs")
+    mlflow: bool = False  # also log the run to MLflow (as does DIGITLAB_MLFLOW=1)
 
     def check(self) -> None:
         self.data.check()
@@ -167,6 +169,7 @@ class TuneRequest:
     dask_local: int | None = None  # workers of a fresh Dask LocalCluster
     data: DataRequest = field(default_factory=DataRequest)
     out: Path = Path("runs")
+    mlflow: bool = False  # also log the run to MLflow (as does DIGITLAB_MLFLOW=1)
     save_as: str | None = None  # saved name of the refitted model (default: the model's)
 
     def check(self) -> dict[str, list[Any]]:
@@ -205,6 +208,7 @@ class AugmentRequest:
     factor: int = 1  # augmented copies per image for expanded-set models
     data: DataRequest = field(default_factory=DataRequest)
     out: Path = Path("runs")
+    mlflow: bool = False  # also log the run to MLflow (as does DIGITLAB_MLFLOW=1)
 
     def check(self) -> None:
         self.data.check()
@@ -220,6 +224,7 @@ class RunRequest:
     models: tuple[str, ...] = ("lr", "knn", "svm", "mlp", "cnn")
     data: DataRequest = field(default_factory=DataRequest)
     out: Path = Path("runs")
+    mlflow: bool = False  # also log the run to MLflow (as does DIGITLAB_MLFLOW=1)
     tune: str | None = None  # also tune this model (saved as <name>-tuned)
     search: str = "halving"
     augment: str | None = None  # also measure this augmentation back end

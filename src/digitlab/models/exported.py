@@ -1,0 +1,24 @@
+"""The cnn as one self-contained torch module, for MLflow's pytorch flavour (and ONNX export).
+
+``CNNClassifier`` scales the pixels and adds the channel axis in NumPy before its network
+runs; ``ImageNetwork`` does both inside ``forward``, so whoever loads the module feeds it the
+images as digitlab reads them, ``(n, H, W)`` in 0..255, and gets class probabilities back.
+Importing this module imports torch.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class ImageNetwork(torch.nn.Module):
+    """Images ``(n, H, W)`` (uint8 or float, 0..255) -> probabilities ``(n, k)`` in the order of ``classes``."""
+
+    def __init__(self, network: torch.nn.Module, classes: list[int]) -> None:
+        super().__init__()
+        self.network = network
+        self.classes = list(classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(torch.float32) / 255.0  # (n, H, W) in [0, 1], as the cnn was trained
+        return torch.softmax(self.network(x.unsqueeze(1)), dim=1)  # logits (n, k) -> probabilities (n, k)
