@@ -79,7 +79,9 @@ def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mnist_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One real quick run on MNIST (6,000 / 1,000) with tuning and augmentation: what report and dashboard show.
+    """One real quick run on MNIST (6,000 / 1,000) of the five default models, with tuning and augmentation.
+
+    What the report, the dashboard and the browser tests show, and the real-data check of accuracy.
 
     Logged to MLflow too (``--mlflow``, the default store ``runs/mlflow.db``), as a user who tracks would run it.
     """
@@ -87,7 +89,7 @@ def mnist_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pyt
     shutil.copy(migrated_mlflow_db, runs / "mlflow.db")
     proc = subprocess.run(
         [
-            *(sys.executable, "-m", "digitlab", "run", "--quick", "--models", "lr,knn,cnn", "--tune", "lr"),
+            *(sys.executable, "-m", "digitlab", "run", "--quick", "--models", "lr,knn,svm,mlp,cnn", "--tune", "lr"),
             *("--augment", "opencv", "--augment-model", "lr", "--out", str(runs), "--json", "--mlflow"),
         ],
         capture_output=True,

@@ -59,13 +59,13 @@ def test_models_page_compares_and_lists_aspects(on_run: Path) -> None:
     best = max(compare["models"], key=lambda m: m["accuracy"])
     assert table["model"].iloc[0] == best["model"]  # sorted by accuracy
     assert table["test accuracy"].iloc[0] == pytest.approx(best["accuracy"] * 100)
-    assert set(aspects["model"]) == {"lr", "knn", "cnn"} and aspects["pros"].str.len().min() > 10
+    assert set(aspects["model"]) == {"lr", "knn", "svm", "mlp", "cnn"} and aspects["pros"].str.len().min() > 10
 
 
 def test_evaluation_page_model_picker_switches_the_model(on_run: Path) -> None:
     at = page("evaluation")
     picker = at.selectbox(key="eval_model")
-    assert set(picker.options) == {"lr", "knn", "cnn", "lr-tuned"}
+    assert set(picker.options) == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned"}
     picker.select("knn").run()
     assert not at.exception
     knn = json.loads((on_run / "evaluate-knn.json").read_text())
@@ -96,7 +96,7 @@ def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) 
     messages = [i.value for i in at.info]
     assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
     predictors, problems = views.load_predictors(str(on_run), (0.0,))
-    assert problems == [] and {p.name for p in predictors} == {"lr", "knn", "cnn", "lr-tuned", "lr-opencv"}
+    assert problems == [] and {p.name for p in predictors} == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
 
 
 def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:

@@ -454,7 +454,10 @@ def evaluate(
 
 @app.command()
 def predict(
-    files: Annotated[list[Path], typer.Argument(help="Pictures of digits: PNG, JPEG, BMP, GIF, TIFF or WebP.")],
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Pictures of digits (PNG, JPEG, BMP, GIF, TIFF or WebP), or folders of them (recursive)."),
+    ],
     model: Annotated[
         str,
         typer.Option(
@@ -462,11 +465,46 @@ def predict(
         ),
     ] = "cnn",
     out: Out = Path("runs"),
+    runtime: Annotated[
+        str,
+        typer.Option("--runtime", help="torch (the saved model) or onnx (the cnn in onnxruntime) (default: torch)."),
+    ] = "torch",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            help="Stream one row per picture to results.csv, .jsonl or .parquet instead of printing a table "
+            "(default: a table).",
+        ),
+    ] = None,
+    dask_local: Annotated[
+        int | None,
+        typer.Option("--dask-local", help="With --output: score on a fresh Dask LocalCluster of N workers."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="With --output: score on a running Dask cluster, e.g. tcp://HOST:8786."),
+    ] = None,
     as_json: Json = False,
 ) -> None:
     """Read the digit in each picture: label, confidence and top 3."""
-    predictor = service.Predictor.for_model(model, out)
-    predictions = predictor.predict(files)
+    if output is not None:
+        request = service.BatchRequest(tuple(files), output, model, out, runtime, dask_local, scheduler)
+        reporter = Reporter()
+        with reporter.live():
+            summary = service.batch_predict(request, reporter)
+        counts = [(k, summary[k]) for k in ("files", "ok", "uncertain", "blank", "error")]
+        _emit(
+            summary,
+            as_json,
+            lambda: [_table(f"{summary['files']:,} pictures read by {summary['model']}", ["", "pictures"], counts)],
+            footer=f"{summary['images_per_s']:,.0f} pictures/s ({summary['backend']}); rows in {summary['output']}",
+        )
+        return
+    if dask_local is not None or scheduler is not None:
+        raise DigitlabError("--dask-local and --scheduler score into a file; add --output results.csv.")
+    predictor = service.load_predictor(model, out, runtime)
+    predictions = predictor.predict(list(service.picture_files(files)))
     result = {
         "model": predictor.name,
         "model_path": str(predictor.path),
@@ -737,6 +775,98 @@ def dashboard(
         code = 0
     if code not in (0, -2, 130):
         raise typer.Exit(code)
+
+
+@app.command()
+def export(
+    model: Annotated[str, typer.Argument(help="A model file, or a registry name for the newest saved one (cnn).")],
+    format: Annotated[str, typer.Option("--format", help="onnx (default: onnx).")] = "onnx",
+    output: Annotated[
+        Path | None, typer.Option("--output", help="File to write (default: <model>.onnx beside the model).")
+    ] = None,
+    out: Out = Path("runs"),
+    as_json: Json = False,
+) -> None:
+    """Export the cnn to ONNX (BatchNorm folded), checked against PyTorch before it is written."""
+    result = service.export_model(service.ExportRequest(model, format, output, out))
+    rows = [
+        ("file", result["path"]),
+        ("opset", result["opset"]),
+        ("size MB", f"{result['bytes'] / 1e6:.2f}"),
+        ("input", f"{result['input']['name']} {result['input']['datatype']} {result['input']['shape']}"),
+        ("output", f"{result['output']['name']} {result['output']['datatype']} {result['output']['shape']}"),
+        ("max |Δp| vs PyTorch", f"{result['max_abs_diff_vs_torch']:.1e}"),
+    ]
+    _emit(result, as_json, lambda: [_table(f"{result['model']} as ONNX", ["", "value"], rows)])
+
+
+@app.command()
+def serve(
+    model: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="A model file or registry name to serve; repeat for several, the first is the default "
+            "(default: cnn, as predict).",
+        ),
+    ] = None,
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every network (default: 127.0.0.1).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on (default: 8000).")] = 8000,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes, each with the models (default: 1).")] = 1,
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="torch (the saved model) or onnx (its ONNX export) (default: torch).")
+    ] = "torch",
+    out: Out = Path("runs"),
+    max_batch: Annotated[
+        int, typer.Option("--max-batch", help="Most images in one request (default: 1024).")
+    ] = service.MAX_BATCH,
+    max_bytes: Annotated[
+        int, typer.Option("--max-bytes", help="Largest request body in bytes (default: 20 MiB).")
+    ] = service.MAX_PICTURE_BYTES,
+    timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (default: 30).")] = 30.0,
+) -> None:
+    """Serve the recogniser over HTTP: REST /predict and the Open Inference Protocol v2 (/v2)."""
+    import signal
+    import socket
+
+    import uvicorn
+
+    request = service.ServeRequest(
+        tuple(model or ("cnn",)), host, port, workers, runtime, out, max_bytes, max_batch, timeout
+    )
+    served = service.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise DigitlabError(
+            f"--host {host} --port {port}: cannot listen there ({exc.strerror}); pass another --port."
+        ) from None
+    os.environ[service.SERVE_ENV] = request.to_env()
+    names = ", ".join(f"{m.name} ({m.version})" for m in served)
+    err_console.print(
+        f"digitlab serve: {names} on http://{host}:{port} (docs: http://{host}:{port}/docs); Ctrl-C stops it",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+    def drain(signum: int, frame: Any) -> None:  # uvicorn drains in-flight requests, then hands the signal back
+        del signum, frame
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, drain)
+    uvicorn.run(
+        "digitlab.server.app:from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        timeout_graceful_shutdown=int(timeout) + 5,
+    )
+    err_console.print("digitlab serve: stopped", highlight=False)
 
 
 @app.command("run")

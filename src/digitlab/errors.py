@@ -14,6 +14,14 @@ class DigitlabError(Exception):
         super().__init__(" ".join(message.split()))  # always one line
 
 
+class TooLarge(DigitlabError):
+    """Input over a size limit (bytes, pixels, images in a batch): HTTP 413 in the server."""
+
+
+class NotAPicture(DigitlabError):
+    """Bytes that do not decode as a picture: HTTP 415 in the server."""
+
+
 class Interrupted(BaseException):
     """Ctrl-C (SIGINT) or SIGTERM: raised by the signal handlers of ``digitlab``.
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, NotAPicture, TooLarge
 
 MAX_BYTES = 20 * 1024 * 1024  # a bigger upload is refused before decoding (20 MiB)
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, made an error
@@ -43,14 +43,14 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
         except OSError:
             raise DigitlabError(f"{path}: no such file.") from None
         if size > MAX_BYTES:
-            raise DigitlabError(f"{path}: {_mib(size)} is too large (limit {_mib(MAX_BYTES)}).")
+            raise TooLarge(f"{path}: {_mib(size)} is too large (limit {_mib(MAX_BYTES)}).")
         try:
             source = path.read_bytes()
         except OSError as exc:
             raise DigitlabError(f"{path}: cannot read it ({exc.strerror}); check its permissions.") from None
     if isinstance(source, bytes | bytearray):
         if len(source) > MAX_BYTES:
-            raise DigitlabError(f"{name}: {_mib(len(source))} is too large (limit {_mib(MAX_BYTES)}).")
+            raise TooLarge(f"{name}: {_mib(len(source))} is too large (limit {_mib(MAX_BYTES)}).")
         previous = Image.MAX_IMAGE_PIXELS
         Image.MAX_IMAGE_PIXELS = MAX_PIXELS
         try:
@@ -64,9 +64,9 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
                     img.load()
                     return _gray_from_pil(img)
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise DigitlabError(f"{name}: image has too many pixels (limit {MAX_PIXELS:,}).") from None
+            raise TooLarge(f"{name}: image has too many pixels (limit {MAX_PIXELS:,}).") from None
         except (OSError, ValueError, SyntaxError):
-            raise DigitlabError(f"{name}: not a readable image (PNG, JPEG, BMP, GIF, TIFF or WebP).") from None
+            raise NotAPicture(f"{name}: not a readable image (PNG, JPEG, BMP, GIF, TIFF or WebP).") from None
         finally:
             Image.MAX_IMAGE_PIXELS = previous
     raise DigitlabError(f"{name}: cannot read an image from {type(source).__name__}.")
@@ -81,7 +81,7 @@ def _gray_from_pil(img: Any) -> np.ndarray:
     from PIL import Image, ImageOps
 
     if img.width * img.height > MAX_PIXELS:
-        raise DigitlabError(f"image has too many pixels ({img.width}×{img.height}).")
+        raise TooLarge(f"image has too many pixels ({img.width}×{img.height}).")
     if getattr(img, "n_frames", 1) > 1:
         img.seek(0)  # an animated GIF or multi-page TIFF: the first frame
     img = ImageOps.exif_transpose(img)  # a phone photo stands the way it was taken

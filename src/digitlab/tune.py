@@ -120,13 +120,8 @@ def check_values(model_name: str, space: Mapping[str, Sequence[Any]]) -> None:
 
 
 @contextlib.contextmanager
-def joblib_backend(scheduler: str | None = None, dask_local: int | None = None) -> Iterator[str]:
-    """Run joblib work locally, on a running Dask scheduler, or on a fresh LocalCluster."""
-    if scheduler is None and not dask_local:
-        yield "local (joblib)"
-        return
-    import joblib
-
+def dask_client(scheduler: str | None = None, dask_local: int | None = None) -> Iterator[tuple[Any, str]]:
+    """A Dask client on a running scheduler or on a fresh LocalCluster (closed afterwards), and its label."""
     try:
         from dask.distributed import Client, LocalCluster
     except ImportError:
@@ -148,12 +143,23 @@ def joblib_backend(scheduler: str | None = None, dask_local: int | None = None) 
             "and workers with `dask worker tcp://HOST:8786`."
         ) from None
     try:
-        with joblib.parallel_backend("dask"):
-            yield label
+        yield client, label
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+
+
+@contextlib.contextmanager
+def joblib_backend(scheduler: str | None = None, dask_local: int | None = None) -> Iterator[str]:
+    """Run joblib work locally, on a running Dask scheduler, or on a fresh LocalCluster."""
+    if scheduler is None and not dask_local:
+        yield "local (joblib)"
+        return
+    import joblib
+
+    with dask_client(scheduler, dask_local) as (_, label), joblib.parallel_backend("dask"):
+        yield label
 
 
 def _searcher(

@@ -22,3 +22,22 @@ class ImageNetwork(torch.nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         x = images.to(torch.float32) / 255.0  # (n, H, W) in [0, 1], as the cnn was trained
         return torch.softmax(self.network(x.unsqueeze(1)), dim=1)  # logits (n, k) -> probabilities (n, k)
+
+
+def fold_batchnorm(network: torch.nn.Sequential) -> torch.nn.Sequential:
+    """The same network with each BatchNorm folded into the convolution before it (eval mode: exact)."""
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+    layers = list(network.eval())
+    folded: list[torch.nn.Module] = []
+    k = 0
+    while k < len(layers):
+        layer = layers[k]
+        following = layers[k + 1] if k + 1 < len(layers) else None
+        if isinstance(layer, torch.nn.Conv2d) and isinstance(following, torch.nn.BatchNorm2d):
+            folded.append(fuse_conv_bn_eval(layer, following))
+            k += 2
+            continue
+        folded.append(layer)
+        k += 1
+    return torch.nn.Sequential(*folded).eval()

@@ -8,6 +8,9 @@ live here or below. See docs/architecture.md for the floors.
 from digitlab.errors import DigitlabError
 from digitlab.images import MAX_BYTES as MAX_PICTURE_BYTES
 from digitlab.progress import INNER, JOB, Event, Progress
+from digitlab.service.batch import BatchRequest, batch_predict, picture_files
+from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
+from digitlab.service.exporting import export as export_model
 from digitlab.service.history import (
     RunSummary,
     diff_runs,
@@ -64,20 +67,46 @@ from digitlab.service.requests import (
     TrainRequest,
     TuneRequest,
 )
+from digitlab.service.serving import (
+    MAX_BATCH,
+    RUNTIMES,
+    SERVE_ENV,
+    ServedModel,
+    ServeRequest,
+    check_batch,
+    check_images,
+    load_served,
+)
+
+
+def library_version() -> str:
+    """digitlab's installed version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("digitlab")
+    except PackageNotFoundError:
+        return "unknown"
+
 
 __all__ = [
     "AUGMENTERS",
     "DEFAULT_MODELS",
     "INNER",
     "JOB",
+    "MAX_BATCH",
     "MAX_PICTURE_BYTES",
+    "ONNX_OPSET",
     "PICTURE_SHAPE",
     "QUICK_TEST",
     "QUICK_TRAIN",
     "RUNS_ENV",
+    "RUNTIMES",
     "RUN_ENV",
+    "SERVE_ENV",
     "UNCERTAIN",
     "AugmentRequest",
+    "BatchRequest",
     "CompareRequest",
     "DashboardRequest",
     "DataRequest",
@@ -85,6 +114,7 @@ __all__ = [
     "EnsembleRequest",
     "EvaluateRequest",
     "Event",
+    "ExportRequest",
     "Launch",
     "ModelInfo",
     "Prediction",
@@ -93,11 +123,16 @@ __all__ = [
     "RunRequest",
     "RunSummary",
     "SavedModel",
+    "ServeRequest",
+    "ServedModel",
     "StepResult",
     "TrainRequest",
     "TuneRequest",
     "aspects",
     "augment",
+    "batch_predict",
+    "check_batch",
+    "check_images",
     "compare",
     "dashboard_launch",
     "data_info",
@@ -105,13 +140,18 @@ __all__ = [
     "ensemble",
     "evaluate",
     "explore",
+    "export_model",
     "find_model",
     "find_run",
     "latest_run",
+    "library_version",
     "list_runs",
+    "load_predictor",
+    "load_served",
     "mlflow_log",
     "model_catalogue",
     "model_names",
+    "picture_files",
     "predict_each",
     "preprocess",
     "prune_candidates",

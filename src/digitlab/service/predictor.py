@@ -69,6 +69,7 @@ class Predictor:
         self.classes = [str(c) for c in self.metadata.get("class_names", [str(c) for c in self.model.classes_])]
         accuracy = self.metadata.get("metrics", {}).get("accuracy")
         self.accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
+        self.runtime = "torch"  # or "onnx" once exporting.use_onnx has swapped the model
 
     @classmethod
     def for_model(cls, spec: str, out: Path) -> Predictor:
@@ -83,7 +84,7 @@ class Predictor:
         """One (28, 28) uint8 image (from ``read_picture``)."""
         if not image.any():
             return Prediction(name, "blank", model=self.name)
-        return self._answer(name, self.probabilities(image[None])[0])
+        return self.answer(name, self.probabilities(image[None])[0])
 
     def predict(self, sources: Sequence[Any], names: Sequence[str] | None = None) -> list[Prediction]:
         """One prediction per picture; an unreadable one is an error row and the others are still read."""
@@ -103,10 +104,11 @@ class Predictor:
             images.append(image)
         proba = self.probabilities(np.stack(images)) if images else np.zeros((0, len(self.classes)))
         pending = [name for name, row in zip(labels, rows, strict=True) if row is None]
-        answers = iter([self._answer(name, p) for name, p in zip(pending, proba, strict=True)])
+        answers = iter([self.answer(name, p) for name, p in zip(pending, proba, strict=True)])
         return [row if row is not None else next(answers) for row in rows]
 
-    def _answer(self, name: str, p: np.ndarray) -> Prediction:
+    def answer(self, name: str, p: np.ndarray) -> Prediction:
+        """The Prediction for class probabilities ``p`` (k,) of the picture called ``name``."""
         order = np.argsort(-p)[:3]
         best = int(order[0])
         return Prediction(

@@ -1,0 +1,1 @@
+"""The HTTP face: `digitlab serve` (FastAPI, run by uvicorn)."""

@@ -1,0 +1,140 @@
+"""Request and response bodies of ``digitlab serve``: what ``/openapi.json`` describes.
+
+The ``/v2`` bodies follow the Open Inference Protocol (KServe's V2 REST API) field for field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="What was wrong with the request, in one line.")
+
+
+class TopClass(BaseModel):
+    label: str
+    probability: float
+
+
+class ImagePrediction(BaseModel):
+    file: str = Field(description="The picture's field name or file name, or images[k] / arrays[k].")
+    status: str = Field(description="ok, uncertain (top probability below 0.5) or blank (no ink).")
+    label: str | None = None
+    confidence: float | None = None
+    top3: list[TopClass] = []
+    blank: bool
+    uncertain: bool
+    model: str
+    model_version: str
+
+
+class ModelResult(BaseModel):
+    model: str
+    model_version: str
+    predictions: list[ImagePrediction]
+
+
+class PredictResponse(BaseModel):
+    results: list[ModelResult] = Field(description="One entry, or one per loaded model with ?all=true.")
+
+
+class PredictJSON(BaseModel):
+    """Either base64 pictures or arrays of pixels."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[str] | None = Field(None, description="Pictures (PNG, JPEG, BMP, GIF, TIFF, WebP), base64.")
+    arrays: list[Any] | None = Field(None, description="28×28 arrays of pixel values 0..255 (ink bright).")
+
+
+class LoadedModel(BaseModel):
+    name: str
+    version: str
+    kind: str
+    runtime: str
+    description: str
+    file: str
+    test_accuracy: float | None
+    dataset: str | None
+    dataset_checksums: dict[str, str | None]
+    classes: list[str]
+    input_shape: list[int]
+
+
+class ModelsResponse(BaseModel):
+    default: str
+    models: list[LoadedModel]
+
+
+# --- Open Inference Protocol v2 -------------------------------------------------------------
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
+
+
+class Live(BaseModel):
+    live: bool
+
+
+class Ready(BaseModel):
+    ready: bool
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class TensorMetadata(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[TensorMetadata]
+    outputs: list[TensorMetadata]
+
+
+class RequestInput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any] = Field(description="Row-major; flattened or nested.")
+
+
+class RequestOutput(BaseModel):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput]
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[ResponseOutput]

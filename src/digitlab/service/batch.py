@@ -1,0 +1,237 @@
+"""Batch scoring: ``digitlab predict FOLDER… --output results.csv|.jsonl|.parquet``.
+
+Files are listed lazily (folders recursively, picture suffixes only), read in chunks and
+scored; each chunk's rows go straight to the output file, so memory does not grow with the
+number of files. With ``--dask-local N`` or ``--scheduler`` the chunks are scored on Dask
+workers (each loads the model once), with a bounded number of chunks in flight. A file that
+cannot be read is a row with its error; it never stops the batch. The output is written to a
+temporary name and renamed when the batch is complete.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any
+
+from digitlab import progress
+from digitlab.artifacts import atomic_path
+from digitlab.errors import DigitlabError
+from digitlab.service.exporting import load_predictor
+from digitlab.service.predictor import Predictor
+
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+OUTPUT_FORMATS = (".csv", ".jsonl", ".parquet")
+CHUNK = 256  # files a task reads and scores at once
+COLUMNS = ("file", "status", "label", "confidence", "top3", "error", "model")
+
+
+@dataclass(frozen=True)
+class BatchRequest:
+    paths: tuple[Path, ...]
+    output: Path
+    model: str = "cnn"
+    out: Path = Path("runs")
+    runtime: str = "torch"
+    dask_local: int | None = None
+    scheduler: str | None = None
+    chunk: int = CHUNK
+
+    def check(self) -> None:
+        if not self.paths:
+            raise DigitlabError("name at least one picture or folder to read.")
+        for path in self.paths:
+            if not Path(path).exists():
+                raise DigitlabError(f"{path}: no such file or folder.")
+        if Path(self.output).suffix.lower() not in OUTPUT_FORMATS:
+            raise DigitlabError(f"--output {self.output}: end the name in {', '.join(OUTPUT_FORMATS)}.")
+        if Path(self.output).is_dir():
+            raise DigitlabError(f"--output {self.output}: is a folder; pass a file name.")
+        if self.dask_local is not None and self.dask_local < 1:
+            raise DigitlabError(f"--dask-local {self.dask_local}: a LocalCluster needs 1 or more workers.")
+        if self.dask_local is not None and self.scheduler is not None:
+            raise DigitlabError("--dask-local and --scheduler: choose one Dask cluster, not both.")
+        if self.chunk < 1:
+            raise DigitlabError(f"--chunk {self.chunk}: use 1 or more files a task.")
+
+
+def picture_files(paths: Iterable[Path]) -> Iterator[Path]:
+    """The files as given, and the pictures in each folder (recursively, sorted), one at a time."""
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            for found in sorted(path.rglob("*")):
+                if found.is_file() and found.suffix.lower() in PICTURE_SUFFIXES:
+                    yield found
+        else:
+            yield path
+
+
+def _chunks(files: Iterator[Path], size: int) -> Iterator[list[str]]:
+    while chunk := [str(p) for p in islice(files, size)]:
+        yield chunk
+
+
+def _rows(predictor: Predictor, files: list[str]) -> list[dict[str, Any]]:
+    rows = []
+    for p in predictor.predict(files):
+        doc = p.to_json()
+        top3 = " ".join(f"{t['label']}:{t['probability']:.4f}" for t in doc.get("top3", []))
+        rows.append(
+            {
+                "file": doc["file"],
+                "status": doc["status"],
+                "label": doc.get("label"),
+                "confidence": doc.get("confidence"),
+                "top3": top3 or None,
+                "error": doc.get("error"),
+                "model": predictor.name,
+            }
+        )
+    return rows
+
+
+_WORKER_MODELS: dict[tuple[str, str], Predictor] = {}  # one load per worker process
+
+
+def score_chunk(model_path: str, runtime: str, files: list[str]) -> list[dict[str, Any]]:
+    """Score one chunk on a Dask worker: the model is loaded the first time, then kept."""
+    key = (model_path, runtime)
+    if key not in _WORKER_MODELS:
+        _WORKER_MODELS[key] = load_predictor(model_path, Path("."), runtime)
+    return _rows(_WORKER_MODELS[key], files)
+
+
+class _Writer:
+    """Rows to CSV, JSON Lines or Parquet, a chunk at a time."""
+
+    def __init__(self, path: Path, kind: str, fh: IO[str] | None) -> None:
+        self.kind = kind  # .csv, .jsonl or .parquet (path is the temporary file)
+        self.path, self.fh = path, fh
+        self.parquet: Any = None
+        self.csv: Any = None
+        if self.kind == ".csv":
+            assert fh is not None
+            self.csv = csv.DictWriter(fh, fieldnames=COLUMNS)
+            self.csv.writeheader()
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if self.kind == ".csv":
+            self.csv.writerows(rows)
+        elif self.kind == ".jsonl":
+            assert self.fh is not None
+            self.fh.writelines(json.dumps(row) + "\n" for row in rows)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            table = pa.Table.from_pylist(rows, schema=_schema())
+            if self.parquet is None:
+                self.parquet = pq.ParquetWriter(str(self.path), _schema())
+            self.parquet.write_table(table)
+
+    def close(self) -> None:
+        if self.parquet is not None:
+            self.parquet.close()
+        elif self.kind == ".parquet":  # no rows: still a valid, empty file
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            pq.write_table(pa.Table.from_pylist([], schema=_schema()), str(self.path))
+
+
+def _schema() -> Any:
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("file", pa.string()),
+            ("status", pa.string()),
+            ("label", pa.string()),
+            ("confidence", pa.float64()),
+            ("top3", pa.string()),
+            ("error", pa.string()),
+            ("model", pa.string()),
+        ]
+    )
+
+
+def batch_predict(request: BatchRequest, on_progress: progress.Progress | None = None) -> dict[str, Any]:
+    """Score every picture under ``request.paths`` into ``request.output``; counts and speed back."""
+    request.check()
+    if request.output.suffix.lower() == ".parquet":
+        try:
+            import pyarrow  # noqa: F401
+        except ImportError:
+            raise DigitlabError("--output .parquet needs pyarrow; `pip install pyarrow`, or use .csv/.jsonl.") from None
+    predictor = load_predictor(request.model, request.out, request.runtime)  # fails before any file is read
+    counts = {"ok": 0, "uncertain": 0, "blank": 0, "error": 0}
+    start = time.perf_counter()
+    chunks = _chunks(picture_files(request.paths), request.chunk)
+    with progress.reporting(on_progress), atomic_path(request.output) as tmp:
+        text = request.output.suffix.lower() != ".parquet"
+        with open(tmp, "w", newline="") if text else _nothing() as fh:
+            writer = _Writer(tmp, request.output.suffix.lower(), fh)
+            done = 0
+            for rows in _scored(chunks, predictor, request):
+                writer.write(rows)
+                for row in rows:
+                    counts[row["status"]] += 1
+                done += len(rows)
+                progress.say("predict", f"predict: {done:,} pictures scored", done=done)
+            writer.close()
+    seconds = time.perf_counter() - start
+    total = sum(counts.values())
+    return {
+        "model": predictor.name,
+        "model_path": str(predictor.path),
+        "runtime": predictor.runtime,
+        "output": str(request.output),
+        "files": total,
+        **counts,
+        "seconds": seconds,
+        "images_per_s": total / seconds if seconds > 0 else 0.0,
+        "backend": _backend(request),
+    }
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _backend(request: BatchRequest) -> str:
+    if request.dask_local:
+        return f"dask LocalCluster ({request.dask_local} workers)"
+    return f"dask {request.scheduler}" if request.scheduler else "local"
+
+
+def _scored(chunks: Iterator[list[str]], predictor: Predictor, request: BatchRequest) -> Iterator[list[dict[str, Any]]]:
+    if request.dask_local is None and request.scheduler is None:
+        for chunk in chunks:
+            yield _rows(predictor, chunk)
+        return
+    from dask.distributed import as_completed
+
+    from digitlab.tune import dask_client
+
+    with dask_client(request.scheduler, request.dask_local) as (client, _):
+        workers = max(1, len(client.scheduler_info().get("workers", {})))
+        submit: Callable[[list[str]], Any] = lambda chunk: client.submit(  # noqa: E731
+            score_chunk, str(predictor.path), predictor.runtime, chunk, pure=False
+        )
+        pending = as_completed([submit(c) for c in islice(chunks, 2 * workers)])  # at most 2 chunks a worker
+        for future in pending:
+            yield future.result()
+            future.release()
+            following = next(chunks, None)
+            if following is not None:
+                pending.add(submit(following))

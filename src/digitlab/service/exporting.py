@@ -1,0 +1,188 @@
+"""ONNX: ``digitlab export MODEL --format onnx`` and the onnxruntime sessions of ``--runtime onnx``.
+
+The cnn is exported as one graph from images to probabilities (``models.exported.ImageNetwork``:
+pixels scaled and the channel axis added inside), each BatchNorm folded into the convolution
+before it, with torch's ``torch.export``-based exporter at opset ``ONNX_OPSET``; the batch axis
+is dynamic. Every export is checked against PyTorch on a batch of images before it is written.
+
+The scikit-learn pipelines are not exported: they begin with digitlab's own transformers
+(deskewing, scaling, flattening), for which skl2onnx has no converters, and the SVM's
+probabilities come from digitlab's softmax calibration. They are served as they are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.artifacts import atomic_write_bytes
+from digitlab.errors import DigitlabError
+from digitlab.models.store import load_model, model_name
+from digitlab.service.lookup import find_model
+from digitlab.service.predictor import PICTURE_SHAPE, Predictor
+
+ONNX_OPSET = 18
+FORMATS = ("onnx",)
+PARITY_TOLERANCE = 1e-4  # max |Δp| between onnxruntime and PyTorch
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    model: str = "cnn"  # a model file or a registry name (the newest saved one under out)
+    format: str = "onnx"
+    output: Path | None = None  # default: beside the model, <name>.onnx
+    out: Path = Path("runs")
+
+    def check(self) -> None:
+        if self.format not in FORMATS:
+            raise DigitlabError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}.")
+        if self.output is not None and Path(self.output).is_dir():
+            raise DigitlabError(f"--output {self.output}: is a folder; pass a file name ending in .onnx.")
+
+
+def _onnx_modules() -> tuple[Any, Any]:
+    try:
+        import onnx
+        import onnxruntime
+    except ImportError:
+        raise DigitlabError(
+            "ONNX needs onnx and onnxruntime; install them with `pip install 'digitlab[onnx]'`."
+        ) from None
+    return onnx, onnxruntime
+
+
+def onnx_bytes(model: Any) -> bytes:
+    """The cnn as an ONNX model: float32 images (n, H, W) in 0..255 -> probabilities (n, k)."""
+    if not hasattr(model, "torch_module"):
+        raise DigitlabError(
+            f"{type(model).__name__}: only the cnn runs in onnxruntime; the scikit-learn pipelines start with "
+            "digitlab's own transformers, which skl2onnx cannot convert. Use --runtime torch for them."
+        )
+    _onnx_modules()
+    import torch
+
+    from digitlab.models.exported import ImageNetwork, fold_batchnorm
+
+    module = model.torch_module()
+    folded = ImageNetwork(fold_batchnorm(module.network), module.classes).eval()
+    example = torch.zeros((2, *model.image_shape_), dtype=torch.float32)
+    batch = torch.export.Dim("n", min=1, max=1 << 20)
+    quiet = logging.getLogger("torch")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # the exporter's notes (torchvision ops it skips) are not for users
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                folded,
+                (example,),
+                input_names=["images"],
+                output_names=["probabilities"],
+                dynamic_shapes=({0: batch},),
+                opset_version=ONNX_OPSET,
+                dynamo=True,
+                verbose=False,
+            )
+    finally:
+        quiet.setLevel(level)
+    if program is None:
+        raise DigitlabError("the ONNX exporter returned nothing; check the onnx and onnxscript versions.")
+    return bytes(program.model_proto.SerializeToString())
+
+
+def session(data: bytes | Path) -> Any:
+    """An onnxruntime session on the CPU for an ONNX model (bytes or a file)."""
+    _, ort = _onnx_modules()
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            data if isinstance(data, bytes) else str(data), options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # a damaged or foreign file
+        where = data if isinstance(data, Path) else "the exported model"
+        raise DigitlabError(f"{where}: not a usable ONNX model ({type(exc).__name__}); export it again.") from None
+
+
+def onnx_session(predictor: Predictor) -> Any:
+    """The session for a served model: its ``.onnx`` beside the model file when that is current, else exported now."""
+    beside = predictor.path.with_name(model_name(predictor.path) + ".onnx")
+    if beside.is_file() and beside.stat().st_mtime >= predictor.path.stat().st_mtime:
+        return session(beside)
+    return session(onnx_bytes(predictor.model))
+
+
+class OnnxClassifier:
+    """A saved cnn run by onnxruntime, behind the ``predict_proba`` a Predictor calls."""
+
+    def __init__(self, sess: Any, classes: np.ndarray) -> None:
+        self.session, self.classes_ = sess, classes
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        images = np.ascontiguousarray(X, dtype=np.float32)  # (n, H, W) in 0..255
+        (proba,) = self.session.run(None, {"images": images})
+        return np.asarray(proba, dtype=np.float64)  # (n, k)
+
+
+def use_onnx(predictor: Predictor) -> Predictor:
+    """The predictor with its cnn run by onnxruntime (``--runtime onnx``)."""
+    predictor.model = OnnxClassifier(onnx_session(predictor), predictor.model.classes_)
+    predictor.runtime = "onnx"
+    return predictor
+
+
+RUNTIMES = ("torch", "onnx")
+
+
+def load_predictor(spec: str, out: Path, runtime: str = "torch") -> Predictor:
+    """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``)."""
+    if runtime not in RUNTIMES:
+        raise DigitlabError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+    predictor = Predictor.for_model(spec, out)
+    return use_onnx(predictor) if runtime == "onnx" else predictor
+
+
+def parity(model: Any, sess: Any, images: np.ndarray) -> float:
+    """max |Δp| between onnxruntime and PyTorch on ``images``."""
+    (ort_p,) = sess.run(None, {"images": np.ascontiguousarray(images, dtype=np.float32)})
+    return float(np.abs(np.asarray(ort_p, dtype=np.float64) - model.predict_proba(images)).max())
+
+
+def export(request: ExportRequest) -> dict[str, Any]:
+    """Write the ONNX model, after checking it against PyTorch on 256 images."""
+    request.check()
+    path = find_model(request.model, request.out, None)
+    model, meta = load_model(path)
+    if not hasattr(model, "torch_module"):
+        raise DigitlabError(
+            f"{path}: {model_name(path)} is not the cnn; only the cnn exports to ONNX (the scikit-learn pipelines "
+            "start with digitlab's own transformers, which skl2onnx cannot convert)."
+        )
+    data = onnx_bytes(model)
+    sess = session(data)
+    shape = tuple(meta.get("image_shape") or PICTURE_SHAPE)
+    probe = np.random.default_rng(0).integers(0, 256, (256, *shape)).astype(np.uint8)
+    diff = parity(model, sess, probe)
+    if diff > PARITY_TOLERANCE:
+        raise DigitlabError(f"{path}: the ONNX export differs from PyTorch by {diff:.2g} (> {PARITY_TOLERANCE}).")
+    output = Path(request.output) if request.output else path.with_name(model_name(path) + ".onnx")
+    atomic_write_bytes(output, data)
+    return {
+        "model": model_name(path),
+        "model_path": str(path),
+        "format": "onnx",
+        "path": str(output),
+        "opset": ONNX_OPSET,
+        "bytes": len(data),
+        "batchnorm_folded": True,
+        "input": {"name": "images", "datatype": "FP32", "shape": [-1, *shape]},
+        "output": {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes_)]},
+        "max_abs_diff_vs_torch": diff,
+    }

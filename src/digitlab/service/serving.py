@@ -1,0 +1,174 @@
+"""What ``digitlab serve`` serves: the models, loaded once and checked before the port is bound.
+
+The server (``digitlab.server``) is a face: it parses HTTP and calls what is here. A
+``ServedModel`` is a ``Predictor`` with what the Open Inference Protocol asks of a model: a
+name, a version (the first 12 hex digits of the model file's SHA-256, so a retrained model
+has a new version), the platform, the input and output tensors, and the data it was
+trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.errors import DigitlabError, TooLarge
+from digitlab.images import MAX_BYTES
+from digitlab.service.exporting import RUNTIMES, load_predictor
+from digitlab.service.predictor import PICTURE_SHAPE, Prediction, Predictor
+
+SERVE_ENV = "DIGITLAB_SERVE"  # the ServeRequest as JSON, for each uvicorn worker
+MAX_BATCH = 1024  # images in one request
+TIMEOUT_S = 30.0  # seconds a request may take
+
+
+@dataclass(frozen=True)
+class ServeRequest:
+    models: tuple[str, ...] = ("cnn",)  # registry names or model files; the first is the default
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    runtime: str = "torch"  # torch: the saved model as it is; onnx: its ONNX export in onnxruntime
+    out: Path = Path("runs")
+    max_bytes: int = MAX_BYTES  # body size
+    max_batch: int = MAX_BATCH  # images per request
+    timeout_s: float = TIMEOUT_S  # per request
+
+    def check(self) -> None:
+        if not self.models:
+            raise DigitlabError("--model: name at least one model to serve.")
+        if not 0 < self.port < 65536:
+            raise DigitlabError(f"--port {self.port}: choose a port between 1 and 65535.")
+        if self.workers < 1:
+            raise DigitlabError(f"--workers {self.workers}: use 1 or more worker processes.")
+        if self.runtime not in RUNTIMES:
+            raise DigitlabError(f"--runtime {self.runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+        if self.max_bytes < 1024:
+            raise DigitlabError(f"--max-bytes {self.max_bytes}: allow at least 1024 bytes a request.")
+        if self.max_batch < 1:
+            raise DigitlabError(f"--max-batch {self.max_batch}: allow at least 1 image a request.")
+        if not self.timeout_s > 0:
+            raise DigitlabError(f"--timeout {self.timeout_s}: use a positive number of seconds.")
+
+    def to_env(self) -> str:
+        return json.dumps(dict(asdict(self), out=str(self.out)))
+
+    @classmethod
+    def from_env(cls) -> ServeRequest:
+        raw = os.environ.get(SERVE_ENV)
+        if not raw:
+            raise DigitlabError(f"{SERVE_ENV} is not set; start the server with `digitlab serve`.")
+        data = json.loads(raw)
+        return cls(**dict(data, models=tuple(data["models"]), out=Path(data["out"])))
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    files = [path]
+    if path.name.endswith(".ensemble.json"):  # the members' files are part of the model
+        files += sorted(path.parent.glob(path.name[: -len(".ensemble.json")] + "-*"))
+    elif path.with_name(path.name + ".json").is_file():  # the cnn's side file
+        files.append(path.with_name(path.name + ".json"))
+    for file in files:
+        with open(file, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class ServedModel:
+    """One loaded model as the server shows it."""
+
+    predictor: Predictor
+    version: str
+
+    @property
+    def name(self) -> str:
+        return self.predictor.name
+
+    @property
+    def classes(self) -> list[str]:
+        return self.predictor.classes
+
+    @property
+    def runtime(self) -> str:
+        return self.predictor.runtime
+
+    def probabilities(self, images: np.ndarray) -> np.ndarray:
+        """(n, 28, 28) images, 0..255 -> (n, k) float32 probabilities."""
+        if len(images) == 0:
+            return np.zeros((0, len(self.classes)), np.float32)
+        return self.predictor.probabilities(np.asarray(images)).astype(np.float32)
+
+    def answers(self, images: np.ndarray, names: list[str]) -> list[Prediction]:
+        """A Prediction per (28, 28) image: blank ones are said so, the rest read in one batch."""
+        inked = [k for k, image in enumerate(images) if image.any()]
+        proba = self.probabilities(images[inked]) if inked else np.zeros((0, len(self.classes)), np.float32)
+        rows = [Prediction(name, "blank", model=self.name) for name in names]
+        for k, p in zip(inked, proba, strict=True):
+            rows[k] = self.predictor.answer(names[k], np.asarray(p, dtype=np.float64))
+        return rows
+
+    def metadata(self) -> dict[str, Any]:
+        """The model's entry in ``GET /models``."""
+        meta = self.predictor.metadata
+        return {
+            "name": self.name,
+            "version": self.version,
+            "kind": meta.get("family") or "",
+            "runtime": self.runtime,
+            "description": meta.get("description", ""),
+            "file": str(self.predictor.path),
+            "test_accuracy": self.predictor.accuracy,
+            "dataset": meta.get("dataset"),
+            "dataset_checksums": dict(meta.get("checksums") or {}),
+            "classes": self.classes,
+            "input_shape": [-1, *PICTURE_SHAPE],
+        }
+
+    @property
+    def platform(self) -> str:
+        if self.runtime == "onnx":
+            return "onnxruntime_onnx"
+        return "pytorch" if self.predictor.path.suffix == ".pt" else "sklearn"
+
+
+def load_served(request: ServeRequest) -> list[ServedModel]:
+    """Every model asked for, loaded and checked (missing, corrupt, tampered or wrong size: one line)."""
+    request.check()
+    served: list[ServedModel] = []
+    for spec in request.models:
+        predictor = load_predictor(spec, request.out, request.runtime)
+        if any(s.name == predictor.name for s in served):
+            raise DigitlabError(f"--model {spec}: a model called {predictor.name!r} is already served; serve it once.")
+        served.append(ServedModel(predictor, _sha256(predictor.path)[:12]))
+    return served
+
+
+def check_images(array: Any, what: str = "arrays") -> np.ndarray:
+    """Arrays sent as images: (n, 28, 28) (or one (28, 28)), finite, 0..255 -> float32 (n, 28, 28)."""
+    try:
+        images = np.asarray(array, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DigitlabError(f"{what}: not a list of 28×28 arrays of numbers.") from None
+    if images.ndim == 2:
+        images = images[None]
+    if images.ndim != 3 or tuple(images.shape[1:]) != PICTURE_SHAPE:
+        raise DigitlabError(f"{what}: shape {list(images.shape)}; send images of shape [n, 28, 28].")
+    if not np.isfinite(images).all() or images.min(initial=0) < 0 or images.max(initial=0) > 255:
+        raise DigitlabError(f"{what}: pixel values must be finite numbers from 0 to 255.")
+    return images.astype(np.float32)
+
+
+def check_batch(n: int, limit: int) -> None:
+    if n > limit:
+        raise TooLarge(f"{n:,} images in one request; the limit is {limit:,}. Split the batch.")
+    if n == 0:
+        raise DigitlabError("no images in the request; send at least one.")
