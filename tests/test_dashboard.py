@@ -96,7 +96,8 @@ def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) 
     messages = [i.value for i in at.info]
     assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
     predictors, problems = views.load_predictors(str(on_run), (0.0,))
-    assert problems == [] and {p.name for p in predictors} == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
+    assert problems == []
+    assert {p.name for p in predictors} == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
 
 
 def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:

@@ -326,7 +326,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _param(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    scalar = isinstance(value, str | int | float | bool)
+    text = str(value) if scalar else json.dumps(value, default=str)
     return text if len(text) <= MAX_PARAM_CHARS else text[: MAX_PARAM_CHARS - 3] + "..."
 
 

@@ -1,0 +1,237 @@
+"""Load `digitlab serve` as users would: throughput, latency, errors; ONNX Runtime vs PyTorch; memory.
+
+Goals (issue 14), on 2 cores with the load generator on the same machine: >= 300 req/s at 32 clients with
+p99 <= 150 ms and 0 errors (one PNG per request); >= 5,000 images/s with batches of 256; RSS after 10,000 bad
+requests within +50 MB. The load generator is an asyncio client (httpx), each client sending its next request
+when the last one is answered (closed loop).
+Writes benchmarks/serve.json and the "serve" section of BENCHMARKS.md.
+Usage: python benchmarks/serve.py [--run RUN | --quick] [--seconds 30] [--workers 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from _report import HERE, machine, table, update_section
+from digitlab import service
+from digitlab.artifacts import write_json
+from digitlab.data.datasets import load_dataset
+
+sys.path.insert(0, str(HERE.parent))
+from tests.test_serve import free_port
+
+
+def make_run(out: Path, quick: bool) -> Path:
+    flags = ["--quick"] if quick else []
+    print(f"digitlab compare {' '.join(flags)} --models cnn ...", flush=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "compare", *flags, "--models", "cnn", "--out", str(out), "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return Path(json.loads(proc.stdout)["run"])
+
+
+def start(model: Path, runtime: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "digitlab", "serve", "--model", str(model), "--port", str(port)),
+            *("--runtime", runtime, "--workers", str(workers), "--max-batch", "1024"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("serve did not start")
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+async def load(url: str, clients: int, seconds: float, payloads: list[dict[str, Any]], images: int) -> dict[str, Any]:
+    """Closed-loop load: ``clients`` tasks, each posting its next payload when the last is answered."""
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + seconds
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as client:
+
+        async def one(k: int) -> None:
+            nonlocal errors
+            n = k
+            while time.perf_counter() < stop:
+                payload = payloads[n % len(payloads)]
+                n += clients
+                began = time.perf_counter()
+                try:
+                    reply = await client.post("/predict", **payload)
+                    ok = reply.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append(time.perf_counter() - began)
+                errors += not ok
+
+        began = time.perf_counter()
+        await asyncio.gather(*(one(k) for k in range(clients)))
+        elapsed = time.perf_counter() - began
+    ms = np.asarray(latencies) * 1000
+    return {
+        "clients": clients,
+        "images_per_request": images,
+        "requests": len(latencies),
+        "errors": errors,
+        "req_per_s": len(latencies) / elapsed,
+        "images_per_s": len(latencies) * images / elapsed,
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p95_ms": float(np.percentile(ms, 95)),
+        "p99_ms": float(np.percentile(ms, 99)),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def bad_requests(url: str, pid: int, n: int) -> dict[str, float]:
+    from tests.test_serve import _bad_requests
+
+    x = load_dataset("mnist").x_test
+    cases = [c for c in _bad_requests(x) if c[0] != 413]
+    with httpx.Client(base_url=url, timeout=60) as client:
+        for _, method, path, kwargs in cases:
+            getattr(client, method)(path, **kwargs)
+        before = rss_mb(pid)
+        wrong = 0
+        for k in range(n):
+            status, method, path, kwargs = cases[k % len(cases)]
+            wrong += getattr(client, method)(path, **kwargs).status_code != status
+        after = rss_mb(pid)
+        ready = client.get("/v2/health/ready").status_code == 200
+    return {"requests": n, "rss_before_mb": before, "rss_after_mb": after, "wrong_status": wrong, "ready": ready}
+
+
+def runtimes(model: Path) -> list[dict[str, Any]]:
+    """ONNX Runtime vs PyTorch eager, in-process: batch 1 latency and batch 256 throughput."""
+    x = load_dataset("mnist").x_test
+    rows = []
+    for runtime in ("torch", "onnx"):
+        predictor = service.load_predictor(str(model), model.parent, runtime)
+        predictor.probabilities(x[:256])
+        one = []
+        for k in range(300):
+            began = time.perf_counter()
+            predictor.probabilities(x[k : k + 1])
+            one.append(time.perf_counter() - began)
+        began = time.perf_counter()
+        for k in range(0, 10_000, 256):
+            predictor.probabilities(x[k : k + 256])
+        rows.append(
+            {
+                "runtime": runtime,
+                "batch1_median_ms": statistics.median(one) * 1000,
+                "batch256_images_per_s": 10_000 / (time.perf_counter() - began),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--run", type=Path, help="run folder with a saved cnn (default: a fresh quick one)")
+    parser.add_argument("--quick", action="store_true", help="train the fresh cnn on the 6,000 / 1,000 subset")
+    parser.add_argument("--seconds", type=float, default=30.0, help="seconds per load level (default: 30)")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default: 1)")
+    parser.add_argument("--bad", type=int, default=10_000, help="bad requests for the memory check")
+    args = parser.parse_args()
+    x = load_dataset("mnist").x_test
+    singles = [{"files": [("file", (f"{k}.png", png(x[k]), "image/png"))]} for k in range(200)]
+    batches = [{"json": {"arrays": x[k : k + 256].tolist()}} for k in range(0, 2560, 256)]
+    with tempfile.TemporaryDirectory() as tmp:
+        run = args.run or make_run(Path(tmp), quick=True)
+        model = run / "models" / "cnn.pt"
+        results: dict[str, Any] = {"machine": machine(), "workers": args.workers, "load": {}}
+        for runtime in ("torch", "onnx"):
+            proc, url = start(model, runtime, args.workers)
+            try:
+                levels = []
+                for clients in (1, 8, 32):
+                    levels.append(asyncio.run(load(url, clients, args.seconds, singles, 1)))
+                    print(runtime, levels[-1], flush=True)
+                levels.append(asyncio.run(load(url, 4, args.seconds, batches, 256)))
+                print(runtime, levels[-1], flush=True)
+                results["load"][runtime] = levels
+                if runtime == "torch":
+                    results["bad_requests"] = bad_requests(url, proc.pid, args.bad)
+                    print(results["bad_requests"], flush=True)
+            finally:
+                proc.terminate()
+                proc.wait(60)
+        results["runtimes"] = runtimes(model)
+    write_json(HERE / "serve.json", results)
+    m = results["machine"]
+    rows = [
+        [
+            runtime,
+            r["clients"],
+            r["images_per_request"],
+            f"{r['req_per_s']:.0f}",
+            f"{r['images_per_s']:,.0f}",
+            f"{r['p50_ms']:.1f}",
+            f"{r['p95_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            r["errors"],
+        ]
+        for runtime, levels in results["load"].items()
+        for r in levels
+    ]
+    bad = results["bad_requests"]
+    rt = [
+        [r["runtime"], f"{r['batch1_median_ms']:.2f}", f"{r['batch256_images_per_s']:,.0f}"]
+        for r in results["runtimes"]
+    ]
+    body = (
+        "## Serving (`benchmarks/serve.py`)\n\n"
+        f"`digitlab serve` (uvicorn, {args.workers} worker) with a quick cnn, loaded by an asyncio httpx client on "
+        f"the same machine ({m['cpus']} CPUs, {m['date']}); closed loop, {args.seconds:.0f} s per level; one PNG per "
+        "request as multipart, or 256 arrays per JSON request. Goals: ≥ 300 req/s at 32 clients with p99 ≤ 150 ms "
+        "and 0 errors; ≥ 5,000 images/s with batches of 256.\n\n"
+        + table(["runtime", "clients", "images/req", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
+        + f"\n\nAfter {bad['requests']:,} bad requests (every kind of the test suite but the 21 MB bodies): RSS "
+        f"{bad['rss_before_mb']:.0f} → {bad['rss_after_mb']:.0f} MB (goal: within +50 MB), wrong status codes: "
+        f"{bad['wrong_status']}, still ready: {bad['ready']}.\n\n"
+        "In-process, the cnn alone (all 10,000 test images for throughput):\n\n"
+        + table(["runtime", "batch 1 median ms", "batch 256 images/s"], rt)
+    )
+    update_section("serve", body)
+
+
+if __name__ == "__main__":
+    main()
