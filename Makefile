@@ -68,6 +68,8 @@ bench: install
 	$(PY) benchmarks/scratch.py
 	$(PY) benchmarks/dashboard.py
 	$(PY) benchmarks/deskew.py
+	$(PY) benchmarks/serve.py
+	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/readme_table.py
 
 clean:

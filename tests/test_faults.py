@@ -389,7 +389,7 @@ CASES: list[tuple[str, Make, int, str]] = [
     ("predict-model-typo", lambda w: ["predict", str(w.idx), "--model", "svn"], 1, "'svn'"),
     ("predict-8x8-model-only", _a_digits_model_only, 1, "reads 8×8 images"),
     # --- pictures (one bad file: an error row, exit code 1) -----------------------------------
-    ("picture-folder", lambda w: ["predict", str(w.idx), "--model", "lr"], 1, "is a folder, not a picture"),
+    ("picture-folder", lambda w: ["predict", str(w.idx), "--model", "lr"], 1, "is a folder with no pictures"),
     ("picture-missing", _predict("no-such.png"), 1, "no-such.png: no such file"),
     ("pictures-two-bad", _predict("a.png", "b.png"), 1, "2 of 2 pictures could not be read"),
     (

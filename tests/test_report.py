@@ -89,7 +89,7 @@ def test_report_command_writes_where_asked_and_prints_json(mnist_run: Path, tmp_
     result = json.loads(proc.stdout)
     assert result["path"] == str(target) and target.stat().st_size == result["bytes"]
     assert result["missing_figures"] == [] and result["has_tuning"] and result["has_augmentation"]
-    assert result["models"][:3] == ["lr", "knn", "cnn"]
+    assert result["models"][:5] == ["lr", "knn", "svm", "mlp", "cnn"]
 
 
 def test_missing_figure_becomes_a_note_not_a_broken_image(mnist_run: Path, tmp_path: Path) -> None:

@@ -37,7 +37,10 @@ def load_image(source: Any, name: str = "image") -> np.ndarray:
         path = Path(source)
         name = str(path)
         if path.is_dir():
-            raise DigitlabError(f"{path}: is a folder, not a picture; pass picture files (PNG, JPEG, …).")
+            raise DigitlabError(
+                f"{path}: is a folder with no pictures (PNG, JPEG, BMP, GIF, TIFF, WebP) in it; "
+                "pass picture files or folders of them."
+            )
         try:
             size = path.stat().st_size
         except OSError:

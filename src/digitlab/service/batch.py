@@ -65,9 +65,13 @@ def picture_files(paths: Iterable[Path]) -> Iterator[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
+            empty = True
             for found in sorted(path.rglob("*")):
                 if found.is_file() and found.suffix.lower() in PICTURE_SUFFIXES:
+                    empty = False
                     yield found
+            if empty:
+                yield path  # a row of its own: "a folder with no pictures in it"
         else:
             yield path
 
