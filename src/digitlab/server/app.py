@@ -52,6 +52,52 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status)
 
 
+class Batcher:
+    """Micro-batching: images of requests that arrive together go through the model as one batch.
+
+    Requests put their images on a queue; one task takes whatever is waiting (up to ``max_images``),
+    runs the model once on the inference thread, and hands each request its rows. One image per request
+    under load costs one model call per batch, not per request.
+    """
+
+    def __init__(self, served: service.ServedModel, thread: ThreadPoolExecutor, max_images: int = 256) -> None:
+        self.served, self.thread, self.max_images = served, thread, max_images
+        self.queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]]] = asyncio.Queue()
+        self.task: asyncio.Task[None] | None = None
+
+    async def probabilities(self, images: np.ndarray) -> np.ndarray:
+        if self.task is None or self.task.done():
+            self.task = asyncio.get_running_loop().create_task(self._run())
+        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        await self.queue.put((images, future))
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            waiting = [await self.queue.get()]
+            size = len(waiting[0][0])
+            while not self.queue.empty() and size < self.max_images:
+                waiting.append(self.queue.get_nowait())
+                size += len(waiting[-1][0])
+            live = [(images, future) for images, future in waiting if not future.cancelled()]
+            if not live:
+                continue
+            batch = np.concatenate([images for images, _ in live]) if len(live) > 1 else live[0][0]
+            try:
+                proba = await loop.run_in_executor(self.thread, self.served.probabilities, batch)
+            except Exception as exc:  # handed to each waiting request
+                for _, future in live:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            start = 0
+            for images, future in live:
+                if not future.done():
+                    future.set_result(proba[start : start + len(images)])
+                start += len(images)
+
+
 class Limits:
     """ASGI middleware: a cap on the body (413 before the app reads past it) and on each request's time."""
 
@@ -107,6 +153,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     by_name = {m.name: m for m in models}
     default = models[0]
     infer_thread = ThreadPoolExecutor(1, thread_name_prefix="digitlab-infer")
+    batchers = {m.name: Batcher(m, infer_thread) for m in models}
     version = service.library_version()
 
     app = FastAPI(
@@ -153,9 +200,10 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
             raise HTTPError(404, f"unknown model {name!r}; loaded: {', '.join(by_name)}.")
         return by_name[name]
 
-    async def infer(model: service.ServedModel, fn: Callable[[], Any]) -> Any:
-        del model
-        return await asyncio.get_running_loop().run_in_executor(infer_thread, fn)
+    async def probabilities(served: service.ServedModel, images: np.ndarray) -> np.ndarray:
+        if len(images) == 0:
+            return np.zeros((0, len(served.classes)), np.float32)
+        return await batchers[served.name].probabilities(images)
 
     # --- REST ------------------------------------------------------------------------------------
     @app.post(
@@ -187,8 +235,10 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         chosen = list(models) if all else [pick(model)]
         images, names = await _read_body(http, request.max_batch, request.max_bytes)
         results = []
+        inked = service.inked_rows(images)
         for served in chosen:
-            answers = await infer(served, lambda s=served: s.answers(images, names))  # type: ignore[misc]
+            proba = await probabilities(served, images[inked])
+            answers = served.answers_from(proba, inked, names)
             results.append(
                 schemas.ModelResult(
                     model=served.name,
@@ -258,7 +308,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         unknown = [n for n in wanted if n not in ("probabilities", "labels")]
         if unknown:
             raise HTTPError(400, f"outputs: unknown output {unknown[0]!r}; this model has probabilities and labels.")
-        proba = await infer(served, lambda: served.probabilities(images))
+        proba = await probabilities(served, images)
         outputs = []
         for name in wanted:
             if name == "probabilities":

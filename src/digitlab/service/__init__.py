@@ -75,6 +75,7 @@ from digitlab.service.serving import (
     ServeRequest,
     check_batch,
     check_images,
+    inked_rows,
     load_served,
 )
 
@@ -143,6 +144,7 @@ __all__ = [
     "export_model",
     "find_model",
     "find_run",
+    "inked_rows",
     "latest_run",
     "library_version",
     "list_runs",

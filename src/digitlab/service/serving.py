@@ -109,8 +109,11 @@ class ServedModel:
 
     def answers(self, images: np.ndarray, names: list[str]) -> list[Prediction]:
         """A Prediction per (28, 28) image: blank ones are said so, the rest read in one batch."""
-        inked = [k for k, image in enumerate(images) if image.any()]
-        proba = self.probabilities(images[inked]) if inked else np.zeros((0, len(self.classes)), np.float32)
+        inked = inked_rows(images)
+        return self.answers_from(self.probabilities(images[inked]), inked, names)
+
+    def answers_from(self, proba: np.ndarray, inked: list[int], names: list[str]) -> list[Prediction]:
+        """Predictions from the probabilities ``proba`` of the inked images ``inked`` (the rest are blank)."""
         rows = [Prediction(name, "blank", model=self.name) for name in names]
         for k, p in zip(inked, proba, strict=True):
             rows[k] = self.predictor.answer(names[k], np.asarray(p, dtype=np.float64))
@@ -138,6 +141,11 @@ class ServedModel:
         if self.runtime == "onnx":
             return "onnxruntime_onnx"
         return "pytorch" if self.predictor.path.suffix == ".pt" else "sklearn"
+
+
+def inked_rows(images: np.ndarray) -> list[int]:
+    """Which of (n, 28, 28) images have any ink (the others are answered "blank" without the model)."""
+    return [int(k) for k in np.flatnonzero(images.reshape(len(images), -1).any(axis=1))]
 
 
 def load_served(request: ServeRequest) -> list[ServedModel]:
