@@ -375,7 +375,7 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
         blobs = [await f.read() for f in files]
         names = [f.filename or f"file[{k}]" for k, f in enumerate(files)]
         await form.close()
-        return await run_in_threadpool(_decode, blobs, names), names
+        return await _decoded(blobs, names), names
     if kind != "application/json":
         raise HTTPError(415, f"content type {kind or 'none'!r}; send multipart/form-data or application/json.")
     try:
@@ -406,7 +406,14 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
             blobs.append(base64.b64decode(text, validate=True))
         except (binascii.Error, ValueError):
             raise HTTPError(400, f"{name}: not valid base64.") from None
-    return await run_in_threadpool(_decode, blobs, names), names
+    return await _decoded(blobs, names), names
+
+
+async def _decoded(blobs: list[bytes], names: list[str]) -> np.ndarray:
+    """A few small pictures are decoded on the event loop (a thread hop costs more); the rest on a thread."""
+    if len(blobs) <= 4 and sum(map(len, blobs)) <= 64 * 1024:
+        return _decode(blobs, names)
+    return await run_in_threadpool(_decode, blobs, names)
 
 
 def _decode(blobs: list[bytes], names: list[str]) -> np.ndarray:
