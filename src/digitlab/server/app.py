@@ -30,6 +30,16 @@ from digitlab import service
 from digitlab.errors import DigitlabError, NotAPicture, TooLarge
 from digitlab.server import schemas
 
+
+def _loads(data: bytes) -> Any:
+    """orjson when installed (the serve extra): it parses a batch of 256 arrays in about half json's time."""
+    try:
+        import orjson
+    except ImportError:  # pragma: no cover - orjson comes with the serve extra
+        return json.loads(data)
+    return orjson.loads(data)
+
+
 ASGIApp = Callable[[dict[str, Any], Callable[[], Awaitable[dict[str, Any]]], Callable[..., Awaitable[None]]], Any]
 DATATYPES = {"UINT8": (0, 255), "FP32": (0.0, 255.0)}  # what /v2 infer accepts for "images"
 
@@ -379,7 +389,7 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
     if kind != "application/json":
         raise HTTPError(415, f"content type {kind or 'none'!r}; send multipart/form-data or application/json.")
     try:
-        body = json.loads(await http.body())
+        body = _loads(await http.body())
     except (ValueError, UnicodeDecodeError):
         raise HTTPError(400, "malformed JSON body; send a JSON object.") from None
     if not isinstance(body, dict):
