@@ -359,3 +359,22 @@ def test_batch_scoring_on_a_dask_local_cluster(mnist_run: Path, picture_folder: 
         rows = list(csv.DictReader(fh))
     assert len(rows) == 121 and len({r["file"] for r in rows}) == 121
     assert sum(r["status"] == "error" for r in rows) == 1
+
+
+def test_two_workers_and_a_request_over_the_time_limit(mnist_run: Path, mnist: Dataset, tmp_path: Path) -> None:
+    import psutil
+
+    proc, client = start_server(
+        ["--model", str(mnist_run / "models" / "cnn.pt"), "--workers", "2", "--timeout", "0.3"], tmp_path
+    )
+    try:
+        workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+        assert len(workers) >= 2, [p.cmdline() for p in psutil.Process(proc.pid).children()]
+        for _ in range(10):  # both workers answer
+            assert labels(client.post("/predict", json={"arrays": mnist.x_test[:2].tolist()})) == ["7", "2"]
+        slow = client.post("/predict?all=true", json={"arrays": np.repeat(mnist.x_test[:64], 16, axis=0).tolist()})
+        assert slow.status_code == 503 and "longer than 0.3 s" in slow.json()["error"]
+        assert client.get("/v2/health/ready").status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(60)
