@@ -95,7 +95,7 @@ async def load(url: str, clients: int, seconds: float, payloads: list[dict[str, 
                 n += clients
                 began = time.perf_counter()
                 try:
-                    async with client.post("/predict", **_aiohttp(payload)) as reply:
+                    async with client.post(payload.get("path", "/predict"), **_aiohttp(payload)) as reply:
                         await reply.read()
                         ok = reply.status == 200
                 except aiohttp.ClientError:
@@ -124,12 +124,36 @@ def _aiohttp(payload: dict[str, Any]) -> dict[str, Any]:
     """An httpx-style payload (files=… or json=…) as aiohttp arguments."""
     import aiohttp
 
+    if "binary" in payload:
+        return {"data": payload["binary"], "headers": payload["headers"]}
     if "json" in payload:
         return {"data": payload["json_bytes"], "headers": {"content-type": "application/json"}}
     form = aiohttp.FormData()
     for field, (name, data, kind) in payload["files"]:
         form.add_field(field, data, filename=name, content_type=kind)
     return {"data": form}
+
+
+def _binary_infer(images: np.ndarray) -> dict[str, Any]:
+    """A v2 infer request in the binary tensor extension: JSON header, then the raw uint8 pixels."""
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": list(images.shape),
+                    "datatype": "UINT8",
+                    "parameters": {"binary_data_size": images.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}],
+        }
+    ).encode()
+    return {
+        "path": "/v2/models/cnn/infer",
+        "binary": head + np.ascontiguousarray(images, dtype=np.uint8).tobytes(),
+        "headers": {"Inference-Header-Content-Length": str(len(head)), "content-type": "application/octet-stream"},
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -196,6 +220,7 @@ def main() -> None:
         {"json": True, "json_bytes": json.dumps({"arrays": x[k : k + 256].tolist()}).encode()}
         for k in range(0, 2560, 256)
     ]
+    binary = [_binary_infer(x[k : k + 256]) for k in range(0, 2560, 256)]
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or make_run(Path(tmp), quick=True)
         model = run / "models" / "cnn.pt"
@@ -208,6 +233,8 @@ def main() -> None:
                     levels.append(asyncio.run(load(url, clients, args.seconds, singles, 1)))
                     print(runtime, levels[-1], flush=True)
                 levels.append(asyncio.run(load(url, 4, args.seconds, batches, 256)))
+                print(runtime, levels[-1], flush=True)
+                levels.append(dict(asyncio.run(load(url, 4, args.seconds, binary, 256)), via="v2 binary"))
                 print(runtime, levels[-1], flush=True)
                 results["load"][runtime] = levels
                 if runtime == "torch":
@@ -223,7 +250,7 @@ def main() -> None:
         [
             runtime,
             r["clients"],
-            r["images_per_request"],
+            f"{r['images_per_request']}" + (f" ({r['via']})" if "via" in r else ""),
             f"{r['req_per_s']:.0f}",
             f"{r['images_per_s']:,.0f}",
             f"{r['p50_ms']:.1f}",
@@ -243,7 +270,8 @@ def main() -> None:
         "## Serving (`benchmarks/serve.py`)\n\n"
         f"`digitlab serve` (uvicorn, {args.workers} worker) with a quick cnn, loaded by an asyncio aiohttp client on "
         f"the same machine ({m['cpus']} CPUs, {m['date']}); closed loop, {args.seconds:.0f} s per level; one PNG per "
-        "request as multipart, or 256 arrays per JSON request. Goals: ≥ 300 req/s at 32 clients with p99 ≤ 150 ms "
+        "request as multipart, or 256 images per request as JSON arrays to /predict or as raw bytes to /v2 infer "
+        "(the protocol's binary tensor extension). Goals: ≥ 300 req/s at 32 clients with p99 ≤ 150 ms "
         "and 0 errors; ≥ 5,000 images/s with batches of 256.\n\n"
         + table(["runtime", "clients", "images/req", "req/s", "images/s", "p50 ms", "p95 ms", "p99 ms", "errors"], rows)
         + f"\n\nAfter {bad['requests']:,} bad requests (every kind of the test suite but the 21 MB bodies): RSS "

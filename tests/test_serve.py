@@ -146,6 +146,29 @@ def test_open_inference_protocol_metadata_and_infer(server: dict[str, Any], mnis
     again = client.post(f"/v2/models/cnn/versions/{version}/infer", json=nested).json()
     assert [o["name"] for o in again["outputs"]] == ["probabilities"]
     np.testing.assert_allclose(np.asarray(again["outputs"][0]["data"]).reshape(3, 10), proba, atol=1e-6)
+    # the binary tensor extension (Triton's and KServe's clients): raw uint8 in, raw float32 out
+    head = json.dumps(
+        {
+            "inputs": [
+                {
+                    "name": "images",
+                    "shape": [3, 28, 28],
+                    "datatype": "UINT8",
+                    "parameters": {"binary_data_size": x.nbytes},
+                }
+            ],
+            "outputs": [{"name": "probabilities", "parameters": {"binary_data": True}}, {"name": "labels"}],
+        }
+    ).encode()
+    raw = client.post(
+        "/v2/models/cnn/infer", content=head + x.tobytes(), headers={"Inference-Header-Content-Length": str(len(head))}
+    )
+    assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
+    size = int(raw.headers["inference-header-content-length"])
+    meta_out = json.loads(raw.content[:size])
+    assert meta_out["outputs"][0]["parameters"] == {"binary_data_size": 3 * 10 * 4}
+    np.testing.assert_allclose(np.frombuffer(raw.content[size:], "<f4").reshape(3, 10), proba, atol=1e-6)
+    assert meta_out["outputs"][1]["data"] == outputs["labels"]["data"]
 
 
 def test_openapi_describes_every_endpoint(server: dict[str, Any]) -> None:
@@ -175,6 +198,9 @@ def _bad_requests(x: np.ndarray) -> list[tuple[int, str, str, dict[str, Any]]]:
     def tensor(**kw: Any) -> dict[str, Any]:
         return {"inputs": [dict({"name": "images", "shape": [1, 28, 28], "datatype": "UINT8", "data": one}, **kw)]}
 
+    binary_head = json.dumps(tensor(data=None, parameters={"binary_data_size": 784})).encode()
+    binary_length = {"Inference-Header-Content-Length": str(len(binary_head))}
+
     return [
         (400, "post", "/predict", {"content": b"{oops", "headers": {"content-type": "application/json"}}),
         (400, "post", "/predict", {"json": {"images": ["***not base64***"]}}),
@@ -201,6 +227,8 @@ def _bad_requests(x: np.ndarray) -> list[tuple[int, str, str, dict[str, Any]]]:
         (422, "post", infer, {"json": {"inputs": "images"}}),
         (400, "post", infer, {"content": b"[", "headers": {"content-type": "application/json"}}),
         (400, "post", infer, {"json": dict(tensor(), outputs=[{"name": "logits"}])}),
+        (400, "post", infer, {"content": b"{}", "headers": {"Inference-Header-Content-Length": "many"}}),
+        (422, "post", infer, {"content": binary_head + bytes(100), "headers": binary_length}),
     ]
 
 

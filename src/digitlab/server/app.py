@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
@@ -312,49 +313,66 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def model_ready(name: str) -> schemas.ModelReady:
         return schemas.ModelReady(name=versioned(name, None).name, ready=True)
 
-    async def run_infer(served: service.ServedModel, body: schemas.InferenceRequest) -> schemas.InferenceResponse:
-        images = _v2_images(body, request.max_batch)
-        wanted = [o.name for o in body.outputs] if body.outputs else ["probabilities", "labels"]
+    async def run_infer(served: service.ServedModel, http: Request) -> Response:
+        body, binary = await _v2_body(http)
+        images = _v2_images(body, binary, request.max_batch)
+        asked = {o.name: o.parameters or {} for o in body.outputs} if body.outputs else {}
+        wanted = list(asked) or ["probabilities", "labels"]
         unknown = [n for n in wanted if n not in ("probabilities", "labels")]
         if unknown:
             raise HTTPError(400, f"outputs: unknown output {unknown[0]!r}; this model has probabilities and labels.")
         proba = await probabilities(served, images)
-        outputs = []
+        outputs, blobs = [], []
         for name in wanted:
             if name == "probabilities":
-                outputs.append(
-                    schemas.ResponseOutput(
-                        name=name, shape=list(proba.shape), datatype="FP32", data=proba.ravel().tolist()
-                    )
-                )
+                output = schemas.ResponseOutput(name=name, shape=list(proba.shape), datatype="FP32")
+                if asked.get(name, {}).get("binary_data"):
+                    raw = np.ascontiguousarray(proba, dtype="<f4").tobytes()
+                    output.parameters = {"binary_data_size": len(raw)}
+                    blobs.append(raw)
+                else:
+                    output.data = proba.ravel().tolist()
             else:
                 labels = [served.classes[int(i)] for i in proba.argmax(axis=1)]
-                outputs.append(schemas.ResponseOutput(name=name, shape=[len(labels)], datatype="BYTES", data=labels))
-        return schemas.InferenceResponse(
+                output = schemas.ResponseOutput(name=name, shape=[len(labels)], datatype="BYTES", data=labels)
+            outputs.append(output)
+        reply = schemas.InferenceResponse(
             model_name=served.name, model_version=served.version, id=body.id, outputs=outputs
         )
+        header = reply.model_dump_json(exclude_none=True).encode()
+        if not blobs:
+            return Response(header, media_type="application/json")
+        return Response(  # the binary tensor extension: the JSON, then the raw outputs in order
+            header + b"".join(blobs),
+            media_type="application/octet-stream",
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
 
-    @app.post(
-        "/v2/models/{name}/infer",
-        response_model=schemas.InferenceResponse,
-        response_model_exclude_none=True,
-        responses=errors,  # type: ignore[arg-type]
-        summary="Inference",
-    )
-    async def model_infer(name: str, body: schemas.InferenceRequest) -> schemas.InferenceResponse:
-        return await run_infer(versioned(name, None), body)
+    infer_docs: dict[str, Any] = {
+        "response_model": schemas.InferenceResponse,
+        "responses": errors,
+        "openapi_extra": {
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": schemas.InferenceRequest.model_json_schema()},
+                    "application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"},
+                        "description": "Binary tensor extension: the JSON request (its length in the "
+                        "Inference-Header-Content-Length header), then each input's raw bytes.",
+                    },
+                },
+            }
+        },
+    }
 
-    @app.post(
-        "/v2/models/{name}/versions/{model_version}/infer",
-        response_model=schemas.InferenceResponse,
-        response_model_exclude_none=True,
-        responses=errors,  # type: ignore[arg-type]
-        summary="Inference (one version)",
-    )
-    async def model_version_infer(
-        name: str, model_version: str, body: schemas.InferenceRequest
-    ) -> schemas.InferenceResponse:
-        return await run_infer(versioned(name, model_version), body)
+    @app.post("/v2/models/{name}/infer", summary="Inference", **infer_docs)
+    async def model_infer(name: str, http: Request) -> Response:
+        return await run_infer(versioned(name, None), http)
+
+    @app.post("/v2/models/{name}/versions/{model_version}/infer", summary="Inference (one version)", **infer_docs)
+    async def model_version_infer(name: str, model_version: str, http: Request) -> Response:
+        return await run_infer(versioned(name, model_version), http)
 
     return app
 
@@ -430,7 +448,34 @@ def _decode(blobs: list[bytes], names: list[str]) -> np.ndarray:
     return np.stack([service.read_picture(blob, name) for blob, name in zip(blobs, names, strict=True)])
 
 
-def _v2_images(body: schemas.InferenceRequest, max_batch: int) -> np.ndarray:
+async def _v2_body(http: Request) -> tuple[schemas.InferenceRequest, bytes]:
+    """The JSON of an infer request and the binary data after it (the binary tensor extension), if any."""
+    raw = await http.body()
+    length = http.headers.get("inference-header-content-length")
+    binary = b""
+    if length is not None:
+        try:
+            size = int(length)
+        except ValueError:
+            raise HTTPError(400, f"Inference-Header-Content-Length {length!r} is not a number.") from None
+        if not 0 < size <= len(raw):
+            raise HTTPError(400, f"Inference-Header-Content-Length {size} does not fit a body of {len(raw)} bytes.")
+        raw, binary = raw[:size], raw[size:]
+    try:
+        doc = _loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise HTTPError(400, "malformed JSON body; send a JSON object.") from None
+    if not isinstance(doc, dict):
+        raise HTTPError(400, "the JSON body must be an object with `inputs`.")
+    try:
+        return schemas.InferenceRequest.model_validate(doc), binary
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first.get("loc", ()))
+        raise HTTPError(422, f"{where or 'body'}: {first.get('msg', 'invalid')}.") from None
+
+
+def _v2_images(body: schemas.InferenceRequest, binary: bytes, max_batch: int) -> np.ndarray:
     if len(body.inputs) != 1:
         raise HTTPError(422, f"inputs: {len(body.inputs)} tensors; send one, `images`.")
     tensor = body.inputs[0]
@@ -442,16 +487,31 @@ def _v2_images(body: schemas.InferenceRequest, max_batch: int) -> np.ndarray:
     if len(shape) != 3 or shape[1:] != [28, 28] or shape[0] < 1:
         raise HTTPError(422, f"inputs[0].shape {shape}: send [n, 28, 28] with n >= 1.")
     service.check_batch(shape[0], max_batch)
-    flat = _flatten(tensor.data)
     expected = shape[0] * 28 * 28
-    if len(flat) != expected:
-        raise HTTPError(422, f"inputs[0].data: {len(flat):,} values for shape {shape}; expected {expected:,}.")
-    try:
-        values = np.asarray(flat, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise HTTPError(422, "inputs[0].data: values must be numbers.") from None
-    if any(isinstance(v, bool) for v in flat[:1]):
-        raise HTTPError(422, "inputs[0].data: values must be numbers, not booleans.")
+    size = (tensor.parameters or {}).get("binary_data_size")
+    if size is not None:
+        dtype = np.dtype("<f4") if tensor.datatype == "FP32" else np.dtype(np.uint8)
+        if size != expected * dtype.itemsize or len(binary) != size:
+            raise HTTPError(
+                422,
+                f"inputs[0]: {len(binary):,} binary bytes (binary_data_size {size}) for shape {shape}; "
+                f"expected {expected * dtype.itemsize:,}.",
+            )
+        values = np.frombuffer(binary, dtype=dtype).astype(np.float64)
+    else:
+        if tensor.data is None:
+            raise HTTPError(422, "inputs[0].data: missing; send the pixels, or binary_data_size and the bytes.")
+        if binary:
+            raise HTTPError(422, "binary data after the JSON, but no input has binary_data_size.")
+        flat = _flatten(tensor.data)
+        if len(flat) != expected:
+            raise HTTPError(422, f"inputs[0].data: {len(flat):,} values for shape {shape}; expected {expected:,}.")
+        if any(isinstance(v, bool) for v in flat):
+            raise HTTPError(422, "inputs[0].data: values must be numbers, not booleans.")
+        try:
+            values = np.asarray(flat, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise HTTPError(422, "inputs[0].data: values must be numbers.") from None
     low, high = DATATYPES[tensor.datatype]
     if not np.isfinite(values).all() or values.min() < low or values.max() > high:
         raise HTTPError(422, f"inputs[0].data: {tensor.datatype} pixel values must lie in {low}..{high}.")

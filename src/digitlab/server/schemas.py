@@ -108,13 +108,15 @@ class RequestInput(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    parameters: dict[str, Any] | None = None
-    data: list[Any] = Field(description="Row-major; flattened or nested.")
+    parameters: dict[str, Any] | None = Field(
+        None, description='{"binary_data_size": N}: the data follows the JSON as N raw bytes (binary extension).'
+    )
+    data: list[Any] | None = Field(None, description="Row-major; flattened or nested (absent when binary).")
 
 
 class RequestOutput(BaseModel):
     name: str
-    parameters: dict[str, Any] | None = None
+    parameters: dict[str, Any] | None = Field(None, description='{"binary_data": true}: raw little-endian bytes.')
 
 
 class InferenceRequest(BaseModel):
@@ -129,7 +131,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: list[Any]
+    data: list[Any] | None = None
 
 
 class InferenceResponse(BaseModel):
