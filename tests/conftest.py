@@ -36,6 +36,20 @@ def mnist_like(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target[idx].astype(np.uint8)
 
 
+def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The `digitlab` command as a user runs it: a new process, no terminal on stdin, ``env`` on top of ours."""
+    return subprocess.run(
+        [sys.executable, "-m", "digitlab", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=900,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own empty cache unless it asks for the real one."""

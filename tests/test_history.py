@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,18 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from digitlab import service
 from digitlab.dashboard import PAGES, views
-
-
-def digitlab(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "digitlab", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.conftest import digitlab
 
 
 @pytest.fixture(scope="module")

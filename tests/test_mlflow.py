@@ -8,7 +8,6 @@ real MNIST session run (``mnist_run`` is made with ``--mlflow``).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import socket
 import subprocess
@@ -27,6 +26,7 @@ from digitlab.data import sources
 from digitlab.data.datasets import load_dataset
 from digitlab.models.store import load_model
 from digitlab.service import tracking
+from tests.conftest import digitlab
 
 
 @pytest.fixture(autouse=True)
@@ -160,6 +160,7 @@ def test_environment_turns_tracking_on_and_picks_the_store(
     monkeypatch.setenv(tracking.ENV, "1")
     monkeypatch.setenv("MLFLOW_TRACKING_URI", _uri(elsewhere))
     monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "my-digits")
+    monkeypatch.chdir(tmp_path)  # a store of the user's own keeps MLflow's artefact root, ./mlruns
     out = tmp_path / "runs"
     result = service.train(service.TrainRequest("lr", service.DataRequest(dataset="digits"), out)).to_json()
     assert result["mlflow"]["tracking_uri"] == _uri(elsewhere)
@@ -167,6 +168,7 @@ def test_environment_turns_tracking_on_and_picks_the_store(
     client = MlflowClient(tracking_uri=_uri(elsewhere))
     experiment = client.get_experiment_by_name("my-digits")
     assert experiment is not None and experiment.experiment_id == result["mlflow"]["experiment_id"]
+    assert (tmp_path / "mlruns").is_dir()  # artefacts where MLflow puts them for this store, under the cwd
 
 
 def _closed_port() -> int:
@@ -176,18 +178,11 @@ def _closed_port() -> int:
 
 
 def test_unreachable_tracking_server_is_one_line_before_training(tmp_path: Path) -> None:
-    env = {**os.environ, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_closed_port()}", "DIGITLAB_DATA": str(tmp_path)}
-    proc = subprocess.run(
-        [
-            *(sys.executable, "-m", "digitlab", "train", "--model", "cnn", "--dataset", "digits"),
-            *("--out", str(tmp_path / "runs"), "--mlflow"),
-        ],
-        capture_output=True,
-        text=True,
+    env = {"MLFLOW_TRACKING_URI": f"http://127.0.0.1:{_closed_port()}", "DIGITLAB_DATA": str(tmp_path)}
+    proc = digitlab(
+        *("train", "--model", "cnn", "--dataset", "digits", "--out", str(tmp_path / "runs"), "--mlflow"),
+        cwd=tmp_path,
         env=env,
-        timeout=120,
-        check=False,
-        stdin=subprocess.DEVNULL,
     )
     assert proc.returncode == 1
     lines = proc.stderr.strip().splitlines()

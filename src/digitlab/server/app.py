@@ -249,7 +249,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         inked = service.inked_rows(images)
         for served in chosen:
             proba = await probabilities(served, images[inked])
-            answers = served.answers_from(proba, inked, names)
+            answers = served.answers(proba, inked, names)
             results.append(
                 schemas.ModelResult(
                     model=served.name,

@@ -82,12 +82,9 @@ from digitlab.service.serving import (
 
 def library_version() -> str:
     """digitlab's installed version."""
-    from importlib.metadata import PackageNotFoundError, version
+    from digitlab.artifacts import library_versions
 
-    try:
-        return version("digitlab")
-    except PackageNotFoundError:
-        return "unknown"
+    return library_versions().get("digitlab", "unknown")
 
 
 __all__ = [

@@ -14,6 +14,7 @@ import csv
 import json
 import time
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -179,7 +180,7 @@ def batch_predict(request: BatchRequest, on_progress: progress.Progress | None =
     chunks = _chunks(picture_files(request.paths), request.chunk)
     with progress.reporting(on_progress), atomic_path(request.output) as tmp:
         text = request.output.suffix.lower() != ".parquet"
-        with open(tmp, "w", newline="") if text else _nothing() as fh:
+        with open(tmp, "w", newline="") if text else nullcontext() as fh:
             writer = _Writer(tmp, request.output.suffix.lower(), fh)
             done = 0
             for rows in _scored(chunks, predictor, request):
@@ -202,14 +203,6 @@ def batch_predict(request: BatchRequest, on_progress: progress.Progress | None =
         "images_per_s": total / seconds if seconds > 0 else 0.0,
         "backend": _backend(request),
     }
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def _backend(request: BatchRequest) -> str:

@@ -58,12 +58,13 @@ def _onnx_modules() -> tuple[Any, Any]:
     return onnx, onnxruntime
 
 
-def onnx_bytes(model: Any) -> bytes:
-    """The cnn as an ONNX model: float32 images (n, H, W) in 0..255 -> probabilities (n, k)."""
+def onnx_bytes(model: Any, path: Path) -> bytes:
+    """The cnn saved in ``path`` as an ONNX model: float32 images (n, H, W) in 0..255 -> probabilities (n, k)."""
     if not hasattr(model, "torch_module"):
         raise DigitlabError(
-            f"{type(model).__name__}: only the cnn runs in onnxruntime; the scikit-learn pipelines start with "
-            "digitlab's own transformers, which skl2onnx cannot convert. Use --runtime torch for them."
+            f"{path}: {model_name(path)} is not the cnn; only the cnn exports to ONNX and runs in onnxruntime "
+            "(the scikit-learn pipelines start with digitlab's own transformers, which skl2onnx cannot convert). "
+            "Use --runtime torch for it."
         )
     _onnx_modules()
     import torch
@@ -116,7 +117,7 @@ def onnx_session(predictor: Predictor) -> Any:
     beside = predictor.path.with_name(model_name(predictor.path) + ".onnx")
     if beside.is_file() and beside.stat().st_mtime >= predictor.path.stat().st_mtime:
         return session(beside)
-    return session(onnx_bytes(predictor.model))
+    return session(onnx_bytes(predictor.model, predictor.path))
 
 
 class OnnxClassifier:
@@ -160,12 +161,7 @@ def export(request: ExportRequest) -> dict[str, Any]:
     request.check()
     path = find_model(request.model, request.out, None)
     model, meta = load_model(path)
-    if not hasattr(model, "torch_module"):
-        raise DigitlabError(
-            f"{path}: {model_name(path)} is not the cnn; only the cnn exports to ONNX (the scikit-learn pipelines "
-            "start with digitlab's own transformers, which skl2onnx cannot convert)."
-        )
-    data = onnx_bytes(model)
+    data = onnx_bytes(model, path)
     sess = session(data)
     shape = tuple(meta.get("image_shape") or PICTURE_SHAPE)
     probe = np.random.default_rng(0).integers(0, 256, (256, *shape)).astype(np.uint8)

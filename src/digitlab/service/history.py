@@ -42,7 +42,7 @@ class _Unreadable(Exception):
     pass
 
 
-def _read_or_empty(path: Path) -> dict[str, Any]:
+def read_or_empty(path: Path) -> dict[str, Any]:
     """A run's JSON file, or {} when it is missing or cannot be read (for listings that go on)."""
     try:
         return _read(path) or {}
@@ -139,10 +139,10 @@ def run_facts(path: Path) -> dict[str, Any]:
     for model, accuracy in summary.models.items():
         facts[f"accuracy.{model}"] = accuracy
     for ev in sorted(path.glob("evaluate-*.json")):
-        data = _read_or_empty(ev)
+        data = read_or_empty(ev)
         model = str(data.get("model", ev.stem[len("evaluate-") :]))
         facts.update({f"{key}.{model}": data[key] for key in ("macro_f1", "n_errors", "n_test") if key in data})
-    for row in _read_or_empty(path / "compare.json").get("models", []):
+    for row in read_or_empty(path / "compare.json").get("models", []):
         if isinstance(row, dict) and "model" in row:
             facts.update(
                 {f"{key}.{row['model']}": row[key] for key in ("fit_s", "predict_s", "size_bytes") if key in row}

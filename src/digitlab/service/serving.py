@@ -107,13 +107,9 @@ class ServedModel:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.predictor.probabilities(np.asarray(images)).astype(np.float32)
 
-    def answers(self, images: np.ndarray, names: list[str]) -> list[Prediction]:
-        """A Prediction per (28, 28) image: blank ones are said so, the rest read in one batch."""
-        inked = inked_rows(images)
-        return self.answers_from(self.probabilities(images[inked]), inked, names)
-
-    def answers_from(self, proba: np.ndarray, inked: list[int], names: list[str]) -> list[Prediction]:
-        """Predictions from the probabilities ``proba`` of the inked images ``inked`` (the rest are blank)."""
+    def answers(self, proba: np.ndarray, inked: list[int], names: list[str]) -> list[Prediction]:
+        """A Prediction per picture called ``names``: from ``proba``, the probabilities of the inked ones
+        (``inked_rows``, which the model reads in one batch); the others are blank."""
         rows = [Prediction(name, "blank", model=self.name) for name in names]
         for k, p in zip(inked, proba, strict=True):
             rows[k] = self.predictor.answer(names[k], np.asarray(p, dtype=np.float64))

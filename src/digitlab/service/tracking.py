@@ -38,6 +38,7 @@ import numpy as np
 from digitlab.artifacts import RUN_FILE, is_complete, library_versions, model_index
 from digitlab.errors import DigitlabError
 from digitlab.models.store import load_model
+from digitlab.service.history import read_or_empty
 
 ENV = "DIGITLAB_MLFLOW"  # 1/true/yes/on: track every run that can be tracked
 DEFAULT_EXPERIMENT = "digitlab"
@@ -55,7 +56,11 @@ def wanted(flag: bool) -> bool:
 
 def tracking_uri(out: Path) -> str:
     """``MLFLOW_TRACKING_URI`` when set, else a SQLite store beside the run folders."""
-    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or f"sqlite:///{(Path(out) / DB_FILE).resolve()}"
+    return os.environ.get("MLFLOW_TRACKING_URI", "").strip() or _default_uri(out)
+
+
+def _default_uri(out: Path) -> str:
+    return f"sqlite:///{(Path(out) / DB_FILE).resolve()}"
 
 
 def _mlflow() -> Any:
@@ -173,11 +178,12 @@ class Tracker:
     def _log(self, folder: Path, examples: np.ndarray | None, created: list[str]) -> Logged:
         mlflow = _mlflow()
         from mlflow import MlflowClient
+        from mlflow.entities import RunTag
 
         client = MlflowClient(tracking_uri=self.uri)
-        info = _read_json(folder / RUN_FILE)
+        info = read_or_empty(folder / RUN_FILE)
         start, end = _times(info)
-        docs = {p.name: _read_json(p) for p in sorted(folder.glob("*.json")) if p.name != RUN_FILE}
+        docs = {p.name: read_or_empty(p) for p in sorted(folder.glob("*.json")) if p.name != RUN_FILE}
         tags = _tags(folder, info)
         parent = client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=folder.name)
         parent_id = parent.info.run_id
@@ -200,8 +206,13 @@ class Tracker:
             file = folder / "models" / str(entry.get("file", ""))
             if not file.is_file():
                 continue
+            model, meta = load_model(file)  # once: its metadata holds the data files' checksums too
+            sums = _checksum_tags(meta)
+            if sums.keys() - tags.keys():  # the first model that records them tags the parent (and the rest)
+                tags.update(sums)
+                client.log_batch(parent_id, tags=[RunTag(k, v) for k, v in sums.items()])
             child_id, accuracy = self._log_model(
-                client, mlflow, parent_id, name, file, tags, start, end, examples, created
+                client, mlflow, parent_id, name, file, model, meta, tags, start, end, examples, created
             )
             children[name] = child_id
             if accuracy is not None:
@@ -219,13 +230,14 @@ class Tracker:
         parent_id: str,
         name: str,
         file: Path,
+        model: Any,
+        meta: Mapping[str, Any],
         parent_tags: Mapping[str, str],
         start: int,
         end: int,
         examples: np.ndarray | None,
         created: list[str],
     ) -> tuple[str, float | None]:
-        model, meta = load_model(file)
         tags = {k: v for k, v in parent_tags.items() if not k.startswith("mlflow.")}
         tags.update({"mlflow.parentRunId": parent_id, "digitlab.model": name, "digitlab.model_file": file.name})
         if meta.get("family"):
@@ -260,7 +272,7 @@ def open_tracker(out: Path) -> Tracker:
 
     uri = tracking_uri(out)
     name = os.environ.get("MLFLOW_EXPERIMENT_NAME", "").strip() or DEFAULT_EXPERIMENT
-    default_store = "MLFLOW_TRACKING_URI" not in os.environ or not os.environ["MLFLOW_TRACKING_URI"].strip()
+    default_store = uri == _default_uri(out)
     if default_store:
         try:
             Path(out).mkdir(parents=True, exist_ok=True)
@@ -297,14 +309,6 @@ def open_if(flag: bool, out: Path) -> Tracker | None:
 
 
 # --- what goes in ------------------------------------------------------------------------------
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _millis(stamp: Any) -> int | None:
@@ -353,20 +357,9 @@ def _parent_params(info: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]
     return {k: v for k, v in params.items() if v is not None}
 
 
-def _checksums(folder: Path) -> dict[str, str]:
-    """The data files' SHA-256, from the first saved model that records them."""
-    for entry in model_index(folder / "models").values():
-        file = folder / "models" / str(entry.get("file", ""))
-        if file.suffix == ".json" or not file.is_file():
-            continue
-        try:
-            _, meta = load_model(file)
-        except DigitlabError:
-            continue
-        sums = meta.get("checksums") or {}
-        if sums:
-            return {str(k): str(v) for k, v in sums.items() if v}
-    return {}
+def _checksum_tags(meta: Mapping[str, Any]) -> dict[str, str]:
+    """``checksum.<file>`` tags: the SHA-256 of the data files a saved model records."""
+    return {f"checksum.{k}": str(v) for k, v in dict(meta.get("checksums") or {}).items() if v}
 
 
 def _git_commit() -> str | None:
@@ -395,8 +388,6 @@ def _tags(folder: Path, info: Mapping[str, Any]) -> dict[str, str]:
         tags["dataset"] = str(info["dataset"])
     if info.get("seed") is not None:
         tags["seed"] = str(info["seed"])
-    for name, sha in _checksums(folder).items():
-        tags[f"checksum.{name}"] = sha
     commit = _git_commit()
     if commit:
         tags["mlflow.source.git.commit"] = commit
