@@ -156,13 +156,16 @@ WRITE_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPE
 
 
 @contextmanager
-def run_folder(root: str | Path, command: str, info: dict[str, Any] | None = None) -> Iterator[Run]:
+def run_folder(
+    root: str | Path, command: str, info: dict[str, Any] | None = None, latest: bool = True
+) -> Iterator[Run]:
     """A new run folder that exists only if the block completes.
 
     On any failure or interruption (an error, Ctrl-C, SIGTERM, a Streamlit stop or rerun:
     every ``BaseException``) the folder is removed and ``latest`` stays where it was. On
     success ``run.json`` marks the run complete and ``latest`` moves to it; it also holds
     ``info`` (the dataset, seed …), which the caller may fill in while the block runs.
+    With ``latest=False`` (``personalise``) the run is complete but ``latest`` stays put.
     """
     run = new_run(root, command)
     started = datetime.now().isoformat(timespec="seconds")
@@ -178,7 +181,8 @@ def run_folder(root: str | Path, command: str, info: dict[str, Any] | None = Non
                 **(info or {}),
             },
         )
-        mark_latest(run)
+        if latest:
+            mark_latest(run)
     except OSError as exc:
         shutil.rmtree(run.path, ignore_errors=True)
         if exc.errno in WRITE_ERRORS:

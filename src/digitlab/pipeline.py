@@ -25,6 +25,7 @@ from digitlab.errors import DigitlabError
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name, model_path, save_model
+from digitlab.evaluate import evaluate_predictions
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
@@ -206,6 +207,7 @@ def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate
 
 
 Loaded = tuple[Any, dict[str, Any]]  # (fitted model, its metadata), as store.load_model returns
+Ds_and_model = tuple[Dataset, Path, Loaded]  # the data a model was trained on, its file, the model
 
 
 def _load_for(ds: Dataset, path: Path, loaded: Loaded | None = None) -> Loaded:
@@ -533,6 +535,105 @@ def run_steps(n_models: int, tune: bool, augment: bool) -> int:
     return 3 + n_models + int(tune) + int(augment) + 1
 
 
+# --- your digits --------------------------------------------------------------------------------
+
+
+def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> dict[str, Any]:
+    """Every model on your digits: accuracy, confusion matrix and the digits it misreads (``mine.json``)."""
+    ids = np.asarray(mine.provenance.get("ids", range(len(mine.y_test))))
+    rows = []
+    for name, model in models:
+        progress.say(f"measure {name}", f"reading your {len(mine.y_test)} digits with {name}", level=progress.INNER)
+        proba = np.asarray(model.predict_proba(mine.x_test))  # (n, 10)
+        pred = np.asarray(model.classes_)[proba.argmax(axis=1)]
+        metrics = evaluate_predictions(mine.y_test, pred, proba, mine.class_names)
+        misread = [dict(m, id=int(ids[m["index"]])) for m in metrics["misclassified"]]
+        figs = {
+            "confusion_matrix": save_figure(
+                plots.confusion_matrix(np.asarray(metrics["confusion_matrix"]), mine.class_names, f"{name} on your digits"),
+                run.figures / f"mine-{name}-confusion.png",
+            )
+        }
+        if misread:
+            shown = misread[:20]
+            grid = np.zeros((1, len(shown), *mine.image_shape), np.uint8)
+            for k, item in enumerate(shown):
+                grid[0, k] = mine.x_test[item["index"]]
+            captions = [f"{m['true']}→{m['predicted']} {m['confidence']:.0%}" for m in shown]
+            figs["misread"] = save_figure(
+                plots.image_grid(grid, [""], f"{name}: your digits it misreads (true→read)", captions),
+                run.figures / f"mine-{name}-misread.png",
+            )
+        rows.append(
+            {
+                "model": name,
+                "accuracy": metrics["accuracy"],
+                "n_errors": metrics["n_errors"],
+                "confusion_matrix": metrics["confusion_matrix"],
+                "misread": misread,
+                "figures": {k: str(v.relative_to(run.path)) for k, v in figs.items()},
+            }
+        )
+    result = {"dataset": mine.name, "n_digits": len(mine.y_test), "counts": np.bincount(mine.y_test, minlength=10).tolist(), "models": rows}
+    write_json(run.file("mine.json"), result)
+    return result
+
+
+def personalise(
+    mine: Dataset,
+    base: Ds_and_model,
+    run: Run,
+    epochs: int = 40,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Adapt a saved model to your digits (held-out before/after), save ``<name>-personal`` and measure both."""
+    from digitlab import personalise as personal
+
+    source, path, (model, meta) = base
+    name = str(meta.get("model", model_name(path)))
+    saved_as = name if name.endswith("-personal") else f"{name}-personal"
+    progress.step("before", f"scoring {name} on {len(source.y_test):,} {source.name} test images")
+    before_test = float((np.asarray(model.predict(source.x_test)) == source.y_test).mean())
+    outcome = personal.personalise(model, name, mine.x_test, mine.y_test, (source.x_train, source.y_train), epochs, seed)
+    progress.step("after", f"scoring {saved_as} on {len(source.y_test):,} {source.name} test images")
+    after_test = float((np.asarray(outcome.model.predict(source.x_test)) == source.y_test).mean())
+    writer = mine.provenance.get("writer")
+    facts = {
+        "writer": writer,
+        "n_digits": len(mine.y_test),
+        "counts": np.bincount(mine.y_test, minlength=10).tolist(),
+        "scheme": outcome.scheme,
+        "held_out": outcome.held_out,
+        "held_out_before": outcome.before,
+        "held_out_after": outcome.after,
+        "test_dataset": source.name,
+        "test_before": before_test,
+        "test_after": after_test,
+        "epochs": epochs,
+        "adapt_s": outcome.seconds,
+        "base_model": str(path),
+    }
+    meta_out = dict(meta, model=saved_as, personalised=facts, seed=seed)
+    meta_out["metrics"] = dict(meta.get("metrics", {}), accuracy=after_test)
+    out_path = save_model(model_path(run.models, saved_as, outcome.model), outcome.model, meta_out)
+    record_model(
+        run, saved_as, out_path, {"image_shape": meta.get("image_shape", [28, 28]), "dataset": meta.get("dataset"), "accuracy": after_test}
+    )
+    measured = measure_mine(mine, [(name, model), (saved_as, outcome.model)], run)
+    result = dict(facts, model=saved_as, model_path=str(out_path), per_fold=outcome.per_fold, mine=measured["models"])
+    result["figure"] = save_figure(
+        plots.before_after(
+            ["your held-out digits", f"{source.name} test"],
+            [outcome.before, before_test],
+            [outcome.after, after_test],
+            f"{saved_as}: before and after ({outcome.scheme})",
+        ),
+        run.figures / "personalise.png",
+    ).relative_to(run.path).as_posix()
+    write_json(run.file("personalise.json"), result)
+    return result
+
+
 def report(run: Run) -> dict[str, Any]:
     """The self-contained HTML report of everything the run folder holds."""
     from digitlab import report as report_lib
@@ -551,6 +652,8 @@ __all__ = [
     "evaluate_saved",
     "explore",
     "load",
+    "measure_mine",
+    "personalise",
     "preprocess",
     "report",
     "run_all",

@@ -170,3 +170,34 @@ def heatmap(
     fig.colorbar(im, ax=ax, label="mean CV accuracy (%)")
     fig.tight_layout()
     return fig
+
+
+def before_after(groups: Sequence[str], before: Sequence[float], after: Sequence[float], title: str) -> Figure:
+    """Accuracy before and after, side by side for each group of test digits."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    pos = np.arange(len(groups))
+    for offset, values, label, colour in ((-0.2, before, "before", "tab:gray"), (0.2, after, "after", "tab:green")):
+        bars = ax.bar(pos + offset, np.asarray(values) * 100, width=0.4, label=label, color=colour)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8)
+    ax.set_xticks(pos, groups)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(max(0.0, min(*before, *after) * 100 - 10), 100.5)
+    ax.set_title(title, fontsize=10)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def learning_curve(
+    per_class: Sequence[int], before: Sequence[float], after: Sequence[float], title: str
+) -> Figure:
+    """Error on a writer's held-out digits against how many of each digit were given."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    ax.plot(per_class, np.asarray(before) * 100, "o--", color="tab:gray", label="before")
+    ax.plot(per_class, np.asarray(after) * 100, "o-", color="tab:green", label="after")
+    ax.set_xlabel("digits of each class given")
+    ax.set_ylabel("error on held-out digits (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -1,7 +1,8 @@
 """Named datasets as one frozen type: ``load_dataset(name) -> Dataset``.
 
-Names: ``mnist`` (default), ``fashion-mnist``, ``digits`` (scikit-learn's 8×8 set) and
-``idx:DIR`` (any folder with the four standard IDX file names, raw or .gz).
+Names: ``mnist`` (default), ``fashion-mnist``, ``digits`` (scikit-learn's 8×8 set),
+``idx:DIR`` (any folder with the four standard IDX file names, raw or .gz) and ``mine`` /
+``mine:WRITER`` (your own digits from the local store, ``data/mine.py``: a test set only).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from digitlab.data import sources
 from digitlab.data.idx import read_idx
 from digitlab.errors import DigitlabError
 
-DATASETS = ("mnist", "fashion-mnist", "digits", "idx:DIR")
+DATASETS = ("mnist", "fashion-mnist", "digits", "idx:DIR", "mine", "mine:WRITER")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
 FASHION_NAMES = (
     "T-shirt/top",
@@ -206,9 +207,40 @@ LOADERS: dict[str, Callable[..., Dataset]] = {
 }
 
 
+def is_mine(name: str) -> bool:
+    """``mine`` or ``mine:WRITER``: your digits, to test on (never to train on)."""
+    return name == "mine" or name.startswith("mine:")
+
+
+def _load_mine(name: str) -> Dataset:
+    from digitlab.data.mine import DigitStore, check_writer
+
+    writer = check_writer(name[5:]) if name.startswith("mine:") else None
+    store = DigitStore()
+    images, labels, ids = store.arrays(writer)
+    if len(labels) == 0:
+        whose = f"writer {writer!r}" if writer else "any writer"
+        raise DigitlabError(
+            f"dataset {name}: no digits saved for {whose} in {store.path}; add some with "
+            "`digitlab mine add FILE --label D` or on the dashboard's Your digits page."
+        )
+    prov = {
+        "files": {str(store.path): {"source": "your digit store", "verified": False, "digits": len(labels)}},
+        "writer": writer,
+        "ids": ids.tolist(),
+        "note": "your own digits: the same digits are the test split and (unused) train split",
+    }
+    return Dataset(name, images, labels, images, labels, DIGIT_NAMES, prov)
+
+
 def check_name(name: str) -> None:
-    """A dataset name a user may pass: mnist, fashion-mnist, digits or idx:DIR (with a folder)."""
-    if name in LOADERS or (name.startswith("idx:") and len(name) > 4):
+    """A dataset name a user may pass: mnist, fashion-mnist, digits, idx:DIR (with a folder), mine[:WRITER]."""
+    if name in LOADERS or (name.startswith("idx:") and len(name) > 4) or name == "mine":
+        return
+    if name.startswith("mine:"):
+        from digitlab.data.mine import check_writer
+
+        check_writer(name[5:])
         return
     raise DigitlabError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
 
@@ -223,6 +255,9 @@ def load_dataset(
     """Load a named dataset, fetching and verifying its files as needed."""
     if name.startswith("idx:"):
         return _load_idx_dir(name[4:])
+    if is_mine(name):
+        check_name(name)
+        return _load_mine(name)
     check_name(name)
     loader = LOADERS[name]
     return loader(data_dir=data_dir, cache_dir=cache_dir, allow_network=allow_network, log=log)

@@ -241,6 +241,77 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "network_")
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 
+    def fine_tune(
+        self,
+        X: Any,
+        y: Any,
+        replay: tuple[np.ndarray, np.ndarray] | None = None,
+        epochs: int = 40,
+        batch_size: int = 32,
+        replay_batch: int = 96,
+        lr: float = 1e-3,
+        augment: Any = None,
+        random_state: int | None = 0,
+    ) -> CNNClassifier:
+        """A copy of this fitted network trained further on ``X, y`` (a person's digits); ``self`` is unchanged.
+
+        Each step takes ``batch_size`` of the new digits (freshly augmented when ``augment`` is given) and
+        ``replay_batch`` digits drawn from ``replay`` (the original training set), so that what the network
+        knew is rehearsed while it learns the new hand. ``epochs`` counts passes over the new digits; the
+        learning rate rises and anneals over them (one-cycle). Progress: one event per epoch.
+        """
+        check_is_fitted(self, "network_")
+        torch = _torch()
+        x = as_images(X)
+        y = np.asarray(y)
+        if len(x) == 0 or len(x) != len(y):
+            raise DigitlabError(f"fine-tuning needs digits and as many labels, got {len(x)} and {len(y)}.")
+        unknown = sorted(set(y.tolist()) - set(self.classes_.tolist()))
+        if unknown:
+            raise DigitlabError(f"labels {unknown} are not classes of this cnn ({self.classes_.tolist()}).")
+        y_idx = np.searchsorted(self.classes_, y)
+        seed = _seed(random_state)
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        tuned = copy.deepcopy(self)
+        net = tuned.network_
+        device = next(net.parameters()).device
+        if replay is not None:
+            r_x, r_y = as_images(replay[0]), np.searchsorted(self.classes_, np.asarray(replay[1]))
+        steps_per_epoch = int(np.ceil(len(x) / batch_size))
+        optimiser = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=self.weight_decay)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(
+            optimiser, max_lr=lr, epochs=epochs, steps_per_epoch=steps_per_epoch, pct_start=0.2
+        )
+        loss_fn = torch.nn.CrossEntropyLoss()
+        history = []
+        for epoch in range(epochs):
+            net.train()
+            order = rng.permutation(len(x))
+            total, seen = 0.0, 0
+            for start in range(0, len(x), batch_size):
+                idx = order[start : start + batch_size]
+                xb, yb = x[idx], y_idx[idx]
+                if augment is not None:
+                    xb = augment.augment(xb, rng)
+                if replay is not None:
+                    pick = rng.integers(0, len(r_y), size=replay_batch)
+                    xb, yb = np.concatenate([xb, r_x[pick]]), np.concatenate([yb, r_y[pick]])
+                optimiser.zero_grad(set_to_none=True)
+                loss = loss_fn(net(self._tensor(xb, device)), torch.from_numpy(yb.astype(np.int64)).to(device))
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                total += loss.item() * len(yb)
+                seen += len(yb)
+            history.append({"epoch": epoch + 1, "loss": total / seen})
+            if self.verbose:
+                step = f"fine-tune epoch {epoch + 1}/{epochs}"
+                emit(Event(step, epoch + 1, epochs, f"cnn {step}: loss {total / seen:.4f}", {"loss": total / seen}, level=INNER))
+        tuned.network_ = net.eval()
+        tuned.fine_tune_history_ = history
+        return tuned
+
     def torch_module(self) -> Any:
         """The fitted network as one torch module that takes images ``(n, H, W)`` in 0..255 and gives probabilities."""
         check_is_fitted(self, "network_")

@@ -8,6 +8,7 @@ live here or below. See docs/architecture.md for the floors.
 from digitlab.errors import DigitlabError
 from digitlab.images import MAX_BYTES as MAX_PICTURE_BYTES
 from digitlab.progress import INNER, JOB, Event, Progress
+from digitlab.service import mine
 from digitlab.service.batch import BatchRequest, batch_predict, picture_files
 from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
 from digitlab.service.exporting import export as export_model
@@ -40,6 +41,7 @@ from digitlab.service.jobs import (
     mlflow_log,
     model_catalogue,
     model_names,
+    personalise,
     preprocess,
     report,
     run,
@@ -63,6 +65,7 @@ from digitlab.service.requests import (
     DataRequest,
     EnsembleRequest,
     EvaluateRequest,
+    PersonaliseRequest,
     RunRequest,
     TrainRequest,
     TuneRequest,
@@ -115,6 +118,7 @@ __all__ = [
     "ExportRequest",
     "Launch",
     "ModelInfo",
+    "PersonaliseRequest",
     "Prediction",
     "Predictor",
     "Progress",
@@ -147,9 +151,11 @@ __all__ = [
     "list_runs",
     "load_predictor",
     "load_served",
+    "mine",
     "mlflow_log",
     "model_catalogue",
     "model_names",
+    "personalise",
     "picture_files",
     "predict_each",
     "preprocess",

@@ -33,6 +33,7 @@ from digitlab.service.requests import (
     DataRequest,
     EnsembleRequest,
     EvaluateRequest,
+    PersonaliseRequest,
     RunRequest,
     TrainRequest,
     TuneRequest,
@@ -83,6 +84,7 @@ def _in_run_folder(
     on_progress: progress.Progress | None,
     job_steps: int | None = None,
     tracker: tracking.Tracker | None = None,
+    latest: bool = True,
 ) -> tuple[Dataset, Path, dict[str, Any]]:
     """Load the data, then do ``work`` in a new run folder (removed on any failure), reporting progress.
 
@@ -91,7 +93,7 @@ def _in_run_folder(
     """
     with progress.reporting(on_progress), progress.job(job_steps) if job_steps else nullcontext():
         ds = pipeline.load(data)
-        with run_folder(out, command, dict(_sizes(ds, data), quick=data.quick)) as run:
+        with run_folder(out, command, dict(_sizes(ds, data), quick=data.quick), latest=latest) as run:
             result = work(ds, run)
         if tracker is not None:
             result = dict(result, mlflow=_log_to_mlflow(tracker, run.path, ds))
@@ -291,6 +293,42 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
             result = dict(result, mlflow=_log_to_mlflow(tracker, folder.path, examples))
         progress.finished(f"finished in {time.perf_counter() - start:.0f} s")
     return StepResult("run", folder.path, dict(result, seconds=time.perf_counter() - start))
+
+
+def personalise(request: PersonaliseRequest, on_progress: progress.Progress | None = None) -> StepResult:
+    """Adapt a saved model to your digits into a new run folder (``latest`` stays where it was)."""
+    from digitlab import personalise as personal
+    from digitlab.data.datasets import DIGIT_NAMES, load_dataset
+
+    request.check()
+    path = find_model(request.model, request.out, (28, 28))
+    model, meta = loaded = load_model(path)
+    name = str(meta.get("model", model_name(path)))
+    personal.kind_of(model, name)  # only the cnn, knn and svm: refused before anything is read
+    if list(meta.get("class_names", [])) != list(DIGIT_NAMES) or list(meta.get("image_shape", [])) != [28, 28]:
+        raise DigitlabError(
+            f"{path}: model {name} reads {meta.get('dataset', 'other')} images, not 28×28 digits 0–9; "
+            "personalise a model trained on mnist."
+        )
+    mine = load_dataset(f"mine:{request.writer}")  # one line when you have saved no digits yet
+    subset = meta.get("subset") or {}
+    data = DataRequest(
+        dataset=str(meta.get("dataset", "mnist")),
+        data_dir=request.data_dir,
+        seed=int(subset.get("seed", 0)),
+        quick=bool(subset),
+    )
+    tracker = tracking.open_if(request.mlflow, request.out)
+    _, run, result = _in_run_folder(
+        f"personalise-{name}",
+        data,
+        request.out,
+        lambda ds, run: pipeline.personalise(mine, (ds, path, loaded), run, request.epochs, request.seed),
+        on_progress,
+        tracker=tracker,
+        latest=False,
+    )
+    return StepResult("personalise", run, result)
 
 
 def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:

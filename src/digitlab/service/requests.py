@@ -16,13 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.data.datasets import check_name
+from digitlab.data.datasets import check_name, is_mine
 from digitlab.data.sources import check_data_dir
 from digitlab.errors import DigitlabError
 from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
-DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8)}
+DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
 TORCH_MODELS = ("cnn", "cnn-aug", "ensemble")  # need PyTorch
 OPENCV_MODELS = ("cnn-aug", "ensemble")  # train on OpenCV-augmented batches
 
@@ -35,7 +35,16 @@ def check_seed(seed: Any) -> int:
 
 def image_shape_of(dataset: str) -> tuple[int, int] | None:
     """The image size a dataset name implies (None for ``idx:DIR``: known only once read)."""
-    return DATASET_SHAPES.get(dataset)
+    return DATASET_SHAPES.get("mine" if is_mine(dataset) else dataset)
+
+
+def check_trainable(data: DataRequest) -> None:
+    """Your digits are for testing and fine-tuning (``digitlab personalise``), not for training from scratch."""
+    if is_mine(data.dataset):
+        raise DigitlabError(
+            f"--dataset {data.dataset}: your digits are a test set; use it with evaluate or ensemble, "
+            "and `digitlab personalise` to fine-tune a model to them."
+        )
 
 
 def check_torch(models: Sequence[str]) -> None:
@@ -113,6 +122,7 @@ class TrainRequest:
 
     def check(self) -> None:
         self.data.check()
+        check_trainable(self.data)
         check_model(self.model)
 
 
@@ -125,6 +135,7 @@ class CompareRequest:
 
     def check(self) -> None:
         self.data.check()
+        check_trainable(self.data)
         check_models(self.models)
 
 
@@ -177,6 +188,7 @@ class TuneRequest:
         from digitlab.tune import check_search, check_values, parse_overrides, space_for
 
         self.data.check()
+        check_trainable(self.data)
         check_model(self.model)
         check_search(self.search)
         if self.cv < 2:
@@ -212,6 +224,7 @@ class AugmentRequest:
 
     def check(self) -> None:
         self.data.check()
+        check_trainable(self.data)
         check_model(self.model)
         if self.factor < 1:
             raise DigitlabError(f"--factor {self.factor}: use 1 or more augmented copies per image.")
@@ -234,6 +247,7 @@ class RunRequest:
         from digitlab.tune import check_search
 
         self.data.check()
+        check_trainable(self.data)
         check_models(self.models)
         if self.tune is not None:
             check_model(self.tune)
@@ -262,3 +276,23 @@ class DashboardRequest:
                 f"--out {out}: no such folder, so there is no run to show; pass the folder that holds the runs "
                 "or run `digitlab run --quick` first."
             )
+
+
+@dataclass(frozen=True)
+class PersonaliseRequest:
+    model: str = "cnn"  # a model file, or the newest saved model of that name (cnn, knn, svm …)
+    writer: str = "me"
+    epochs: int = 40  # passes over your digits (cnn)
+    seed: int = 0
+    out: Path = Path("runs")
+    data_dir: Path | None = None  # where the model's training data is, if not in the cache
+    mlflow: bool = False
+
+    def check(self) -> None:
+        from digitlab.data.mine import check_writer
+
+        check_seed(self.seed)
+        check_writer(self.writer)
+        check_data_dir(self.data_dir)
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+            raise DigitlabError(f"--epochs {self.epochs}: use a whole number from 1 to 1000.")

@@ -1,0 +1,205 @@
+"""Your digits: add, import, list, export, delete (the store is ``data/mine.py``), and measure models on them.
+
+Every picture goes through the same path as a prediction (``images.to_mnist``); the store keeps
+the 28×28 image and the picture itself as grayscale PNG (at most about 1024 pixels a side).
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from digitlab.data.idx import write_idx
+from digitlab.data.mine import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
+from digitlab.errors import DigitlabError
+from digitlab.images import load_image, to_mnist
+
+LABEL_IN_NAME = re.compile(r"label[-_ ]?(\d)(?!\d)", re.IGNORECASE)
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+EXPORT_FORMATS = ("idx", "png")
+
+__all__ = [
+    "DEFAULT_WRITER",
+    "EXPORT_FORMATS",
+    "SOURCES",
+    "Added",
+    "Digit",
+    "DigitStore",
+    "check_label",
+    "check_writer",
+]
+
+
+def store() -> DigitStore:
+    """The digit store (``$DIGITLAB_HOME/mine.sqlite3``, else in the user data folder)."""
+    return DigitStore()
+
+
+def encode(source: Any, name: str) -> tuple[np.ndarray, bytes]:
+    """A picture (path, bytes, canvas array) -> (the 28×28 image the models see, the picture as grayscale PNG)."""
+    from PIL import Image
+
+    gray = load_image(source, name)  # (H, W) float in [0, 255], at most about 1024 a side
+    image = to_mnist(gray, name)
+    if not image.any():
+        raise DigitlabError(f"{name}: no ink found (a blank picture); draw or photograph one digit.")
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.rint(gray), 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=False)
+    return image, buf.getvalue()
+
+
+def add_pictures(
+    sources: Sequence[Any], label: Any, writer: str = DEFAULT_WRITER, source: str = "upload", names: Sequence[str] | None = None
+) -> list[Added]:
+    """Store pictures of one digit; every picture is read first, so one bad file stores nothing."""
+    digit, writer = check_label(label), check_writer(writer)
+    shown = list(names) if names is not None else [str(s) if isinstance(s, str | Path) else "picture" for s in sources]
+    items = [(*encode(s, n), digit) for s, n in zip(sources, shown, strict=True)]
+    return store().add_many(items, writer, source)
+
+
+def label_of(path: Path, root: Path) -> int | None:
+    """A digit's label from its sub-folder (``0``–``9``) or from ``label<D>`` in its file name."""
+    for part in path.relative_to(root).parts[:-1][::-1]:
+        if part.isdigit() and len(part) == 1:
+            return int(part)
+    found = LABEL_IN_NAME.search(path.stem)
+    return int(found.group(1)) if found else None
+
+
+def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
+    """Every picture under ``folder`` with a label; those without one (or unreadable) are reported, not stored."""
+    writer = check_writer(writer)
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DigitlabError(f"{root}: no such folder; pass a folder of pictures in sub-folders 0 to 9.")
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PICTURE_SUFFIXES)
+    if not files:
+        raise DigitlabError(
+            f"{root}: no pictures (PNG, JPEG, BMP, GIF, TIFF, WebP) in it; put them in sub-folders 0 to 9 "
+            "or name them with label<D>, e.g. sample-label7.png."
+        )
+    items, unlabelled, unreadable = [], [], []
+    for path in files:
+        label = label_of(path, root)
+        if label is None:
+            unlabelled.append(str(path))
+            continue
+        try:
+            items.append((*encode(path, str(path)), label))
+        except DigitlabError as exc:
+            unreadable.append({"file": str(path), "error": str(exc)})
+    added = store().add_many(items, writer, "import") if items else []
+    return {
+        "writer": writer,
+        "files": len(files),
+        "added": sum(a.new for a in added),
+        "already": sum(not a.new for a in added),
+        "unlabelled": unlabelled,
+        "unreadable": unreadable,
+        "ids": [a.id for a in added],
+    }
+
+
+def listing(writer: str | None = None) -> dict[str, Any]:
+    digits = store().digits(check_writer(writer) if writer else None)
+    counts = {d: 0 for d in range(10)}
+    for d in digits:
+        counts[d.label] += 1
+    return {
+        "store": str(store().path),
+        "writer": writer,
+        "writers": store().writers(),
+        "counts": counts,
+        "n_digits": len(digits),
+        "digits": [d.to_json() for d in digits],
+    }
+
+
+def export(folder: Path, fmt: str, writer: str | None = None) -> dict[str, Any]:
+    """Your digits as IDX (the standard test file names, 28×28) or as PNG pictures in sub-folders 0–9."""
+    if fmt not in EXPORT_FORMATS:
+        raise DigitlabError(f"--format {fmt!r}: choose idx or png.")
+    db = store()
+    digits = db.digits(check_writer(writer) if writer else None)
+    if not digits:
+        whose = f"writer {writer!r}" if writer else "any writer"
+        raise DigitlabError(f"no digits saved for {whose} in {db.path}; nothing to export.")
+    root = Path(folder).expanduser()
+    if root.exists() and not root.is_dir():
+        raise DigitlabError(f"{root}: is a file; pass a folder to export into.")
+    root.mkdir(parents=True, exist_ok=True)
+    files: list[str] = []
+    if fmt == "idx":
+        images = np.stack([d.image for d in digits])
+        labels = np.asarray([d.label for d in digits], np.uint8)
+        files.append(str(write_idx(root / "t10k-images-idx3-ubyte", images)))
+        files.append(str(write_idx(root / "t10k-labels-idx1-ubyte", labels)))
+    else:
+        from digitlab.artifacts import atomic_write_bytes
+
+        for d in digits:
+            target = root / str(d.label) / f"{d.writer}-{d.id}.png"
+            target.parent.mkdir(exist_ok=True)
+            atomic_write_bytes(target, db.picture(d.id) or b"")
+            files.append(str(target))
+    return {"folder": str(root), "format": fmt, "n_digits": len(digits), "files": files}
+
+
+def remove(ids: Sequence[int]) -> dict[str, Any]:
+    gone = store().remove(ids)
+    missing = sorted(set(int(i) for i in ids) - set(gone))
+    return {"removed": gone, "missing": missing}
+
+
+def clear(writer: str) -> dict[str, Any]:
+    return {"writer": check_writer(writer), "removed": store().clear(writer)}
+
+
+def counts(writer: str | None = None) -> dict[int, int]:
+    return store().counts(check_writer(writer) if writer else None)
+
+
+def writers() -> dict[str, int]:
+    return store().writers()
+
+
+def digits(writer: str | None = None) -> list[Digit]:
+    return store().digits(check_writer(writer) if writer else None)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One model on your digits."""
+
+    model: str
+    accuracy: float
+    confusion: list[list[int]]  # rows: true 0–9, columns: read as 0–9
+    misread: list[dict[str, Any]]  # {id, true, predicted, confidence}, most confident first
+
+
+def measure(predictors: Sequence[Any], writer: str | None = None) -> list[Reading]:
+    """Every predictor (``service.Predictor``) on your digits, most accurate first."""
+    images, labels, ids = store().arrays(check_writer(writer) if writer else None)
+    if len(labels) == 0:
+        return []
+    out = []
+    for predictor in predictors:
+        proba = predictor.probabilities(images)  # (n, 10)
+        pred = np.asarray(predictor.classes)[proba.argmax(axis=1)].astype(np.int64)
+        confusion = np.zeros((10, 10), np.int64)
+        np.add.at(confusion, (labels, pred), 1)
+        wrong = np.flatnonzero(pred != labels)
+        conf = proba[wrong, proba.argmax(axis=1)[wrong]]
+        misread = [
+            {"id": int(ids[k]), "true": int(labels[k]), "predicted": int(pred[k]), "confidence": float(c)}
+            for k, c in sorted(zip(wrong, conf, strict=True), key=lambda t: -t[1])
+        ]
+        out.append(Reading(predictor.name, float((pred == labels).mean()), confusion.tolist(), misread))
+    return sorted(out, key=lambda r: -r.accuracy)
