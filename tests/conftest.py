@@ -52,8 +52,9 @@ def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test gets its own empty cache unless it asks for the real one."""
+    """Every test gets its own empty cache (unless it asks for the real one) and its own empty digit store."""
     monkeypatch.setenv("DIGITLAB_DATA", str(tmp_path / "cache"))
+    monkeypatch.setenv("DIGITLAB_HOME", str(tmp_path / "home"))
 
 
 @pytest.fixture

@@ -1094,3 +1094,173 @@ def runs_mlflow(
         lambda: [_table(f"MLflow: {result['tracking_uri']}", ["run", "MLflow run", "model runs", ""], rows)],
         footer=f"see them with `mlflow ui --backend-store-uri {result['tracking_uri']}`",
     )
+
+
+# --- your digits ---------------------------------------------------------------------------------
+
+mine_app = typer.Typer(
+    help="Your own digits: add, import, list, export and delete them (a local store; $DIGITLAB_HOME).",
+    no_args_is_help=True,
+)
+app.add_typer(mine_app, name="mine")
+Writer = Annotated[str, typer.Option("--writer", help="Whose digits (default: me).")]
+WriterFilter = Annotated[str | None, typer.Option("--writer", help="Only this writer's digits (default: everyone's).")]
+
+
+def _added_line(added: list[Any], writer: str) -> str:
+    new = sum(a.new for a in added)
+    already = [a for a in added if not a.new]
+    line = f"saved {new} digit{'s' if new != 1 else ''} for {writer}"
+    if already:
+        line += f"; {len(already)} already stored (id {', '.join(str(a.id) for a in already[:5])})"
+    return line
+
+
+@mine_app.command("add")
+def mine_add(
+    files: Annotated[list[Path], typer.Argument(help="Pictures of one digit each (PNG, JPEG, BMP, GIF, TIFF, WebP).")],
+    label: Annotated[str, typer.Option("--label", help="The digit they show, 0 to 9 (required).")],
+    writer: Writer = "me",
+    as_json: Json = False,
+) -> None:
+    """Save pictures of one digit (all of them, or none if one cannot be read)."""
+    added = service.mine.add_pictures([Path(f) for f in files], label, writer, "upload", [str(f) for f in files])
+    result = {"writer": writer, "added": [{"id": a.id, "new": a.new, "label": a.label} for a in added]}
+    counts = service.mine.counts(writer)
+    _emit(
+        result,
+        as_json,
+        lambda: [_counts_table(f"{writer}'s digits", counts)],
+        footer=_added_line(added, writer),
+    )
+
+
+def _counts_table(title: str, counts: dict[int, int]) -> Table:
+    return _table(title, ["digit", *map(str, range(10)), "all"], [("count", *counts.values(), sum(counts.values()))])
+
+
+@mine_app.command("import")
+def mine_import(
+    folder: Annotated[Path, typer.Argument(help="A folder with sub-folders 0 to 9, or files named …label<D>….")],
+    writer: Writer = "me",
+    as_json: Json = False,
+) -> None:
+    """Save every labelled picture under a folder; unlabelled or unreadable ones are reported."""
+    result = service.mine.import_folder(folder, writer)
+    counts = service.mine.counts(writer)
+    _emit(
+        result,
+        as_json,
+        lambda: [_counts_table(f"{writer}'s digits", counts)],
+        footer=f"imported {result['added']} of {result['files']} pictures for {writer}"
+        + (f"; {result['already']} already stored" if result["already"] else ""),
+    )
+    for path in result["unlabelled"]:
+        err_console.print(
+            f"skipped: {path}: no label (put it in a sub-folder 0 to 9 or name it …label<D>…)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    for item in result["unreadable"]:
+        err_console.print(f"skipped: {item['error']}", highlight=False, markup=False, soft_wrap=True)
+
+
+@mine_app.command("list")
+def mine_list(writer: WriterFilter = None, as_json: Json = False) -> None:
+    """How many digits of each kind, per writer, and every digit's id."""
+    result = service.mine.listing(writer)
+    rows = [(d["id"], d["writer"], d["label"], d["source"], d["created"]) for d in result["digits"]]
+
+    def tables() -> list[Table]:
+        shown = [_counts_table(f"{writer or 'all writers'}: {result['n_digits']} digits", result["counts"])]
+        if result["writers"]:
+            shown.append(_table("writers", ["writer", "digits"], list(result["writers"].items())))
+        if rows:
+            shown.append(_table("digits", ["id", "writer", "label", "source", "saved (UTC)"], rows))
+        return shown
+
+    _emit(result, as_json, tables, footer=f"store: {result['store']}")
+
+
+@mine_app.command("export")
+def mine_export(
+    folder: Annotated[Path, typer.Argument(help="Folder to write into (created if missing).")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="idx (t10k-images/labels, 28×28) or png (pictures in 0–9 sub-folders).")
+    ] = "idx",
+    writer: WriterFilter = None,
+    as_json: Json = False,
+) -> None:
+    """Write your digits out as IDX files or PNG pictures."""
+    result = service.mine.export(folder, fmt, writer)
+    _emit(result, as_json, lambda: [], footer=f"wrote {result['n_digits']} digits as {fmt} to {result['folder']}")
+
+
+@mine_app.command("rm")
+def mine_rm(
+    ids: Annotated[list[int], typer.Argument(help="Ids of digits to delete (see `digitlab mine list`).")],
+    as_json: Json = False,
+) -> None:
+    """Delete digits by id."""
+    result = service.mine.remove(ids)
+    if result["missing"] and not result["removed"]:
+        raise DigitlabError(f"no digit with id {', '.join(map(str, result['missing']))}; see `digitlab mine list`.")
+    footer = f"removed {len(result['removed'])} digit(s)"
+    if result["missing"]:
+        footer += f"; no digit with id {', '.join(map(str, result['missing']))}"
+    _emit(result, as_json, lambda: [], footer=footer)
+
+
+@mine_app.command("clear")
+def mine_clear(
+    writer: Annotated[str, typer.Option("--writer", help="Whose digits to delete (required).")],
+    yes: Yes = False,
+    as_json: Json = False,
+) -> None:
+    """Delete every digit of one writer (asks first, unless --yes)."""
+    n = sum(service.mine.counts(writer).values())
+    if n and not yes:
+        if not sys.stdin.isatty():
+            raise DigitlabError(f"would delete {n} digits of {writer}; add --yes to confirm without a terminal.")
+        if not typer.confirm(f"Delete all {n} digits of {writer}?"):
+            raise DigitlabError("nothing deleted.")
+    result = service.mine.clear(writer)
+    _emit(result, as_json, lambda: [], footer=f"removed {result['removed']} digit(s) of {writer}")
+
+
+@app.command()
+def personalise(
+    model: Annotated[
+        str, typer.Option("--model", help="cnn (fine-tuned), knn or svm (refitted), or a model file (default: cnn).")
+    ] = "cnn",
+    writer: Writer = "me",
+    epochs: Annotated[int, typer.Option("--epochs", help="Passes over your digits when fine-tuning (default: 40).")] = 40,
+    seed: Seed = 0,
+    out: Out = Path("runs"),
+    data_dir: DataDir = None,
+    mlflow: Mlflow = False,
+    as_json: Json = False,
+) -> None:
+    """Adapt a saved model to your digits; saves <model>-personal with before/after scores."""
+    request = service.PersonaliseRequest(model, writer, epochs, seed, out, data_dir, mlflow)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.personalise(request, reporter).to_json()
+    rows = [
+        ("your held-out digits", result["held_out"], result["held_out_before"], result["held_out_after"]),
+        (f"{result['test_dataset']} test", "", result["test_before"], result["test_after"]),
+    ]
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                f"{result['model']} for {result['writer']}: {result['n_digits']} digits ({result['scheme']})",
+                ["scored on", "digits", "before", "after"],
+                [(a, b, f"{c:.2%}", f"{d:.2%}") for a, b, c, d in rows],
+            )
+        ],
+        footer=f"model saved to {result['model_path']} (adapting took {result['adapt_s']:.1f} s); "
+        f"use it with --model {result['model']}",
+    )

@@ -1,0 +1,293 @@
+"""Your digits: the store (real SQLite files, real processes), the `digitlab mine` commands, dataset mine,
+and `digitlab personalise` measured on a stand-in writer whose style MNIST lacks."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from digitlab.data.idx import read_idx
+from digitlab.data.mine import DigitStore
+from digitlab.errors import DigitlabError
+from digitlab.strokes import writer_digits
+from tests.conftest import digitlab
+
+
+@pytest.fixture(scope="module")
+def hand() -> tuple[np.ndarray, np.ndarray, list[bytes]]:
+    """Three of each digit from the continental stand-in writer, as canvas PNGs."""
+    return writer_digits("continental", 3, seed=11)
+
+
+def fill(store: DigitStore, hand: tuple[np.ndarray, np.ndarray, list[bytes]], writer: str = "me") -> list[int]:
+    x, y, png = hand
+    return [a.id for a in store.add_many([(x[k], png[k], int(y[k])) for k in range(len(y))], writer, "canvas")]
+
+
+def test_store_adds_deduplicates_counts_and_deletes(tmp_path: Path, hand: tuple) -> None:
+    store = DigitStore(tmp_path / "mine.sqlite3")
+    ids = fill(store, hand)
+    assert len(set(ids)) == 30 and store.counts("me") == {d: 3 for d in range(10)}
+    x, y, png = hand
+    again = store.add(x[0], png[0], 5, "other")  # the same picture is stored once, with its first label
+    assert (again.new, again.id, again.label) == (False, ids[0], int(y[0]))
+    assert store.writers() == {"me": 30}
+    images, labels, got_ids = store.arrays("me")
+    assert np.array_equal(images, x) and np.array_equal(labels, y) and got_ids.tolist() == ids
+    assert store.picture(ids[3]) == png[3]
+    assert store.remove([ids[0], 10_000]) == [ids[0]]
+    assert sum(store.counts().values()) == 29
+    fill(store, (x[:10], y[:10], [p + b"!" for p in png[:10]]), "ana")  # other pictures, another writer
+    assert store.clear("ana") == 10 and store.writers() == {"me": 29}
+    with sqlite3.connect(store.path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_bad_labels_and_writers_are_one_line(tmp_path: Path, hand: tuple) -> None:
+    store = DigitStore(tmp_path / "mine.sqlite3")
+    x, _, png = hand
+    for label in (10, -1, "seven"):
+        with pytest.raises(DigitlabError, match="one of 0 to 9"):
+            store.add(x[0], png[0], label)  # type: ignore[arg-type]
+    with pytest.raises(DigitlabError, match="writer"):
+        store.add(x[0], png[0], 1, writer="../etc")
+    assert not store.digits()
+
+
+def test_corrupt_and_foreign_databases_are_one_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "mine.sqlite3").write_bytes(b"this is not a database" * 100)
+    proc = digitlab("mine", "list", cwd=tmp_path, env={"DIGITLAB_HOME": str(home)})
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and "damaged digit store" in proc.stderr and "mine.sqlite3" in proc.stderr
+    foreign = tmp_path / "foreign.sqlite3"
+    with sqlite3.connect(foreign) as conn:
+        conn.execute("CREATE TABLE accounts (id INTEGER)")
+    with pytest.raises(DigitlabError, match="not a digitlab digit store"):
+        DigitStore(foreign).digits()
+    assert (home / "mine.sqlite3").read_bytes() == b"this is not a database" * 100  # left as it was
+
+
+def test_a_locked_store_is_one_line(tmp_path: Path, hand: tuple) -> None:
+    store = DigitStore(tmp_path / "mine.sqlite3", timeout=0.3)
+    fill(store, hand)
+    holder = sqlite3.connect(store.path, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(DigitlabError, match="locked by another program"):
+            store.add(hand[0][0], b"new picture", 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert sum(store.counts().values()) == 30
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    from digitlab.data.mine import DigitStore
+    store = DigitStore(sys.argv[1])
+    tag, n = sys.argv[2], int(sys.argv[3])
+    image = np.zeros((28, 28), np.uint8)
+    for k in range(n):
+        store.add(image, f"{tag}-{k}".encode(), k % 10, writer=tag, source="import")
+    print("done", flush=True)
+    """
+)
+
+
+def test_two_writers_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "mine.sqlite3"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(path), tag, "150"], stdout=subprocess.PIPE, text=True)
+        for tag in ("ana", "bob")
+    ]
+    for proc in procs:
+        out, _ = proc.communicate(timeout=120)
+        assert proc.returncode == 0 and out.strip() == "done"
+    assert DigitStore(path).writers() == {"ana": 150, "bob": 150}
+
+
+KILLED = textwrap.dedent(
+    """
+    import os, signal, sys
+    import numpy as np
+    from digitlab.data.mine import DigitStore
+    store = DigitStore(sys.argv[1])
+    image = np.zeros((28, 28), np.uint8)
+    store.add_many([(image, f"kept-{k}".encode(), k % 10) for k in range(20)], "me", "canvas")
+    with store._transaction() as conn:  # a second write, killed before its COMMIT
+        for k in range(500):
+            conn.execute(
+                "INSERT INTO digits (writer, label, image, picture, source, created, sha256) VALUES (?,?,?,?,?,?,?)",
+                ("me", 1, image.tobytes(), b"x", "canvas", "now", f"lost-{k}"),
+            )
+        print("inserted", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """
+)
+
+
+def test_a_killed_writer_loses_nothing_saved(tmp_path: Path) -> None:
+    path = tmp_path / "mine.sqlite3"
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout.strip() == "inserted"
+    store = DigitStore(path)
+    assert sum(store.counts("me").values()) == 20  # the committed 20, none of the 500 half-written
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    store.add(np.zeros((28, 28), np.uint8), b"after", 3)  # and the store takes new digits
+    assert sum(store.counts().values()) == 21
+
+
+# --- the commands ---------------------------------------------------------------------------------
+
+
+def write_pictures(folder: Path, hand: tuple) -> None:
+    _, y, png = hand
+    for k, label in enumerate(y):
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        (folder / str(label) / f"d{k}.png").write_bytes(png[k])
+    (folder / "loose").mkdir()
+    (folder / "loose" / "scan-label4.png").write_bytes(png[4] + b"")  # same picture as d4: stored once
+    (folder / "loose" / "unlabelled.png").write_bytes(png[5])
+    (folder / "loose" / "broken-label3.png").write_bytes(b"not a picture")
+
+
+def test_mine_commands(tmp_path: Path, hand: tuple) -> None:
+    write_pictures(tmp_path / "pics", hand)
+    one = tmp_path / "pics" / "7" / "d7.png"
+    added = digitlab("mine", "add", str(one), "--label", "7", "--writer", "ana", "--json", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["added"][0]["new"] is True
+    imported = digitlab("mine", "import", str(tmp_path / "pics"), "--writer", "ana", "--json", cwd=tmp_path)
+    assert imported.returncode == 0, imported.stderr
+    result = json.loads(imported.stdout)
+    assert (result["files"], result["added"], result["already"]) == (33, 29, 2)
+    assert result["unlabelled"] == [str(tmp_path / "pics" / "loose" / "unlabelled.png")]
+    assert "unlabelled.png: no label" in imported.stderr and "broken-label3.png" in imported.stderr
+    listed = json.loads(digitlab("mine", "list", "--writer", "ana", "--json", cwd=tmp_path).stdout)
+    assert listed["counts"] == {str(d): 3 for d in range(10)} and listed["n_digits"] == 30
+
+    exported = digitlab("mine", "export", str(tmp_path / "idx"), "--format", "idx", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr
+    images = read_idx(tmp_path / "idx" / "t10k-images-idx3-ubyte")
+    labels = read_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte")
+    stored, stored_labels, _ = DigitStore().arrays("ana")
+    assert np.array_equal(images, stored) and np.array_equal(labels, stored_labels)
+    assert digitlab("mine", "export", str(tmp_path / "png"), "--format", "png", cwd=tmp_path).returncode == 0
+    assert sorted(p.parent.name for p in (tmp_path / "png").rglob("*.png")) == sorted(map(str, stored_labels))
+    other_home = {"DIGITLAB_HOME": str(tmp_path / "elsewhere")}
+    assert digitlab("mine", "import", str(tmp_path / "png"), cwd=tmp_path, env=other_home).returncode == 0
+    again = DigitStore(tmp_path / "elsewhere" / "mine.sqlite3").arrays()[0]
+    assert sorted(a.tobytes() for a in again) == sorted(a.tobytes() for a in stored)  # the same 28×28 images
+
+    first = listed["digits"][0]["id"]
+    removed = digitlab("mine", "rm", str(first), cwd=tmp_path)
+    assert removed.returncode == 0 and sum(DigitStore().counts().values()) == 29
+    gone = digitlab("mine", "rm", str(first), cwd=tmp_path)
+    assert gone.returncode == 1 and gone.stderr.startswith("error: no digit with id")
+    refused = digitlab("mine", "clear", "--writer", "ana", cwd=tmp_path)
+    assert refused.returncode == 1 and "--yes" in refused.stderr and sum(DigitStore().counts().values()) == 29
+    assert digitlab("mine", "clear", "--writer", "ana", "--yes", cwd=tmp_path).returncode == 0
+    assert DigitStore().writers() == {}
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("mine", "add", "x.png", "--label", "12"), "label '12'"),
+        (("mine", "add", "missing.png", "--label", "1"), "missing.png: no such file"),
+        (("mine", "import", "nowhere"), "nowhere: no such folder"),
+        (("mine", "export", "out", "--format", "csv"), "choose idx or png"),
+        (("mine", "export", "out"), "no digits saved"),
+        (("evaluate", "--dataset", "mine:bob", "--model", "x.skops"), "x.skops: no such model file"),
+        (("train", "--dataset", "mine", "--model", "lr"), "your digits are a test set"),
+        (("personalise", "--writer", "a/b"), "writer 'a/b'"),
+        (("personalise", "--epochs", "0"), "--epochs 0"),
+        (("personalise", "--out", "empty"), "no saved 'cnn' model"),
+    ],
+)
+def test_mine_faults_are_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    (tmp_path / "x.png").write_bytes(b"\x89PNG junk")
+    proc = digitlab(*args, cwd=tmp_path)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "home").exists() or not DigitStore().digits()
+
+
+# --- measuring and personalising (the real quick MNIST run) ---------------------------------------
+
+
+@pytest.fixture
+def runs(mnist_run: Path, tmp_path: Path) -> Path:
+    """A copy of the session's quick MNIST run under its own runs folder (personalise adds run folders)."""
+    out = tmp_path / "runs"
+    shutil.copytree(mnist_run, out / mnist_run.name, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    os.symlink(mnist_run.name, out / "latest")
+    return out
+
+
+def test_evaluate_on_your_digits(runs: Path, real_mnist: Path, tmp_path: Path, hand: tuple) -> None:
+    fill(DigitStore(), hand, "ana")
+    proc = digitlab("evaluate", "--dataset", "mine:ana", "--model", "cnn", "--out", str(runs), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["dataset"] == "mine:ana" and result["n_test"] == 30
+    assert int(np.trace(np.asarray(result["confusion_matrix"]))) == 30 - result["n_errors"]
+
+
+def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: Path, tmp_path: Path) -> None:
+    """A real measurement: 10 digits of each class of the continental writer, scored on 300 others of that writer."""
+    x, y, png = writer_digits("continental", 10, seed=3)
+    DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(len(y))], "me", "canvas")
+    latest = (runs / "latest").resolve()
+    proc = digitlab("personalise", "--model", "cnn", "--epochs", "30", "--out", str(runs), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["model"] == "cnn-personal" and result["n_digits"] == 100 and result["held_out"] == 30
+    assert result["held_out_after"] >= result["held_out_before"]
+    assert result["test_after"] >= result["test_before"] - 0.005  # quick test set: 1,000 MNIST digits
+    assert (runs / "latest").resolve() == latest  # the personal model does not hide the run
+    meta = json.loads(Path(result["model_path"] + ".json").read_text())["metadata"]
+    assert meta["personalised"]["writer"] == "me" and meta["personalised"]["n_digits"] == 100
+
+    from digitlab.models.store import load_model
+
+    fresh_x, fresh_y, _ = writer_digits("continental", 30, seed=99)
+    base = load_model(latest / "models" / "cnn.pt")[0]
+    tuned = load_model(Path(result["model_path"]))[0]
+    before = float((base.predict(fresh_x) != fresh_y).mean())
+    after = float((tuned.predict(fresh_x) != fresh_y).mean())
+    assert before >= 0.03 and after <= before / 2, (before, after)
+
+    picture = tmp_path / "one.png"
+    picture.write_bytes(writer_digits("continental", 1, seed=5)[2][1])  # a flagged 1
+    read = digitlab("predict", str(picture), "--model", "cnn-personal", "--out", str(runs), "--json", cwd=tmp_path)
+    assert read.returncode == 0 and json.loads(read.stdout)["predictions"][0]["label"] == "1"
+    assert json.loads(read.stdout)["model_path"] == result["model_path"]
+
+
+def test_personalise_knn_adds_your_digits(runs: Path, real_mnist: Path, tmp_path: Path) -> None:
+    x, y, png = writer_digits("continental", 4, seed=4)
+    DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(len(y))], "me", "canvas")
+    proc = digitlab("personalise", "--model", "knn", "--out", str(runs), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["model"] == "knn-personal" and result["scheme"] == "stratified 4-fold"
+    assert result["held_out"] == 40 and len(result["per_fold"]) == 4
+    assert result["held_out_after"] >= result["held_out_before"]
+    assert {m["model"] for m in result["mine"]} == {"knn", "knn-personal"}
