@@ -1235,7 +1235,9 @@ def personalise(
         str, typer.Option("--model", help="cnn (fine-tuned), knn or svm (refitted), or a model file (default: cnn).")
     ] = "cnn",
     writer: Writer = "me",
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over your digits when fine-tuning (default: 40).")] = 40,
+    epochs: Annotated[
+        int, typer.Option("--epochs", help="Passes over your digits when fine-tuning (default: 40).")
+    ] = 40,
     seed: Seed = 0,
     out: Out = Path("runs"),
     data_dir: DataDir = None,

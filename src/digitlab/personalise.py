@@ -101,7 +101,9 @@ def folds(y: np.ndarray, seed: int) -> tuple[str, list[tuple[np.ndarray, np.ndar
         return f"one stratified split, {HOLDOUT:.0%} held out", list(split.split(np.zeros(len(y)), y))
     if counts.min() >= 2:
         k = int(min(MAX_FOLDS, counts.min()))
-        return f"stratified {k}-fold", list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+        return f"stratified {k}-fold", list(
+            StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y)
+        )
     k = int(min(MAX_FOLDS, len(y)))
     return f"{k}-fold (some digit has a single example)", list(KFold(k, shuffle=True, random_state=seed).split(y))
 

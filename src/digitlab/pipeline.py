@@ -22,10 +22,10 @@ from digitlab import plots, progress
 from digitlab.artifacts import Run, record_model, save_figure, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
+from digitlab.evaluate import evaluate_predictions
 from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name, model_path, save_model
-from digitlab.evaluate import evaluate_predictions
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
@@ -550,7 +550,9 @@ def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> 
         misread = [dict(m, id=int(ids[m["index"]])) for m in metrics["misclassified"]]
         figs = {
             "confusion_matrix": save_figure(
-                plots.confusion_matrix(np.asarray(metrics["confusion_matrix"]), mine.class_names, f"{name} on your digits"),
+                plots.confusion_matrix(
+                    np.asarray(metrics["confusion_matrix"]), mine.class_names, f"{name} on your digits"
+                ),
                 run.figures / f"mine-{name}-confusion.png",
             )
         }
@@ -574,7 +576,12 @@ def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> 
                 "figures": {k: str(v.relative_to(run.path)) for k, v in figs.items()},
             }
         )
-    result = {"dataset": mine.name, "n_digits": len(mine.y_test), "counts": np.bincount(mine.y_test, minlength=10).tolist(), "models": rows}
+    result = {
+        "dataset": mine.name,
+        "n_digits": len(mine.y_test),
+        "counts": np.bincount(mine.y_test, minlength=10).tolist(),
+        "models": rows,
+    }
     write_json(run.file("mine.json"), result)
     return result
 
@@ -594,7 +601,9 @@ def personalise(
     saved_as = name if name.endswith("-personal") else f"{name}-personal"
     progress.step("before", f"scoring {name} on {len(source.y_test):,} {source.name} test images")
     before_test = float((np.asarray(model.predict(source.x_test)) == source.y_test).mean())
-    outcome = personal.personalise(model, name, mine.x_test, mine.y_test, (source.x_train, source.y_train), epochs, seed)
+    outcome = personal.personalise(
+        model, name, mine.x_test, mine.y_test, (source.x_train, source.y_train), epochs, seed
+    )
     progress.step("after", f"scoring {saved_as} on {len(source.y_test):,} {source.name} test images")
     after_test = float((np.asarray(outcome.model.predict(source.x_test)) == source.y_test).mean())
     writer = mine.provenance.get("writer")
@@ -617,19 +626,26 @@ def personalise(
     meta_out["metrics"] = dict(meta.get("metrics", {}), accuracy=after_test)
     out_path = save_model(model_path(run.models, saved_as, outcome.model), outcome.model, meta_out)
     record_model(
-        run, saved_as, out_path, {"image_shape": meta.get("image_shape", [28, 28]), "dataset": meta.get("dataset"), "accuracy": after_test}
+        run,
+        saved_as,
+        out_path,
+        {"image_shape": meta.get("image_shape", [28, 28]), "dataset": meta.get("dataset"), "accuracy": after_test},
     )
     measured = measure_mine(mine, [(name, model), (saved_as, outcome.model)], run)
     result = dict(facts, model=saved_as, model_path=str(out_path), per_fold=outcome.per_fold, mine=measured["models"])
-    result["figure"] = save_figure(
-        plots.before_after(
-            ["your held-out digits", f"{source.name} test"],
-            [outcome.before, before_test],
-            [outcome.after, after_test],
-            f"{saved_as}: before and after ({outcome.scheme})",
-        ),
-        run.figures / "personalise.png",
-    ).relative_to(run.path).as_posix()
+    result["figure"] = (
+        save_figure(
+            plots.accuracy_before_after(
+                ["your held-out digits", f"{source.name} test"],
+                [outcome.before, before_test],
+                [outcome.after, after_test],
+                f"{saved_as}: before and after ({outcome.scheme})",
+            ),
+            run.figures / "personalise.png",
+        )
+        .relative_to(run.path)
+        .as_posix()
+    )
     write_json(run.file("personalise.json"), result)
     return result
 

@@ -172,7 +172,7 @@ def heatmap(
     return fig
 
 
-def before_after(groups: Sequence[str], before: Sequence[float], after: Sequence[float], title: str) -> Figure:
+def accuracy_before_after(groups: Sequence[str], before: Sequence[float], after: Sequence[float], title: str) -> Figure:
     """Accuracy before and after, side by side for each group of test digits."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     pos = np.arange(len(groups))
@@ -188,9 +188,7 @@ def before_after(groups: Sequence[str], before: Sequence[float], after: Sequence
     return fig
 
 
-def learning_curve(
-    per_class: Sequence[int], before: Sequence[float], after: Sequence[float], title: str
-) -> Figure:
+def learning_curve(per_class: Sequence[int], before: Sequence[float], after: Sequence[float], title: str) -> Figure:
     """Error on a writer's held-out digits against how many of each digit were given."""
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(per_class, np.asarray(before) * 100, "o--", color="tab:gray", label="before")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import math
+from itertools import pairwise
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ CANVAS = 280
 def line(*points: Point, n: int = 10) -> Stroke:
     """A polyline through ``points``, each segment sampled at ``n`` steps."""
     out: Stroke = [points[0]]
-    for a, b in zip(points, points[1:], strict=False):
+    for a, b in pairwise(points):
         out += [(a[0] + (b[0] - a[0]) * t / n, a[1] + (b[1] - a[1]) * t / n) for t in range(1, n + 1)]
     return out
 
@@ -59,8 +60,10 @@ CONTINENTAL: dict[int, list[Stroke]] = {  # the personal style MNIST lacks
     0: [arc(0.5, 0.5, 0.2, 0.32, 0, 360), line((0.36, 0.78), (0.64, 0.22))],  # slashed zero
     1: [line((0.2, 0.44), (0.56, 0.13), (0.52, 0.86)), line((0.3, 0.86), (0.74, 0.86))],  # long flag, base
     2: [
-        arc(0.5, 0.32, 0.18, 0.16, -80, 130) + line((0.63, 0.44), (0.36, 0.78))[1:]
-        + arc(0.38, 0.76, 0.07, 0.07, 180, 400)[1:] + line((0.42, 0.83), (0.74, 0.83))[1:]
+        arc(0.5, 0.32, 0.18, 0.16, -80, 130)
+        + line((0.63, 0.44), (0.36, 0.78))[1:]
+        + arc(0.38, 0.76, 0.07, 0.07, 180, 400)[1:]
+        + line((0.42, 0.83), (0.74, 0.83))[1:]
     ],  # 2 with a loop at its foot
     3: [line((0.3, 0.17), (0.7, 0.17), (0.46, 0.42)) + arc(0.48, 0.63, 0.2, 0.21, -10, 220)[1:]],  # flat-topped
     4: [line((0.4, 0.12), (0.3, 0.58), (0.78, 0.58)), line((0.62, 0.3), (0.62, 0.88))],  # open 4
@@ -98,7 +101,7 @@ def draw(style: Style, digit: int, rng: np.random.Generator) -> np.ndarray:
     scale = rng.uniform(0.85, 1.1)
     shift = rng.uniform(-0.05, 0.05, size=2)
     shear = math.tan(math.radians(style.slant + rng.uniform(-3, 3)))
-    width = int(round(rng.uniform(*style.width)))
+    width = round(rng.uniform(*style.width))
     cos, sin = math.cos(angle), math.sin(angle)
     img = Image.new("L", (CANVAS, CANVAS), 255)
     pen = ImageDraw.Draw(img)

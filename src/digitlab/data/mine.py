@@ -175,7 +175,9 @@ class DigitStore:
                 "or restore it from a backup."
             )
         if "readonly" in text or "unable to open" in text:
-            return DigitlabError(f"{self.path}: cannot write the digit store ({text}); set {HOME_ENV} to a writable folder.")
+            return DigitlabError(
+                f"{self.path}: cannot write the digit store ({text}); set {HOME_ENV} to a writable folder."
+            )
         return DigitlabError(f"{self.path}: digit store error ({text}).")
 
     @contextmanager
@@ -217,7 +219,8 @@ class DigitStore:
                     added.append(Added(int(found[0]), False, int(found[1]), str(found[2])))
                     continue
                 cur = conn.execute(
-                    "INSERT INTO digits (writer, label, image, picture, source, created, sha256) VALUES (?,?,?,?,?,?,?)",
+                    "INSERT INTO digits (writer, label, image, picture, source, created, sha256) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
                     (writer, label, image.tobytes(), picture, source, now, digest),
                 )
                 added.append(Added(int(cur.lastrowid or 0), True, label, writer))
@@ -245,7 +248,8 @@ class DigitStore:
     def digits(self, writer: str | None = None, ids: Sequence[int] | None = None) -> list[Digit]:
         """Digits, oldest first; of one writer when named."""
         sql = "SELECT id, writer, label, source, created, sha256, image FROM digits"
-        where, args = [], []
+        where: list[str] = []
+        args: list[Any] = []
         if writer is not None:
             where.append("writer = ?")
             args.append(check_writer(writer))

@@ -307,7 +307,16 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             history.append({"epoch": epoch + 1, "loss": total / seen})
             if self.verbose:
                 step = f"fine-tune epoch {epoch + 1}/{epochs}"
-                emit(Event(step, epoch + 1, epochs, f"cnn {step}: loss {total / seen:.4f}", {"loss": total / seen}, level=INNER))
+                emit(
+                    Event(
+                        step,
+                        epoch + 1,
+                        epochs,
+                        f"cnn {step}: loss {total / seen:.4f}",
+                        {"loss": total / seen},
+                        level=INNER,
+                    )
+                )
         tuned.network_ = net.eval()
         tuned.fine_tune_history_ = history
         return tuned

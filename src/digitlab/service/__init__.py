@@ -48,7 +48,15 @@ from digitlab.service.jobs import (
     train,
     tune,
 )
-from digitlab.service.lookup import SavedModel, find_model, find_run, latest_run, list_runs, run_models
+from digitlab.service.lookup import (
+    SavedModel,
+    find_model,
+    find_run,
+    latest_run,
+    list_runs,
+    personal_models,
+    run_models,
+)
 from digitlab.service.predictor import (
     PICTURE_SHAPE,
     UNCERTAIN,
@@ -155,6 +163,7 @@ __all__ = [
     "mlflow_log",
     "model_catalogue",
     "model_names",
+    "personal_models",
     "personalise",
     "picture_files",
     "predict_each",

@@ -156,3 +156,13 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
     raise DigitlabError(
         f"no saved {spec!r} model under {out}; run `digitlab train --model {spec}` first or pass a model file."
     )
+
+
+def personal_models(out: Path) -> list[SavedModel]:
+    """The newest saved ``*-personal`` model of each name under ``out`` (``digitlab personalise`` makes them)."""
+    seen: dict[str, SavedModel] = {}
+    for run in list_runs(out):
+        for model in run_models(run):
+            if model.name.endswith("-personal") and model.name not in seen:
+                seen[model.name] = model
+    return list(seen.values())

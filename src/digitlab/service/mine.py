@@ -55,7 +55,11 @@ def encode(source: Any, name: str) -> tuple[np.ndarray, bytes]:
 
 
 def add_pictures(
-    sources: Sequence[Any], label: Any, writer: str = DEFAULT_WRITER, source: str = "upload", names: Sequence[str] | None = None
+    sources: Sequence[Any],
+    label: Any,
+    writer: str = DEFAULT_WRITER,
+    source: str = "upload",
+    names: Sequence[str] | None = None,
 ) -> list[Added]:
     """Store pictures of one digit; every picture is read first, so one bad file stores nothing."""
     digit, writer = check_label(label), check_writer(writer)

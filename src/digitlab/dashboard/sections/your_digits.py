@@ -1,0 +1,3 @@
+from digitlab.dashboard import views
+
+views.your_digits_page()
