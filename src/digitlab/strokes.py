@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import io
 import math
-from itertools import pairwise
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
