@@ -70,6 +70,7 @@ bench: install
 	$(PY) benchmarks/deskew.py
 	$(PY) benchmarks/serve.py
 	$(PY) benchmarks/batch.py
+	$(PY) benchmarks/personalise.py
 	$(PY) benchmarks/readme_table.py
 
 clean:

@@ -61,7 +61,13 @@ def wait_healthy(url: str, proc: subprocess.Popen[str], seconds: float = 120) ->
 
 
 @pytest.fixture(scope="module")
-def dashboard(mnist_run: Path, mnist_cache: Path) -> Iterator[str]:
+def dashboard_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The dashboard's own digit store folder ($DIGITLAB_HOME)."""
+    return tmp_path_factory.mktemp("home")
+
+
+@pytest.fixture(scope="module")
+def dashboard(mnist_run: Path, mnist_cache: Path, dashboard_home: Path) -> Iterator[str]:
     """`digitlab dashboard RUN --port P` as a user starts it; yields its address."""
     port = free_port()
     proc = subprocess.Popen(
@@ -69,7 +75,7 @@ def dashboard(mnist_run: Path, mnist_cache: Path) -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "DIGITLAB_DATA": str(mnist_cache)},
+        env={**os.environ, "DIGITLAB_DATA": str(mnist_cache), "DIGITLAB_HOME": str(dashboard_home)},
     )
     url = f"http://localhost:{port}"
     try:
@@ -108,9 +114,9 @@ def open_try_it(page: Page, url: str) -> None:
     expect(page.get_by_role("heading", name="Try it")).to_be_visible(timeout=WAIT_MS)
 
 
-def draw(page: Page, strokes: list[Stroke], release_last: bool = True) -> None:
+def draw(page: Page, strokes: list[Stroke], release_last: bool = True, box: str = "canvas") -> None:
     """Mouse strokes on the drawing canvas (fabric.js draws on its upper canvas); the caller may lift the pen."""
-    canvas = page.locator(".st-key-canvas canvas.upper-canvas")
+    canvas = page.locator(f".st-key-{box} canvas.upper-canvas")
     expect(canvas).to_be_visible(timeout=WAIT_MS)
     box = canvas.bounding_box()
     assert box is not None
@@ -204,3 +210,39 @@ def test_history_page_opens_with_its_chart(dashboard: str, page: Page) -> None:
     expect(chart).to_be_visible()
     expect(chart.locator("canvas, svg").first).to_be_visible(timeout=WAIT_MS)  # the vega-lite chart is drawn
     expect(page.locator(".st-key-history_dataset")).to_be_visible()  # the dataset filter
+
+
+def test_your_digits_draw_a_digit_press_its_label_and_the_count_goes_up(
+    dashboard: str, page: Page, dashboard_home: Path
+) -> None:
+    page.goto(f"{dashboard}/your_digits")
+    expect(page.get_by_role("heading", name="Your digits").first).to_be_visible(timeout=WAIT_MS)
+    name = page.get_by_label("…or a new writer's name")
+    name.fill("ana")
+    name.press("Enter")
+    total = page.locator(".st-key-mine_total")
+    expect(total).to_contain_text("ana has 0 digits saved", timeout=WAIT_MS)
+    draw(page, DIGITS["7"], box="mine_canvas_box")
+    page.locator(".st-key-label_7 button").click()
+    expect(total).to_contain_text("ana has 1 digit saved", timeout=WAIT_MS)
+    expect(page.get_by_text("Saved a 7")).to_be_visible()
+    expect(page.get_by_text("7 · #")).to_be_visible()  # in the grid of your digits
+    page.locator(".st-key-label_3 button").click()  # the canvas was cleared: nothing to save
+    expect(page.get_by_text("Draw a digit on the canvas (or upload one) first")).to_be_visible(timeout=WAIT_MS)
+    expect(total).to_contain_text("ana has 1 digit saved")
+    from digitlab.data.mine import DigitStore
+
+    saved = DigitStore(dashboard_home / "mine.sqlite3").digits("ana")
+    assert [(d.label, d.source) for d in saved] == [(7, "canvas")] and saved[0].image.any()
+
+
+def test_try_it_saves_a_correction(dashboard: str, page: Page, dashboard_home: Path) -> None:
+    open_try_it(page, dashboard)
+    draw(page, DIGITS["0"])
+    prediction(page)
+    page.locator(".st-key-fix_6 button").click()  # "Wrong? It was: 6" (whatever the models said)
+    expect(page.get_by_text("as a 6 in me's digits")).to_be_visible(timeout=WAIT_MS)
+    from digitlab.data.mine import DigitStore
+
+    saved = DigitStore(dashboard_home / "mine.sqlite3").digits("me")
+    assert [(d.label, d.source) for d in saved] == [(6, "correction")]

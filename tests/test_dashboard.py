@@ -190,3 +190,45 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
     assert not at.exception
     assert "trained on 8×8 images" in at.warning[0].value
     assert "None of the saved models reads 28 × 28 digits" in at.error[0].value
+
+
+def test_your_digits_page_counts_measures_deletes_and_personalises(
+    mnist_run: Path, real_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    from digitlab.data.mine import DigitStore
+    from digitlab.strokes import writer_digits
+
+    runs = tmp_path / "runs"  # a copy: personalising adds a run folder
+    shutil.copytree(mnist_run, runs / mnist_run.name, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    monkeypatch.setenv(views.RUN_ENV, str(runs / mnist_run.name))
+    monkeypatch.setenv(views.RUNS_ENV, str(runs))
+    x, y, png = writer_digits("continental", 2, seed=1)
+    ids = [a.id for a in DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(20)], "me", "canvas")]
+    at = page("your_digits")
+    assert at.title[0].value == "Your digits"
+    assert any("**me** has **20** digits saved" in m.value for m in at.markdown)
+    scores = at.dataframe[0].value
+    assert set(scores["model"]) == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
+    assert scores["accuracy"].between(0, 1).all() and list(scores["accuracy"]) == sorted(
+        scores["accuracy"], reverse=True
+    )
+    confusion = at.dataframe[1].value
+    assert confusion.drop(columns="wrote").to_numpy().sum() == 20
+
+    at.button(key=f"rm_{ids[0]}").click().run()
+    assert not at.exception
+    assert any("**me** has **19** digits saved" in m.value for m in at.markdown)
+    assert any("Draw 0 next" in i.value for i in at.info)  # the digit with fewest now
+
+    at.button(key="label_4").click().run()  # a label with nothing drawn: nothing saved
+    assert any("Draw a digit on the canvas" in w.value for w in at.warning)
+    assert sum(DigitStore().counts().values()) == 19
+
+    at.button(key="personalise").click().run(timeout=600)
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Saved cnn-personal" in s.value for s in at.success)
+    assert [m.name for m in service.personal_models(runs)] == ["cnn-personal"]
+    at = page("your_digits")  # now measured too
+    assert "cnn-personal" in set(at.dataframe[0].value["model"])

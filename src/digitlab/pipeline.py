@@ -650,10 +650,34 @@ def personalise(
     return result
 
 
+def measure_mine_in(run: Run) -> dict[str, Any] | None:
+    """When you have saved digits: every 28×28 model of the run measured on them (``mine.json``), else None.
+
+    A personalise run keeps the measurement it made (the model before and after).
+    """
+    from digitlab.data.mine import DigitStore
+    from digitlab.models.store import SUFFIXES
+
+    if run.file("personalise.json").is_file() or not any(DigitStore().counts().values()):
+        return None
+    models = []
+    for path in sorted(run.models.glob("*")) if run.models.is_dir() else []:
+        if not path.name.endswith(SUFFIXES):
+            continue
+        try:
+            model, meta = load_model(path)
+        except DigitlabError:
+            continue
+        if list(meta.get("image_shape", [])) == [28, 28]:  # an ensemble's member files do not say: left out
+            models.append((str(meta.get("model", model_name(path))), model))
+    return measure_mine(load_dataset("mine"), models, run) if models else None
+
+
 def report(run: Run) -> dict[str, Any]:
-    """The self-contained HTML report of everything the run folder holds."""
+    """The self-contained HTML report of everything the run folder holds (your digits measured first, if any)."""
     from digitlab import report as report_lib
 
+    measure_mine_in(run)
     return report_lib.build(run.path)
 
 

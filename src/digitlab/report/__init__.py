@@ -30,6 +30,7 @@ SECTIONS = (
     ("evaluation", "Evaluation per model"),
     ("tuning", "Tuning"),
     ("augmentation", "Augmentation"),
+    ("mine", "Your digits"),
     ("aspects", "Aspects to consider"),
 )
 
@@ -129,6 +130,8 @@ def context(run_path: str | Path) -> dict[str, Any]:
         "augments": augments,
         "augment_compare": _read_json(run, "augment-compare.json"),
         "ensemble": _read_json(run, "ensemble.json"),
+        "mine": _read_json(run, "mine.json"),
+        "personalise": _read_json(run, "personalise.json"),
         "aspects": aspects(model_names),
         "sections": SECTIONS,
         "versions": library_versions(),
@@ -161,7 +164,7 @@ def render(run_path: str | Path) -> tuple[str, dict[str, Any]]:
     if not run.is_dir():
         raise DigitlabError(f"{run}: no such run folder; run `digitlab run` first or pass a folder under runs/.")
     ctx = context(run)
-    if ctx["data"] is None and ctx["compare"] is None and not ctx["evaluations"]:
+    if ctx["data"] is None and ctx["compare"] is None and not ctx["evaluations"] and ctx["personalise"] is None:
         raise DigitlabError(
             f"{run}: nothing to report (no data.json, compare.json or evaluate-*.json); "
             "pass the folder of a `digitlab run`."

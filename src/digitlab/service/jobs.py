@@ -348,6 +348,7 @@ def report(run: str | None, out: Path, output: Path | None = None) -> StepResult
     from digitlab import report as report_lib
 
     path = find_run(run, out)
+    pipeline.measure_mine_in(Run(path))  # your digits, when you have saved some
     return StepResult("report", None, report_lib.build(path, output))
 
 
