@@ -281,13 +281,33 @@ def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: 
     assert json.loads(read.stdout)["model_path"] == result["model_path"]
 
 
-def test_personalise_knn_adds_your_digits(runs: Path, real_mnist: Path, tmp_path: Path) -> None:
+def test_personalise_knn_adds_your_digits_and_logs_to_mlflow(
+    runs: Path, real_mnist: Path, tmp_path: Path, migrated_mlflow_db: Path
+) -> None:
     x, y, png = writer_digits("continental", 4, seed=4)
     DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(len(y))], "me", "canvas")
-    proc = digitlab("personalise", "--model", "knn", "--out", str(runs), "--json", cwd=tmp_path)
+    shutil.copy(migrated_mlflow_db, runs / "mlflow.db")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "digitlab", "personalise", "--model", "knn", "--out", str(runs), "--json", "--mlflow"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["model"] == "knn-personal" and result["scheme"] == "stratified 4-fold"
     assert result["held_out"] == 40 and len(result["per_fold"]) == 4
     assert result["held_out_after"] >= result["held_out_before"]
     assert {m["model"] for m in result["mine"]} == {"knn", "knn-personal"}
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=result["mlflow"]["tracking_uri"])
+    parent = client.get_run(result["mlflow"]["run_id"])
+    assert parent.data.params["personalise.writer"] == "me" and parent.data.params["personalise.n_digits"] == "40"
+    assert parent.data.metrics["held_out_after"] == pytest.approx(result["held_out_after"])
+    assert parent.data.metrics["held_out_before"] == pytest.approx(result["held_out_before"])
+    assert set(result["mlflow"]["children"]) == {"knn-personal"}

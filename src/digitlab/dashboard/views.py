@@ -370,9 +370,17 @@ def augmentation_page() -> None:
 
 
 @st.cache_resource(show_spinner="Loading the saved models…", max_entries=4)
-def load_predictors(run: str, stamp: tuple[float, ...]) -> tuple[list[service.Predictor], list[str]]:
-    """Every saved 28×28 model of the run, most accurate first; problems as one line each."""
-    return service.run_predictors(Path(run))
+def load_predictors(
+    run: str, stamp: tuple[float, ...], personal: tuple[str, ...] = ()
+) -> tuple[list[service.Predictor], list[str]]:
+    """Every saved 28×28 model of the run, most accurate first, then your personal models; problems as one line each."""
+    predictors, problems = service.run_predictors(Path(run))
+    for path in personal:
+        try:
+            predictors.append(service.Predictor(path))
+        except DigitlabError as exc:
+            problems.append(str(exc))
+    return predictors, problems
 
 
 def _show_headline(top: service.Prediction) -> None:
@@ -402,8 +410,11 @@ def _show_details(image: np.ndarray, rows: list[service.Prediction], below: Any 
 
 
 def _loaded(run: Path) -> tuple[list[service.Predictor], list[str]]:
-    """The run's models (loaded once per set of files, shared by every session) and the problems met."""
-    return load_predictors(str(run), tuple(m.path.stat().st_mtime for m in service.run_models(run)))
+    """The run's models and your newest personal ones (loaded once per set of files, shared by every session)."""
+    models = service.run_models(run)
+    names = {m.name for m in models}
+    personal = tuple(str(m.path) for m in service.personal_models(runs_root()) if m.name not in names)
+    return load_predictors(str(run), tuple(m.path.stat().st_mtime for m in models), personal)
 
 
 def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
@@ -573,6 +584,7 @@ def _collect(writer: str) -> None:
             width=CANVAS_SIZE,
             drawing_mode="freedraw",
             update_streamlit=True,
+            return_image_data=True,
             key=f"mine_canvas_{n}",
         )
     uploaded = st.file_uploader("…or upload a picture of one digit", key=f"mine_upload_{n}")
@@ -635,14 +647,14 @@ def _your_grid(writer: str) -> None:
 
 
 def _your_models(run: Path | None) -> list[service.Predictor]:
-    predictors = list(_loaded(run)[0]) if run is not None else []
-    names = {p.name for p in predictors}
+    if run is not None:
+        return _loaded(run)[0]
+    predictors = []
     for saved in service.personal_models(runs_root()):
-        if saved.name not in names:
-            try:
-                predictors.append(service.Predictor(saved.path))
-            except DigitlabError:
-                continue
+        try:
+            predictors.append(service.Predictor(saved.path))
+        except DigitlabError:
+            continue
     return predictors
 
 

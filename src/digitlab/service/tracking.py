@@ -217,8 +217,11 @@ class Tracker:
             children[name] = child_id
             if accuracy is not None:
                 accuracies.append(accuracy)
+        metrics = _parent_metrics(docs)
         if accuracies:
-            _log_batch(client, parent_id, metrics={"best_accuracy": max(accuracies)}, timestamp=end)
+            metrics["best_accuracy"] = max(accuracies)
+        if metrics:
+            _log_batch(client, parent_id, metrics=metrics, timestamp=end)
         client.set_terminated(parent_id, status="FINISHED", end_time=end)
         return Logged(parent_id, self.experiment_id, self.uri, children)
 
@@ -354,7 +357,20 @@ def _parent_params(info: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]
     for key in ("model", "libraries", "factor"):
         if augment.get(key) is not None:
             params[f"augment.{key}"] = augment[key]
+    personal = docs.get("personalise.json", {})
+    for key in ("writer", "n_digits", "scheme", "held_out", "epochs", "base_model"):
+        if personal.get(key) is not None:
+            params[f"personalise.{key}"] = personal[key]
     return {k: v for k, v in params.items() if v is not None}
+
+
+PERSONAL_METRICS = ("held_out_before", "held_out_after", "test_before", "test_after", "adapt_s")
+
+
+def _parent_metrics(docs: Mapping[str, Mapping[str, Any]]) -> dict[str, float]:
+    """A personalise run's before/after scores (the held-out digits of the writer, the test set)."""
+    personal = docs.get("personalise.json", {})
+    return {k: float(personal[k]) for k in PERSONAL_METRICS if isinstance(personal.get(k), int | float)}
 
 
 def _checksum_tags(meta: Mapping[str, Any]) -> dict[str, str]:
