@@ -223,11 +223,13 @@ def test_your_digits_draw_a_digit_press_its_label_and_the_count_goes_up(
     total = page.locator(".st-key-mine_total")
     expect(total).to_contain_text("ana has 0 digits saved", timeout=WAIT_MS)
     draw(page, DIGITS["7"], box="mine_canvas_box")
+    expect(page.locator(".st-key-mine_preview img")).to_be_visible(timeout=WAIT_MS)  # the drawing has arrived
     page.locator(".st-key-label_7 button").click()
     expect(total).to_contain_text("ana has 1 digit saved", timeout=WAIT_MS)
     expect(page.get_by_text("Saved a 7")).to_be_visible()
     expect(page.get_by_text("7 · #")).to_be_visible()  # in the grid of your digits
-    page.locator(".st-key-label_3 button").click()  # the canvas was cleared: nothing to save
+    expect(page.locator(".st-key-mine_preview")).to_have_count(0)  # the canvas was cleared
+    page.locator(".st-key-label_3 button").click()  # so there is nothing to save
     expect(page.get_by_text("Draw a digit on the canvas (or upload one) first")).to_be_visible(timeout=WAIT_MS)
     expect(total).to_contain_text("ana has 1 digit saved")
     from digitlab.data.mine import DigitStore

@@ -221,11 +221,18 @@ def test_mine_commands(tmp_path: Path, hand: tuple) -> None:
         (("personalise", "--out", "empty"), "no saved 'cnn' model"),
     ],
 )
-def test_mine_faults_are_one_line(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+def test_mine_faults_are_one_line(
+    tmp_path: Path, args: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """Through the CLI's own entry (in this process: the real-process fault campaign is tests/test_faults.py)."""
+    from digitlab.cli import main
+
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "x.png").write_bytes(b"\x89PNG junk")
-    proc = digitlab(*args, cwd=tmp_path)
-    assert proc.returncode == 1 and proc.stdout == ""
-    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "home").exists() or not DigitStore().digits()
 
 
@@ -248,6 +255,18 @@ def test_evaluate_on_your_digits(runs: Path, real_mnist: Path, tmp_path: Path, h
     result = json.loads(proc.stdout)
     assert result["dataset"] == "mine:ana" and result["n_test"] == 30
     assert int(np.trace(np.asarray(result["confusion_matrix"]))) == 30 - result["n_errors"]
+
+    run = runs / "latest"  # the evaluate run; the report of the quick run measures every model on the digits
+    original = sorted(runs.glob("*-run"))[0]
+    built = digitlab("report", str(original), "--out", str(runs), "--json", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    mine = json.loads((original / "mine.json").read_text())
+    assert mine["n_digits"] == 30 and {m["model"] for m in mine["models"]} >= {"lr", "knn", "svm", "mlp", "cnn"}
+    cnn = next(m for m in mine["models"] if m["model"] == "cnn")
+    assert cnn["accuracy"] == pytest.approx(result["accuracy"])  # the same digits, the same model
+    html = (original / "report.html").read_text()
+    assert "cnn on your digits" in html and "Every saved model on 30 of your digits" in html
+    assert run.resolve() != original
 
 
 def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: Path, tmp_path: Path) -> None:

@@ -588,12 +588,20 @@ def _collect(writer: str) -> None:
             key=f"mine_canvas_{n}",
         )
     uploaded = st.file_uploader("…or upload a picture of one digit", key=f"mine_upload_{n}")
+    drawn = result.image_data is not None and (result.json_data or {}).get("objects")
+    if drawn or uploaded is not None:
+        try:
+            seen = service.read_picture(uploaded.getvalue() if uploaded is not None else result.image_data)
+        except DigitlabError as exc:
+            st.error(str(exc))
+            return
+        with st.container(key="mine_preview"):
+            st.image(np.kron(seen, np.ones((3, 3), np.uint8)), caption="What the models will see")
     st.markdown("**Which digit is it?**")
     with st.container(key="labels", horizontal=True):
         pressed = [d for d in range(10) if st.button(str(d), key=f"label_{d}")]
     if not pressed:
         return
-    drawn = result.image_data is not None and (result.json_data or {}).get("objects")
     if uploaded is not None:
         source, name, kind = uploaded.getvalue(), uploaded.name, "upload"
     elif drawn:
