@@ -1,7 +1,7 @@
 """Personalisation: the full-MNIST cnn fine-tuned to a stand-in writer whose style MNIST lacks.
 
 The writer is ``digitlab.strokes``' "continental" hand (1 with a long flag and a base, crossed 7
-with a serif, open 4, straight-tailed 9, slashed 0, looped 2, flat-topped 3, 25° slant, thin pen),
+with a serif, open 4, straight-tailed 9, narrow slashed 0, looped 2, flat-topped 3, 35° slant, fine pen),
 drawn on a 280 × 280 canvas and read through ``images.to_mnist`` as the dashboard's drawings are.
 
 Goals with 10 digits per class: error on 1,000 held-out digits of that writer falls by >= 50%
@@ -57,29 +57,31 @@ def main() -> None:
     print(f"before: writer error {before_writer:.2%}, MNIST accuracy {before_mnist:.2%}", flush=True)
     rows = []
     for n in SIZES:
-        x, y, _ = writer_digits("continental", n, seed=args.seed)
-        start = time.perf_counter()
-        tuned = personalise.adapt(model, "cnn", x, y, (ds.x_train, ds.y_train), args.epochs, args.seed)
-        seconds = time.perf_counter() - start
-        after_writer = float((tuned.predict(held_x) != held_y).mean())
-        after_mnist = float((tuned.predict(ds.x_test) == ds.y_test).mean())
-        row = {
-            "per_class": n,
-            "digits": len(y),
-            "writer_error_before": before_writer,
-            "writer_error_after": after_writer,
-            "relative_fall": (before_writer - after_writer) / before_writer if before_writer else 0.0,
-            "mnist_before": before_mnist,
-            "mnist_after": after_mnist,
-            "mnist_change_points": (after_mnist - before_mnist) * 100,
-            "fine_tune_s": seconds,
-        }
-        rows.append(row)
-        print(
-            f"{n:>2} per class: writer error {after_writer:.2%} ({row['relative_fall']:+.0%} fall), "
-            f"MNIST {after_mnist:.2%} ({row['mnist_change_points']:+.2f} pt), {seconds:.1f} s",
-            flush=True,
-        )
+        for seed in (args.seed, args.seed + 1, args.seed + 2) if n == 10 else (args.seed,):
+            x, y, _ = writer_digits("continental", n, seed=seed)
+            start = time.perf_counter()
+            tuned = personalise.adapt(model, "cnn", x, y, (ds.x_train, ds.y_train), args.epochs, seed)
+            seconds = time.perf_counter() - start
+            after_writer = float((tuned.predict(held_x) != held_y).mean())
+            after_mnist = float((tuned.predict(ds.x_test) == ds.y_test).mean())
+            row = {
+                "per_class": n,
+                "seed": seed,
+                "digits": len(y),
+                "writer_error_before": before_writer,
+                "writer_error_after": after_writer,
+                "relative_fall": (before_writer - after_writer) / before_writer if before_writer else 0.0,
+                "mnist_before": before_mnist,
+                "mnist_after": after_mnist,
+                "mnist_change_points": (after_mnist - before_mnist) * 100,
+                "fine_tune_s": seconds,
+            }
+            rows.append(row)
+            print(
+                f"{n:>2} per class, seed {seed}: writer error {after_writer:.2%} ({row['relative_fall']:.0%} fall), "
+                f"MNIST {after_mnist:.2%} ({row['mnist_change_points']:+.2f} pt), {seconds:.1f} s",
+                flush=True,
+            )
     # k-NN, personalised by adding the digits to its training set (10 per class)
     from digitlab.train import fit_model
 
@@ -95,17 +97,17 @@ def main() -> None:
         "mnist_before": float((knn_model.predict(ds.x_test) == ds.y_test).mean()),
         "mnist_after": float((knn_tuned.predict(ds.x_test) == ds.y_test).mean()),
     }
-    ten = next(r for r in rows if r["per_class"] == 10)
-    goals = {
-        "error_falls_by_half": ten["relative_fall"] >= 0.5,
-        "mnist_within_0.1_point": ten["mnist_change_points"] >= -0.1,
-        "fine_tune_within_30_s": ten["fine_tune_s"] <= 30,
+    tens = [r for r in rows if r["per_class"] == 10]
+    goals = {  # every seed at 10 per class
+        "error_falls_by_half": min(r["relative_fall"] for r in tens) >= 0.5,
+        "mnist_within_0.1_point": min(r["mnist_change_points"] for r in tens) >= -0.1,
+        "fine_tune_within_30_s": max(r["fine_tune_s"] for r in tens) <= 30,
     }
     figure = save_figure(
         learning_curve(
-            [r["per_class"] for r in rows],
-            [r["writer_error_before"] for r in rows],
-            [r["writer_error_after"] for r in rows],
+            [r["per_class"] for r in rows if r["seed"] == args.seed],
+            [r["writer_error_before"] for r in rows if r["seed"] == args.seed],
+            [r["writer_error_after"] for r in rows if r["seed"] == args.seed],
             "cnn personalised to the continental writer",
         ),
         HERE / "personalise.png",
@@ -128,14 +130,16 @@ def main() -> None:
         "",
         f"The full-MNIST cnn ({before_mnist:.2%} on the MNIST test set) fine-tuned to the stand-in *continental* "
         "writer of `digitlab.strokes` (1 with a long flag and a base, crossed 7, open 4, straight-tailed 9, "
-        f"slashed 0, 25° slant, thin pen), {args.epochs} epochs over the writer's digits, each batch 32 of "
-        "theirs (freshly augmented) and 96 replayed MNIST training digits. Scored on "
+        f"narrow slashed 0, 35° slant, fine pen), {args.epochs} epochs over the writer's digits, each batch 32 of "
+        "theirs (freshly augmented) and 96 replayed MNIST training digits whose answers are distilled from the "
+        "original network. Scored on "
         f"{len(held_y):,} other digits of the same writer and the 10,000 MNIST test digits; "
         f"{result['machine']['cpus']} cores, {result['machine']['date']}.",
         "",
         table(
             [
                 "digits per class",
+                "seed",
                 "writer error before",
                 "after",
                 "relative fall",
@@ -146,6 +150,7 @@ def main() -> None:
             [
                 [
                     r["per_class"],
+                    r["seed"],
                     f"{r['writer_error_before']:.2%}",
                     f"{r['writer_error_after']:.2%}",
                     f"{r['relative_fall']:.0%}",
@@ -157,7 +162,8 @@ def main() -> None:
             ],
         ),
         "",
-        f"Goals at 10 per class: error falls by ≥ 50% — {'met' if goals['error_falls_by_half'] else 'NOT met'}; "
+        "Goals at 10 per class (each of the three seeds): "
+        f"error falls by ≥ 50% — {'met' if goals['error_falls_by_half'] else 'NOT met'}; "
         f"MNIST falls by ≤ 0.1 point — {'met' if goals['mnist_within_0.1_point'] else 'NOT met'}; "
         f"fine-tuning ≤ 30 s — {'met' if goals['fine_tune_within_30_s'] else 'NOT met'}.",
         "",

@@ -298,6 +298,11 @@ def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: 
     read = digitlab("predict", str(picture), "--model", "cnn-personal", "--out", str(runs), "--json", cwd=tmp_path)
     assert read.returncode == 0 and json.loads(read.stdout)["predictions"][0]["label"] == "1"
     assert json.loads(read.stdout)["model_path"] == result["model_path"]
+    from digitlab import service
+
+    served = service.load_served(service.ServeRequest(models=("cnn-personal", "cnn"), out=runs))
+    assert [s.predictor.name for s in served] == ["cnn-personal", "cnn"]  # the server finds it by name too
+    assert str(served[0].predictor.path) == result["model_path"]
 
 
 def test_personalise_knn_adds_your_digits_and_logs_to_mlflow(

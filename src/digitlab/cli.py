@@ -1104,6 +1104,7 @@ mine_app = typer.Typer(
 )
 app.add_typer(mine_app, name="mine")
 Writer = Annotated[str, typer.Option("--writer", help="Whose digits (default: me).")]
+LIST_ROWS = 100  # digits listed in `mine list`'s table
 WriterFilter = Annotated[str | None, typer.Option("--writer", help="Only this writer's digits (default: everyone's).")]
 
 
@@ -1170,15 +1171,21 @@ def mine_import(
 def mine_list(writer: WriterFilter = None, as_json: Json = False) -> None:
     """How many digits of each kind, per writer, and every digit's id."""
     result = service.mine.listing(writer)
-    rows = [(d["id"], d["writer"], d["label"], d["source"], d["created"]) for d in result["digits"]]
+    shown = result["digits"][-LIST_ROWS:][::-1]  # the newest first; --json has them all
+    rows = [(d["id"], d["writer"], d["label"], d["source"], d["created"]) for d in shown]
 
     def tables() -> list[Table]:
-        shown = [_counts_table(f"{writer or 'all writers'}: {result['n_digits']} digits", result["counts"])]
+        tables = [_counts_table(f"{writer or 'all writers'}: {result['n_digits']} digits", result["counts"])]
         if result["writers"]:
-            shown.append(_table("writers", ["writer", "digits"], list(result["writers"].items())))
+            tables.append(_table("writers", ["writer", "digits"], list(result["writers"].items())))
         if rows:
-            shown.append(_table("digits", ["id", "writer", "label", "source", "saved (UTC)"], rows))
-        return shown
+            more = (
+                f" (the newest {len(rows)} of {result['n_digits']}; --json lists all)"
+                if len(rows) < result["n_digits"]
+                else ""
+            )
+            tables.append(_table(f"digits{more}", ["id", "writer", "label", "source", "saved (UTC)"], rows))
+        return tables
 
     _emit(result, as_json, tables, footer=f"store: {result['store']}")
 

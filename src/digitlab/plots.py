@@ -193,6 +193,7 @@ def learning_curve(per_class: Sequence[int], before: Sequence[float], after: Seq
     fig, ax = plt.subplots(figsize=(6, 3.4))
     ax.plot(per_class, np.asarray(before) * 100, "o--", color="tab:gray", label="before")
     ax.plot(per_class, np.asarray(after) * 100, "o-", color="tab:green", label="after")
+    ax.set_xticks(list(per_class))
     ax.set_xlabel("digits of each class given")
     ax.set_ylabel("error on held-out digits (%)")
     ax.set_title(title, fontsize=10)

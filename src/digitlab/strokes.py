@@ -57,7 +57,7 @@ PLAIN: dict[int, list[Stroke]] = {  # the shapes MNIST is full of
 }
 
 CONTINENTAL: dict[int, list[Stroke]] = {  # the personal style MNIST lacks
-    0: [arc(0.5, 0.5, 0.2, 0.32, 0, 360), line((0.36, 0.78), (0.64, 0.22))],  # slashed zero
+    0: [arc(0.5, 0.5, 0.14, 0.34, 0, 360), line((0.3, 0.82), (0.7, 0.18))],  # narrow, slashed
     1: [line((0.2, 0.44), (0.56, 0.13), (0.52, 0.86)), line((0.3, 0.86), (0.74, 0.86))],  # long flag, base
     2: [
         arc(0.5, 0.32, 0.18, 0.16, -80, 130)
@@ -89,7 +89,7 @@ class Style:
 
 STYLES: dict[str, Style] = {
     "plain": Style("plain", PLAIN),
-    "continental": Style("continental", CONTINENTAL, slant=25.0, width=(10.0, 14.0)),
+    "continental": Style("continental", CONTINENTAL, slant=35.0, width=(6.0, 10.0)),  # a fine pen
 }
 
 

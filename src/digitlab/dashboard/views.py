@@ -485,7 +485,7 @@ def _draw(run: str) -> None:
             st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
             return
         _recognise(Path(run), image, "drawing", below)
-        _correction(image, "canvas")
+        _correction(image)
 
 
 def _writer() -> str:
@@ -493,7 +493,7 @@ def _writer() -> str:
     return str(st.session_state.get("writer") or service.mine.DEFAULT_WRITER)
 
 
-def _correction(image: Any, source: str) -> None:
+def _correction(image: Any) -> None:
     """ "Wrong? It was: [0–9]": saves the drawing with the right label as a correction."""
     st.markdown("**Wrong? It was:**")
     with st.container(key="correction", horizontal=True):
