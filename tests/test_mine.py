@@ -167,42 +167,65 @@ def write_pictures(folder: Path, hand: tuple) -> None:
     (folder / "loose" / "broken-label3.png").write_bytes(b"not a picture")
 
 
-def test_mine_commands(tmp_path: Path, hand: tuple) -> None:
+class Cli:
+    """The CLI's own entry point in this process (``digitlab.cli.main``): exit code, stdout, stderr."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        from digitlab.cli import main
+
+        self.capsys.readouterr()
+        code = main(list(args))
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+
+def test_mine_commands(
+    tmp_path: Path, hand: tuple, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli = Cli(capsys)
     write_pictures(tmp_path / "pics", hand)
     one = tmp_path / "pics" / "7" / "d7.png"
-    added = digitlab("mine", "add", str(one), "--label", "7", "--writer", "ana", "--json", cwd=tmp_path)
+    added = digitlab(
+        "mine", "add", str(one), "--label", "7", "--writer", "ana", "--json", cwd=tmp_path
+    )  # a real process
     assert added.returncode == 0, added.stderr
     assert json.loads(added.stdout)["added"][0]["new"] is True
-    imported = digitlab("mine", "import", str(tmp_path / "pics"), "--writer", "ana", "--json", cwd=tmp_path)
+    imported = cli("mine", "import", str(tmp_path / "pics"), "--writer", "ana", "--json")
     assert imported.returncode == 0, imported.stderr
     result = json.loads(imported.stdout)
     assert (result["files"], result["added"], result["already"]) == (33, 29, 2)
     assert result["unlabelled"] == [str(tmp_path / "pics" / "loose" / "unlabelled.png")]
     assert "unlabelled.png: no label" in imported.stderr and "broken-label3.png" in imported.stderr
-    listed = json.loads(digitlab("mine", "list", "--writer", "ana", "--json", cwd=tmp_path).stdout)
+    listed = json.loads(cli("mine", "list", "--writer", "ana", "--json").stdout)
     assert listed["counts"] == {str(d): 3 for d in range(10)} and listed["n_digits"] == 30
+    table = cli("mine", "list")
+    assert table.returncode == 0 and "ana" in table.stdout and "all writers: 30 digits" in table.stdout
 
-    exported = digitlab("mine", "export", str(tmp_path / "idx"), "--format", "idx", cwd=tmp_path)
+    exported = cli("mine", "export", str(tmp_path / "idx"), "--format", "idx")
     assert exported.returncode == 0, exported.stderr
     images = read_idx(tmp_path / "idx" / "t10k-images-idx3-ubyte")
     labels = read_idx(tmp_path / "idx" / "t10k-labels-idx1-ubyte")
     stored, stored_labels, _ = DigitStore().arrays("ana")
     assert np.array_equal(images, stored) and np.array_equal(labels, stored_labels)
-    assert digitlab("mine", "export", str(tmp_path / "png"), "--format", "png", cwd=tmp_path).returncode == 0
+    assert cli("mine", "export", str(tmp_path / "png"), "--format", "png").returncode == 0
     assert sorted(p.parent.name for p in (tmp_path / "png").rglob("*.png")) == sorted(map(str, stored_labels))
-    other_home = {"DIGITLAB_HOME": str(tmp_path / "elsewhere")}
-    assert digitlab("mine", "import", str(tmp_path / "png"), cwd=tmp_path, env=other_home).returncode == 0
+    with monkeypatch.context() as elsewhere:
+        elsewhere.setenv("DIGITLAB_HOME", str(tmp_path / "elsewhere"))
+        assert cli("mine", "import", str(tmp_path / "png")).returncode == 0
     again = DigitStore(tmp_path / "elsewhere" / "mine.sqlite3").arrays()[0]
     assert sorted(a.tobytes() for a in again) == sorted(a.tobytes() for a in stored)  # the same 28×28 images
 
     first = listed["digits"][0]["id"]
-    removed = digitlab("mine", "rm", str(first), cwd=tmp_path)
+    removed = cli("mine", "rm", str(first))
     assert removed.returncode == 0 and sum(DigitStore().counts().values()) == 29
-    gone = digitlab("mine", "rm", str(first), cwd=tmp_path)
+    gone = cli("mine", "rm", str(first))
     assert gone.returncode == 1 and gone.stderr.startswith("error: no digit with id")
-    refused = digitlab("mine", "clear", "--writer", "ana", cwd=tmp_path)
+    refused = digitlab("mine", "clear", "--writer", "ana", cwd=tmp_path)  # no terminal: asks for --yes
     assert refused.returncode == 1 and "--yes" in refused.stderr and sum(DigitStore().counts().values()) == 29
-    assert digitlab("mine", "clear", "--writer", "ana", "--yes", cwd=tmp_path).returncode == 0
+    assert cli("mine", "clear", "--writer", "ana", "--yes").returncode == 0
     assert DigitStore().writers() == {}
 
 
@@ -293,11 +316,19 @@ def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: 
     after = float((tuned.predict(fresh_x) != fresh_y).mean())
     assert before >= 0.03 and after <= before / 2, (before, after)
 
-    picture = tmp_path / "one.png"
-    picture.write_bytes(writer_digits("continental", 1, seed=5)[2][1])  # a flagged 1
-    read = digitlab("predict", str(picture), "--model", "cnn-personal", "--out", str(runs), "--json", cwd=tmp_path)
-    assert read.returncode == 0 and json.loads(read.stdout)["predictions"][0]["label"] == "1"
-    assert json.loads(read.stdout)["model_path"] == result["model_path"]
+    pictures = tmp_path / "pictures"  # ten fresh drawings of the writer, one of each digit
+    pictures.mkdir()
+    for k, png in enumerate(writer_digits("continental", 1, seed=5)[2]):
+        (pictures / f"{k}.png").write_bytes(png)
+
+    def right(model: str) -> tuple[int, str]:
+        read = digitlab("predict", str(pictures), "--model", model, "--out", str(runs), "--json", cwd=tmp_path)
+        assert read.returncode == 0, read.stderr
+        answer = json.loads(read.stdout)
+        return sum(Path(p["file"]).stem == p["label"] for p in answer["predictions"]), answer["model_path"]
+
+    (personal_right, used), (base_right, _) = right("cnn-personal"), right("cnn")
+    assert used == result["model_path"] and personal_right >= max(8, base_right), (personal_right, base_right)
     from digitlab import service
 
     served = service.load_served(service.ServeRequest(models=("cnn-personal", "cnn"), out=runs))
