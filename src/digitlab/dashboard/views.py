@@ -454,31 +454,38 @@ def try_it_page() -> None:
             st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
 
 
-@st.fragment
-def _draw(run: str) -> None:
-    """A fragment: a stroke reruns only this, not the whole page."""
+def _canvas(key: str, width: int) -> Any:
+    """The drawing canvas (black pen on white, 280 × 280); None, with the reason shown, where it cannot run."""
     try:
         from streamlit_drawable_canvas import st_canvas
     except Exception as exc:  # the component registers itself only inside a Streamlit runtime
         st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
-        return
+        return None
+    return st_canvas(
+        stroke_width=width,
+        stroke_color="#000000",
+        background_color="#FFFFFF",
+        height=CANVAS_SIZE,
+        width=CANVAS_SIZE,
+        drawing_mode="freedraw",
+        update_streamlit=True,
+        return_image_data=True,
+        key=key,
+    )
+
+
+@st.fragment
+def _draw(run: str) -> None:
+    """A fragment: a stroke reruns only this, not the whole page."""
     left, right = st.columns([1, 2])
     below = st.container()  # full width, for the table of every model
     with left:
         width = st.slider("Pen width", 8, 40, 20, key="pen")
         with st.container(key="canvas"):
-            result = st_canvas(
-                stroke_width=width,
-                stroke_color="#000000",
-                background_color="#FFFFFF",
-                height=CANVAS_SIZE,
-                width=CANVAS_SIZE,
-                drawing_mode="freedraw",
-                update_streamlit=True,
-                return_image_data=True,
-                key="digit_canvas",
-            )
+            result = _canvas("digit_canvas", width)
         st.caption("Draw one digit, large and centred; the bin icon clears the canvas.")
+    if result is None:
+        return
     with right:
         image = result.image_data
         if image is None or not (result.json_data or {}).get("objects"):
@@ -569,24 +576,11 @@ def _pick_writer(writers: dict[str, int]) -> None:
 @st.fragment
 def _collect(writer: str) -> None:
     """Draw (or upload), press the digit it is: saved, and the canvas clears."""
-    try:
-        from streamlit_drawable_canvas import st_canvas
-    except Exception as exc:
-        st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
-        return
     n = int(st.session_state.get("mine_canvas", 0))
     with st.container(key="mine_canvas_box"):
-        result = st_canvas(
-            stroke_width=int(st.session_state.get("pen", 20)),
-            stroke_color="#000000",
-            background_color="#FFFFFF",
-            height=CANVAS_SIZE,
-            width=CANVAS_SIZE,
-            drawing_mode="freedraw",
-            update_streamlit=True,
-            return_image_data=True,
-            key=f"mine_canvas_{n}",
-        )
+        result = _canvas(f"mine_canvas_{n}", int(st.session_state.get("pen", 20)))
+    if result is None:
+        return
     uploaded = st.file_uploader("…or upload a picture of one digit", key=f"mine_upload_{n}")
     drawn = result.image_data is not None and (result.json_data or {}).get("objects")
     if drawn or uploaded is not None:
