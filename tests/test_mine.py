@@ -366,3 +366,13 @@ def test_personalise_knn_adds_your_digits_and_logs_to_mlflow(
     assert parent.data.metrics["held_out_after"] == pytest.approx(result["held_out_after"])
     assert parent.data.metrics["held_out_before"] == pytest.approx(result["held_out_before"])
     assert set(result["mlflow"]["children"]) == {"knn-personal"}
+
+
+def test_a_damaged_store_does_not_stop_a_report(runs: Path, tmp_path: Path) -> None:
+    home = Path(os.environ["DIGITLAB_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "mine.sqlite3").write_bytes(b"not a database" * 100)
+    proc = digitlab("report", "--out", str(runs), "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "your digits left out of the report" in proc.stderr and "damaged digit store" in proc.stderr
+    assert Path(json.loads(proc.stdout)["path"]).is_file()

@@ -658,7 +658,14 @@ def measure_mine_in(run: Run) -> dict[str, Any] | None:
     from digitlab.data.mine import DigitStore
     from digitlab.models.store import SUFFIXES
 
-    if run.file("personalise.json").is_file() or not any(DigitStore().counts().values()):
+    if run.file("personalise.json").is_file():
+        return None
+    try:
+        if not any(DigitStore().counts().values()):
+            return None
+        mine = load_dataset("mine")
+    except DigitlabError as exc:  # a damaged or locked store must not cost the run: the report says nothing of it
+        progress.say("your digits", f"your digits left out of the report: {exc}")
         return None
     models = []
     for path in sorted(run.models.glob("*")) if run.models.is_dir() else []:
@@ -670,7 +677,7 @@ def measure_mine_in(run: Run) -> dict[str, Any] | None:
             continue
         if list(meta.get("image_shape", [])) == [28, 28]:  # an ensemble's member files do not say: left out
             models.append((str(meta.get("model", model_name(path))), model))
-    return measure_mine(load_dataset("mine"), models, run) if models else None
+    return measure_mine(mine, models, run) if models else None
 
 
 def report(run: Run) -> dict[str, Any]:
