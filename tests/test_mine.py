@@ -297,7 +297,7 @@ def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: 
     x, y, png = writer_digits("continental", 10, seed=3)
     DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(len(y))], "me", "canvas")
     latest = (runs / "latest").resolve()
-    proc = digitlab("personalise", "--model", "cnn", "--epochs", "30", "--out", str(runs), "--json", cwd=tmp_path)
+    proc = digitlab("personalise", "--model", "cnn", "--epochs", "20", "--out", str(runs), "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["model"] == "cnn-personal" and result["n_digits"] == 100 and result["held_out"] == 30
