@@ -734,7 +734,9 @@ def report(
     as_json: Json = False,
 ) -> None:
     """One self-contained HTML report of a run: data, examples, models, evaluation, tuning, augmentation."""
-    result = service.report(run, out, output).to_json()
+    reporter = Reporter()
+    with reporter.live():
+        result = service.report(run, out, output, reporter).to_json()
     rows = [
         ("file", result["path"]),
         ("size", f"{result['bytes'] / 1e6:.2f} MB"),

@@ -343,12 +343,15 @@ def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:
     return StepResult("mlflow", None, {"tracking_uri": tracker.uri, "logged": logged})
 
 
-def report(run: str | None, out: Path, output: Path | None = None) -> StepResult:
-    """The self-contained HTML report of a run folder (default: the latest)."""
+def report(
+    run: str | None, out: Path, output: Path | None = None, on_progress: progress.Progress | None = None
+) -> StepResult:
+    """The self-contained HTML report of a run folder (default: the latest), your digits measured first if any."""
     from digitlab import report as report_lib
 
     path = find_run(run, out)
-    pipeline.measure_mine_in(Run(path))  # your digits, when you have saved some
+    with progress.reporting(on_progress):
+        pipeline.measure_mine_in(Run(path))
     return StepResult("report", None, report_lib.build(path, output))
 
 
