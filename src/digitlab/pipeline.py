@@ -19,7 +19,7 @@ import numpy as np
 
 from digitlab import explore as explore_lib
 from digitlab import plots, progress
-from digitlab.artifacts import Run, record_model, save_figure, write_json
+from digitlab.artifacts import Run, model_index, record_model, save_figure, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_predictions
@@ -656,7 +656,6 @@ def measure_mine_in(run: Run) -> dict[str, Any] | None:
     A personalise run keeps the measurement it made (the model before and after).
     """
     from digitlab.data.mine import DigitStore
-    from digitlab.models.store import SUFFIXES
 
     if run.file("personalise.json").is_file():
         return None
@@ -668,15 +667,15 @@ def measure_mine_in(run: Run) -> dict[str, Any] | None:
         progress.say("your digits", f"your digits left out of the report: {exc}")
         return None
     models = []
-    for path in sorted(run.models.glob("*")) if run.models.is_dir() else []:
-        if not path.name.endswith(SUFFIXES):
+    for entry in model_index(run.models).values():  # the run's own models (an ensemble's members are not listed)
+        if list(entry.get("image_shape") or []) != [28, 28]:
             continue
+        path = run.models / str(entry.get("file", ""))
         try:
             model, meta = load_model(path)
         except DigitlabError:
             continue
-        if list(meta.get("image_shape", [])) == [28, 28]:  # an ensemble's member files do not say: left out
-            models.append((str(meta.get("model", model_name(path))), model))
+        models.append((str(meta.get("model", model_name(path))), model))
     return measure_mine(mine, models, run) if models else None
 
 

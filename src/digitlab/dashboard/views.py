@@ -672,7 +672,7 @@ def _your_scores(writer: str) -> None:
         return
     with st.container(key="mine_scores"):
         st.dataframe(
-            [{"model": r.model, "accuracy": r.accuracy, "misread": len(r.misread)} for r in readings],
+            [{"model": r.model, "accuracy": r.accuracy, "misread": r.n_errors} for r in readings],
             hide_index=True,
             column_config={
                 "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0.0, max_value=1.0)

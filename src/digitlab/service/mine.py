@@ -15,13 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.data.datasets import DIGIT_NAMES
 from digitlab.data.idx import write_idx
 from digitlab.data.mine import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
 from digitlab.errors import DigitlabError
+from digitlab.evaluate import evaluate_predictions
 from digitlab.images import load_image, to_mnist
+from digitlab.service.batch import PICTURE_SUFFIXES
 
 LABEL_IN_NAME = re.compile(r"label[-_ ]?(\d)(?!\d)", re.IGNORECASE)
-PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 EXPORT_FORMATS = ("idx", "png")
 
 __all__ = [
@@ -184,8 +186,9 @@ class Reading:
 
     model: str
     accuracy: float
+    n_errors: int
     confusion: list[list[int]]  # rows: true 0–9, columns: read as 0–9
-    misread: list[dict[str, Any]]  # {id, true, predicted, confidence}, most confident first
+    misread: list[dict[str, Any]]  # {id, true, predicted, confidence}, most confident first (at most 40)
 
 
 def measure(predictors: Sequence[Any], writer: str | None = None) -> list[Reading]:
@@ -197,13 +200,12 @@ def measure(predictors: Sequence[Any], writer: str | None = None) -> list[Readin
     for predictor in predictors:
         proba = predictor.probabilities(images)  # (n, 10)
         pred = np.asarray(predictor.classes)[proba.argmax(axis=1)].astype(np.int64)
-        confusion = np.zeros((10, 10), np.int64)
-        np.add.at(confusion, (labels, pred), 1)
-        wrong = np.flatnonzero(pred != labels)
-        conf = proba[wrong, proba.argmax(axis=1)[wrong]]
+        metrics = evaluate_predictions(labels, pred, proba, DIGIT_NAMES)
         misread = [
-            {"id": int(ids[k]), "true": int(labels[k]), "predicted": int(pred[k]), "confidence": float(c)}
-            for k, c in sorted(zip(wrong, conf, strict=True), key=lambda t: -t[1])
+            {"id": int(ids[m["index"]]), **{k: v for k, v in m.items() if k != "index"}}
+            for m in metrics["misclassified"]
         ]
-        out.append(Reading(predictor.name, float((pred == labels).mean()), confusion.tolist(), misread))
+        out.append(
+            Reading(predictor.name, metrics["accuracy"], metrics["n_errors"], metrics["confusion_matrix"], misread)
+        )
     return sorted(out, key=lambda r: -r.accuracy)
