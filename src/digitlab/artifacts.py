@@ -92,6 +92,14 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return path
 
 
+def write_arrays(path: str | Path, **arrays: Any) -> Path:
+    """NumPy arrays into one compressed ``.npz``, written whole or not at all."""
+    path = Path(path)
+    with atomic_open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+    return path
+
+
 def save_figure(fig: Any, path: str | Path, dpi: int = 110) -> Path:
     """Save a matplotlib Figure as PNG atomically and close it."""
     import matplotlib.pyplot as plt

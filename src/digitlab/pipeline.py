@@ -19,7 +19,7 @@ import numpy as np
 
 from digitlab import explore as explore_lib
 from digitlab import plots, progress
-from digitlab.artifacts import Run, model_index, record_model, save_figure, write_json
+from digitlab.artifacts import Run, model_index, record_model, save_figure, write_arrays, write_json
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_predictions
@@ -304,6 +304,11 @@ def _evaluation_figures(
         )
     result = dict(metrics, model=name, figures={k: str(v.relative_to(run.path)) for k, v in figs.items()})
     result.update(extra or {})
+    write_arrays(  # every test image's answer: what the dashboard's clickable confusion matrix shows
+        run.file(f"evaluate-{name}.npz"),
+        predicted=proba.argmax(axis=1).astype(np.int16),
+        confidence=proba.max(axis=1).astype(np.float32),
+    )
     write_json(run.file(f"evaluate-{name}.json"), result)
     return result
 
@@ -525,6 +530,8 @@ def run_all(
     if augment_library is not None:
         result["augment"] = augment(ds, augment_library, augment_model, run, settings.seed)
     write_json(run.file("metrics.json"), result)
+    progress.say("look inside", "what the models look at: weights, units and saliency", level=progress.INNER)
+    result["look"] = look_inside(ds, run)
     progress.step("report", "report: one HTML file")
     result["report"] = report(run)
     return result
@@ -687,6 +694,189 @@ def report(run: Run) -> dict[str, Any]:
     return report_lib.build(run.path)
 
 
+# --- look inside: explanations and the map ------------------------------------------------------
+
+
+def explain_digits(
+    model: Any, meta: dict[str, Any], images: Sequence[tuple[str, np.ndarray]], training: Dataset | None, folder: Path
+) -> list[dict[str, Any]]:
+    """Explain each (name, 28×28 image) with one model: a figure and a JSON file per picture in ``folder``."""
+    from digitlab import explain
+
+    name = str(meta.get("model", "model"))
+    classes = [str(c) for c in meta.get("class_names", model.classes_)]
+    pairs = (training.x_train, training.y_train) if training is not None else None
+    rows = []
+    for k, (label, image) in enumerate(images):
+        progress.say("explain", f"explaining {label} with {name}", done=k, total=len(images), level=progress.INNER)
+        found = explain.explain(model, image, name, classes, pairs)
+        stem = f"{Path(label).stem}-{name}"
+        figure = save_figure(_explanation_figure(found, f"{label}: {found.headline}"), folder / f"{stem}.png")
+        data = dict(found.to_json(), file=label, figure=str(figure))
+        write_json(folder / f"{stem}.json", data)
+        rows.append(dict(data, json=str(folder / f"{stem}.json")))
+    return rows
+
+
+def _explanation_figure(found: Any, title: str) -> Any:
+    panels = [(p.title, p.values, p.style, p.caption) for p in found.panels]
+    neighbours = [
+        (n.image, f"{n.label}  d={n.distance:.2f}" + (f"  K={n.kernel:.2f}" if n.kernel is not None else ""))
+        for n in found.neighbours
+    ]
+    return plots.explanation(found.image, panels, title, neighbours)
+
+
+def look_inside(ds: Dataset, run: Run, n_digits: int = 4, n_mistakes: int = 4, n_units: int = 16) -> dict[str, Any]:
+    """What the models look at (``look.json``): LR weight images, MLP first-layer units, cnn saliency.
+
+    Saliency (Integrated Gradients) is drawn for the first ``n_digits`` test digits and the cnn's
+    ``n_mistakes`` most confident mistakes, for the answer and for the true digit.
+    """
+    from digitlab import explain
+
+    index = model_index(run.models)
+    result: dict[str, Any] = {"figures": {}, "notes": []}
+    saved = {name: run.models / str(info["file"]) for name, info in index.items() if "file" in info}
+    for name in ("lr", "mlp", "cnn"):
+        if name not in saved:
+            continue
+        model, _ = load_model(saved[name])
+        kind = explain.kind(model)
+        est = explain.inner(model)
+        shape = ds.image_shape
+        if kind == "lr" and est[-1].coef_.shape[1] == shape[0] * shape[1]:
+            coef = np.asarray(est[-1].coef_)
+            grid = coef.reshape(1, len(coef), *shape)
+            fig = plots.weight_grid(
+                grid, [f"{c}" for c in ds.class_names], "lr: the weights of each class (red: ink here votes for it)"
+            )
+            result["figures"]["lr_weights"] = str(
+                save_figure(fig, run.figures / "look-lr-weights.png").relative_to(run.path)
+            )
+        elif kind == "mlp" and est[-1].coefs_[0].shape[0] == shape[0] * shape[1]:
+            w1 = np.asarray(est[-1].coefs_[0])  # (pixels, units)
+            strongest = np.argsort(-np.linalg.norm(w1, axis=0))[:n_units]
+            grid = w1[:, strongest].T.reshape(2, -1, *shape)
+            fig = plots.weight_grid(
+                grid,
+                [f"unit {j}" for j in strongest],
+                f"mlp: {n_units} of its {w1.shape[1]} first-layer units (largest weights)",
+            )
+            result["figures"]["mlp_units"] = str(
+                save_figure(fig, run.figures / "look-mlp-units.png").relative_to(run.path)
+            )
+        elif kind == "cnn":
+            try:
+                result["cnn_saliency"], figure = _cnn_saliency(model, ds, run, n_digits, n_mistakes)
+                result["figures"]["cnn_saliency"] = figure
+            except DigitlabError as exc:  # Captum not installed: the rest of the section still shows
+                result["notes"].append(str(exc))
+    write_json(run.file("look.json"), result)
+    return result
+
+
+def _cnn_saliency(
+    model: Any, ds: Dataset, run: Run, n_digits: int, n_mistakes: int
+) -> tuple[list[dict[str, Any]], str]:
+    from digitlab import explain
+
+    proba = np.asarray(model.predict_proba(ds.x_test))
+    pred = proba.argmax(axis=1)
+    wrong = np.flatnonzero(pred != ds.y_test)
+    worst = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n_mistakes]
+    chosen = [*range(min(n_digits, len(ds.y_test))), *worst.tolist()]
+    rows, captions, shown = [], [], []
+    for i in chosen:
+        found = explain.explain(model, ds.x_test[i], "cnn", list(ds.class_names))
+        maps = {p.title: p.values for p in found.panels}
+        p_name, t_name = ds.class_names[pred[i]], ds.class_names[ds.y_test[i]]
+        ig_pred = maps[f"IG for {p_name}"]
+        other = ds.class_names[found.runner_up] if pred[i] == ds.y_test[i] else t_name
+        ig_other = explain.integrated_gradients(model, ds.x_test[i], [list(ds.class_names).index(other)])[0]
+        rows.append((ds.x_test[i], ig_pred, ig_other))
+        mistake = pred[i] != ds.y_test[i]
+        captions.append(
+            (
+                f"#{i}: true {t_name}, read {p_name} {proba[i, pred[i]]:.0%}" + (" (mistake)" if mistake else ""),
+                p_name,
+                other,
+            )
+        )
+        shown.append(
+            {
+                "index": int(i),
+                "true": t_name,
+                "predicted": p_name,
+                "confidence": float(proba[i, pred[i]]),
+                "mistake": bool(mistake),
+            }
+        )
+    fig = plots.saliency_rows(rows, captions, "cnn: what it looked at (Integrated Gradients; red raises the score)")
+    path = save_figure(fig, run.figures / "look-cnn-saliency.png")
+    return shown, str(path.relative_to(run.path))
+
+
+def digit_map(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    source: str,
+    method: str,
+    run: Run,
+    split: str,
+    feature_model: Any | None = None,
+    reader: tuple[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The 2-D map of ``images``: ``map-<source>-<method>.json`` (points), ``.npz`` (features, images) and a figure.
+
+    ``reader`` (name, model) answers for every digit so that misread ones are ringed.
+    """
+    from digitlab import digitmap
+
+    progress.step("map", f"{source} features of {len(images):,} digits, then {method}")
+    embedding, pca = digitmap.build(images, source, method, feature_model, seed)
+    predicted = confidence = None
+    if reader is not None:
+        progress.say("map", f"reading the {len(images):,} digits with {reader[0]}", level=progress.INNER)
+        proba = np.asarray(reader[1].predict_proba(images))
+        predicted, confidence = proba.argmax(axis=1), proba.max(axis=1)
+    wrong = predicted != labels if predicted is not None else np.zeros(len(labels), bool)
+    stem = f"map-{source}-{method}"
+    title = f"{len(images):,} digits ({split}), {source} features, {method.upper() if method == 'umap' else 't-SNE'}"
+    fig = save_figure(plots.digit_map(embedding.xy, labels, wrong, class_names, title), run.figures / f"{stem}.png")
+    extra = {"pca_components": pca.pca_.components_, "pca_mean": pca.pca_.mean_} if pca is not None else {}
+    write_arrays(
+        run.file(f"{stem}.npz"), xy=embedding.xy, features=embedding.features, images=images, labels=labels, **extra
+    )
+    result = {
+        "features": source,
+        "method": method,
+        "split": split,
+        "n": len(images),
+        "seed": seed,
+        "parameters": embedding.parameters,
+        "seconds_features": embedding.seconds_features,
+        "seconds_embedding": embedding.seconds_embedding,
+        "seconds": embedding.seconds_features + embedding.seconds_embedding,
+        "reader": reader[0] if reader is not None else None,
+        "n_misread": int(wrong.sum()),
+        "class_names": list(class_names),
+        "figure": str(fig.relative_to(run.path)),
+        "arrays": f"{stem}.npz",
+        "points": {
+            "x": embedding.xy[:, 0].round(4).tolist(),
+            "y": embedding.xy[:, 1].round(4).tolist(),
+            "label": labels.tolist(),
+            "predicted": predicted.tolist() if predicted is not None else None,
+            "confidence": confidence.round(4).tolist() if confidence is not None else None,
+        },
+    }
+    write_json(run.file(f"{stem}.json"), result)
+    return result
+
+
 __all__ = [
     "STEPS",
     "Settings",
@@ -694,10 +884,13 @@ __all__ = [
     "augment_compare",
     "compare",
     "data_info",
+    "digit_map",
     "ensemble_saved",
     "evaluate_saved",
+    "explain_digits",
     "explore",
     "load",
+    "look_inside",
     "measure_mine",
     "personalise",
     "preprocess",

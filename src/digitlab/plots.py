@@ -200,3 +200,106 @@ def learning_curve(per_class: Sequence[int], before: Sequence[float], after: Seq
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def explanation(
+    image: np.ndarray,
+    panels: Sequence[tuple[str, np.ndarray, str, str]],
+    title: str,
+    neighbours: Sequence[tuple[np.ndarray | None, str]] = (),
+    cols: int = 5,
+) -> Figure:
+    """Maps of one explanation: each panel (title, values (H, W), style, caption), then a row of neighbours.
+
+    Styles: "image" (ink, 0..255), "signed" (red raises the score, blue lowers it; drawn over the input in
+    grey), "weights" (red positive, blue negative weights; no overlay).
+    """
+    n_rows = (len(panels) + cols - 1) // cols
+    extra = (len(neighbours) + cols - 1) // cols if neighbours else 0
+    rows = n_rows + extra
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 2.1, rows * 2.6 + 0.5), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for k, (name, values, style, caption) in enumerate(panels):
+        ax = axes[k // cols, k % cols]
+        if style == "image":
+            ax.imshow(values, cmap="gray_r", vmin=0, vmax=255)
+        else:
+            m = float(np.abs(values).max()) or 1.0
+            if style == "signed":
+                ax.imshow(image, cmap="gray_r", vmin=0, vmax=255, alpha=0.45)
+            ax.imshow(values, cmap="RdBu_r", vmin=-m, vmax=m, alpha=0.75 if style == "signed" else 1.0)
+        ax.set_title(name, fontsize=9)
+        if caption:
+            ax.text(0.5, -0.08, caption, transform=ax.transAxes, ha="center", va="top", fontsize=7, wrap=True)
+    for k, (picture, caption) in enumerate(neighbours):
+        ax = axes[n_rows + k // cols, k % cols]
+        if picture is not None:
+            ax.imshow(picture, cmap="gray_r", vmin=0, vmax=255)
+        else:
+            ax.text(0.5, 0.5, "(no picture)", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def digit_map(xy: np.ndarray, labels: np.ndarray, wrong: np.ndarray, class_names: Sequence[str], title: str) -> Figure:
+    """A 2-D map of digits ``xy`` (n, 2): coloured by true label, misread ones ringed in black."""
+    fig, ax = plt.subplots(figsize=(8.5, 7.5))
+    cmap = plt.get_cmap("tab10")
+    size = max(1.0, min(12.0, 40000.0 / max(len(xy), 1) ** 1.1))
+    for c, name in enumerate(class_names):
+        at = labels == c
+        ax.scatter(xy[at, 0], xy[at, 1], s=size, color=cmap(c % 10), label=name, alpha=0.7, linewidths=0)
+    if wrong.any():
+        ax.scatter(
+            xy[wrong, 0],
+            xy[wrong, 1],
+            s=size * 6 + 10,
+            facecolors="none",
+            edgecolors="black",
+            linewidths=0.8,
+            label=f"misread ({int(wrong.sum())})",
+        )
+    ax.legend(markerscale=2, fontsize=8, loc="best", ncol=2)
+    ax.set_title(title)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def weight_grid(weights: np.ndarray, captions: Sequence[str], title: str) -> Figure:
+    """Weight images ``(rows, cols, H, W)``, each on its own symmetric red (+) / blue (−) scale."""
+    rows, cols = weights.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.15, rows * 1.3 + 0.5), squeeze=False)
+    for k, ax in enumerate(axes.flat):
+        w = weights[k // cols, k % cols]
+        m = float(np.abs(w).max()) or 1.0
+        ax.imshow(w, cmap="RdBu_r", vmin=-m, vmax=m)
+        ax.set_title(captions[k] if k < len(captions) else "", fontsize=8)
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def saliency_rows(
+    rows: Sequence[tuple[np.ndarray, np.ndarray, np.ndarray]], captions: Sequence[tuple[str, str, str]], title: str
+) -> Figure:
+    """One row per digit: the image, attributions for the answer, attributions for another class (over the image)."""
+    fig, axes = plt.subplots(len(rows), 3, figsize=(6.3, len(rows) * 2.0 + 0.5), squeeze=False)
+    for r, ((image, first, second), (caption, a, b)) in enumerate(zip(rows, captions, strict=True)):
+        axes[r, 0].imshow(image, cmap="gray_r", vmin=0, vmax=255)
+        axes[r, 0].set_title(caption, fontsize=7, loc="left")
+        for ax, values, name in ((axes[r, 1], first, f"for {a}"), (axes[r, 2], second, f"for {b}")):
+            m = float(np.abs(values).max()) or 1.0
+            ax.imshow(image, cmap="gray_r", vmin=0, vmax=255, alpha=0.45)
+            ax.imshow(values, cmap="RdBu_r", vmin=-m, vmax=m, alpha=0.75)
+            ax.set_title(name, fontsize=8)
+        for ax in axes[r]:
+            ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
