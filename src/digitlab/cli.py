@@ -752,6 +752,109 @@ def report(
     _emit(result, as_json, lambda: [_table("report", ["", "value"], rows)])
 
 
+_EVIDENCE = {
+    "cnn": "Integrated Gradients + occlusion",
+    "lr": "weights × input",
+    "mlp": "most active units",
+    "occlusion": "occlusion",
+}
+
+
+@app.command()
+def explain(
+    files: Annotated[
+        list[Path], typer.Argument(help="Pictures of digits (PNG, JPEG, BMP, GIF, TIFF or WebP), or folders of them.")
+    ],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model", help="A model file, or a registry name for the newest saved one under --out (default: cnn)."
+        ),
+    ] = "cnn",
+    out: Out = Path("runs"),
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """Why a model read each picture as it did: a figure and JSON per picture in <run>/explanations/.
+
+    cnn: Integrated Gradients and occlusion (Captum) for the answer and the runner-up; lr: weight images and
+    input × weights; mlp: the most active first-layer units; knn: the k training digits it compared with;
+    svm: the nearest support vectors; any other model: occlusion.
+    """
+    reporter = Reporter()
+    with reporter.live():
+        result = service.explain(service.ExplainRequest(tuple(files), model, out, data_dir), reporter).to_json()
+    for row in result["explanations"]:  # the maps stay in the JSON files; stdout gets the figures
+        row.pop("image", None)
+        row["panels"] = [{k: v for k, v in p.items() if k != "values"} for p in row["panels"]]
+    rows = []
+    for row in result["explanations"]:
+        evidence = ", ".join(f"{n['label']} ({n['distance']:.2f})" for n in row["neighbours"])
+        rows.append(
+            (
+                Path(row["file"]).name,
+                row["label"],
+                f"{row['confidence']:.1%}",
+                f"{row['runner_up']} {row['runner_up_probability']:.1%}",
+                evidence or _EVIDENCE.get(row["kind"], row["kind"]),
+                f"{row['seconds'] * 1000:.0f}",
+            )
+        )
+    notes = sorted({note for row in result["explanations"] for note in row["notes"]})
+    _emit(
+        result,
+        as_json,
+        lambda: [
+            _table(
+                f"why {result['model']} answered",
+                ["file", "digit", "confidence", "runner-up", "evidence", "ms"],
+                rows,
+            )
+        ],
+        footer="\n".join([*(f"note: {n}" for n in notes), f"figures and JSON in {result['folder']}"]),
+    )
+
+
+@app.command("map")
+def map_(
+    run: RunArg = None,
+    out: Out = Path("runs"),
+    features: Annotated[
+        str,
+        typer.Option(
+            "--model", help="Features to map: cnn (its penultimate layer) or pca (PCA-50 of pixels) (default: cnn)."
+        ),
+    ] = "cnn",
+    method: Annotated[str, typer.Option("--method", help="umap or tsne (default: umap).")] = "umap",
+    split: Annotated[
+        str, typer.Option("--split", help="test (the run's test digits) or all (training and test) (default: test).")
+    ] = "test",
+    seed: Seed = 0,
+    data_dir: DataDir = None,
+    as_json: Json = False,
+) -> None:
+    """A 2-D map of the test digits (UMAP or t-SNE): coloured by label, misread ones ringed; saved in the run."""
+    request = service.MapRequest(run, out, features, method, split, seed, data_dir)
+    reporter = Reporter()
+    with reporter.live():
+        result = service.digit_map(request, reporter).to_json()
+    rows = [
+        ("digits", f"{result['n']:,} ({result['split']})"),
+        ("features", result["features"]),
+        ("method", result["method"]),
+        ("misread by " + str(result["reader"]), result["n_misread"]),
+        ("features (s)", round(result["seconds_features"], 1)),
+        ("embedding (s)", round(result["seconds_embedding"], 1)),
+        ("figure", result["figure"]),
+    ]
+    _emit(
+        result,
+        as_json,
+        lambda: [_table(f"map of {Path(result['run']).name}", ["", "value"], rows)],
+        footer=f"points in {result['json']}; `digitlab report` adds the figure, `digitlab dashboard` shows the map",
+    )
+
+
 @app.command()
 def dashboard(
     run: RunArg = None,

@@ -711,7 +711,9 @@ def explain_digits(
         progress.say("explain", f"explaining {label} with {name}", done=k, total=len(images), level=progress.INNER)
         found = explain.explain(model, image, name, classes, pairs)
         stem = f"{Path(label).stem}-{name}"
-        figure = save_figure(_explanation_figure(found, f"{label}: {found.headline}"), folder / f"{stem}.png")
+        figure = save_figure(
+            _explanation_figure(found, f"{Path(label).name}: {found.headline}"), folder / f"{stem}.png"
+        )
         data = dict(found.to_json(), file=label, figure=str(figure))
         write_json(folder / f"{stem}.json", data)
         rows.append(dict(data, json=str(folder / f"{stem}.json")))

@@ -28,6 +28,7 @@ SECTIONS = (
     ("normalised", "Normalised data"),
     ("comparison", "Model comparison"),
     ("evaluation", "Evaluation per model"),
+    ("look", "What the models look at"),
     ("tuning", "Tuning"),
     ("augmentation", "Augmentation"),
     ("mine", "Your digits"),
@@ -104,6 +105,16 @@ def _evaluations(run: Path, compare: dict[str, Any] | None) -> list[dict[str, An
     return out
 
 
+def _maps(run: Path) -> list[dict[str, Any]]:
+    """The maps of the run (``digitlab map``), without their points."""
+    found = []
+    for path in sorted(run.glob("map-*.json")):
+        facts = _read_json(run, path.name)
+        if facts is not None:
+            found.append({k: v for k, v in facts.items() if k != "points"})
+    return found
+
+
 def context(run_path: str | Path) -> dict[str, Any]:
     """Everything the template shows, read from the run folder."""
     run = Path(run_path)
@@ -131,6 +142,8 @@ def context(run_path: str | Path) -> dict[str, Any]:
         "augment_compare": _read_json(run, "augment-compare.json"),
         "ensemble": _read_json(run, "ensemble.json"),
         "mine": _read_json(run, "mine.json"),
+        "look": _read_json(run, "look.json"),
+        "maps": _maps(run),
         "personalise": _read_json(run, "personalise.json"),
         "aspects": aspects(model_names),
         "sections": SECTIONS,

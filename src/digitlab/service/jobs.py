@@ -352,7 +352,21 @@ def report(
     path = find_run(run, out)
     with progress.reporting(on_progress):
         pipeline.measure_mine_in(Run(path))
+        _look_inside_if_missing(path)
     return StepResult("report", None, report_lib.build(path, output))
+
+
+def _look_inside_if_missing(path: Path) -> None:
+    """Explanations for the report's "What the models look at" when the run has models but no look.json yet."""
+    if (path / "look.json").is_file() or not (path / "models").is_dir():
+        return
+    from digitlab.service.looking import run_dataset
+
+    progress.say("look inside", "what the models look at: loading the run's digits")
+    try:
+        pipeline.look_inside(run_dataset(path), Run(path))
+    except DigitlabError as exc:  # the data or a model is not at hand: the report says the section is empty
+        progress.say("look inside", f"what the models look at is left out: {exc}")
 
 
 # --- the dashboard ------------------------------------------------------------------------------
