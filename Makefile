@@ -19,7 +19,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PIP) install --quiet --upgrade pip
-	$(PIP) install --quiet -e ".[dev,dask,torch,augment,keras,mlflow,serve,onnx]"
+	$(PIP) install --quiet -e ".[dev,dask,torch,augment,keras,mlflow,serve,onnx,explain]"
 	@touch $(STAMP)
 
 install: $(STAMP)

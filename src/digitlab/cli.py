@@ -842,9 +842,9 @@ def map_(
         ("digits", f"{result['n']:,} ({result['split']})"),
         ("features", result["features"]),
         ("method", result["method"]),
-        ("misread by " + str(result["reader"]), result["n_misread"]),
-        ("features (s)", round(result["seconds_features"], 1)),
-        ("embedding (s)", round(result["seconds_embedding"], 1)),
+        ("misread by " + str(result["reader"]), f"{result['n_misread']:,}"),
+        ("features (s)", f"{result['seconds_features']:.1f}"),
+        ("embedding (s)", f"{result['seconds_embedding']:.1f}"),
         ("figure", result["figure"]),
     ]
     _emit(

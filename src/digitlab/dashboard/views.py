@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from digitlab import service
+from digitlab.dashboard import looking
 from digitlab.errors import DigitlabError
 
 RUN_ENV = service.RUN_ENV  # run folder to open (set by `digitlab dashboard RUN`)
@@ -260,7 +261,10 @@ def models_page() -> None:
         hide_index=True,
         column_config={"test accuracy": st.column_config.NumberColumn(format="%.2f%%")},
     )
-    figure(run, compare.get("figure"))
+    looking.comparison_chart(compare["models"])
+    st.subheader("Training curves")
+    predictors, _ = _loaded(run)
+    looking.training_curves(predictors)
     st.subheader("Aspects to consider")
     st.dataframe(service.aspects([m["model"] for m in compare["models"]]), hide_index=True)
 
@@ -288,10 +292,12 @@ def evaluation_page() -> None:
     cols[0].metric("Test accuracy", f"{ev['accuracy']:.2%}")
     cols[1].metric("Macro F1", f"{ev['macro_f1']:.4f}")
     cols[2].metric("Errors", f"{ev['n_errors']:,} of {ev['n_test']:,}")
+    class_names = [k for k, v in ev["report"].items() if isinstance(v, dict) and k not in ("macro avg", "weighted avg")]
     left, right = st.columns(2)
     with left:
-        figure(run, ev["figures"].get("confusion_matrix"))
+        cell = looking.confusion(ev, name, class_names)
     with right:
+        looking.per_class_chart(ev["report"])
         st.markdown("**Classification report**")
         st.dataframe(
             [dict(label=k, **v) for k, v in ev["report"].items() if isinstance(v, dict)],
@@ -299,6 +305,8 @@ def evaluation_page() -> None:
         )
         st.markdown("**Most confused pairs** (true → predicted)")
         st.dataframe(ev["confused_pairs"], hide_index=True)
+    if cell is not None:
+        looking.cell_digits(run, name, *cell, class_names)
     figure(run, ev["figures"].get("predictions"), "True / predicted on test images (mistakes in red).")
     figure(run, ev["figures"].get("misclassified"), "The most confident mistakes.")
 
@@ -434,6 +442,8 @@ def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
     _show_headline(rows[0])  # on screen while the other models read the digit
     rows += service.predict_each(predictors[1:], image, name)
     _show_details(image, rows, below)
+    st.session_state[looking.LAST_DRAWING] = image  # placed on the Map page
+    looking.explanation(image, predictors, "try")
 
 
 def try_it_page() -> None:
@@ -452,6 +462,18 @@ def try_it_page() -> None:
             st.warning(problem)
         if not predictors:
             st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
+
+
+def map_page() -> None:
+    run = frame(
+        "Map of all digits",
+        "Every test digit placed by what a model sees in it (UMAP or t-SNE): hover a point for the digit, click to "
+        "explain it.",
+    )
+    if run is None:
+        return
+    predictors, _ = _loaded(run)
+    looking.map_section(run, predictors)
 
 
 def _canvas(key: str, width: int) -> Any:

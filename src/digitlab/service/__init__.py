@@ -56,6 +56,7 @@ from digitlab.service.looking import (
     ExplainRequest,
     MapRequest,
     digit_map,
+    evaluation_answers,
     explain,
     explain_image,
     explanation_figure,
@@ -65,6 +66,7 @@ from digitlab.service.looking import (
     run_cnn,
     run_dataset,
     run_maps,
+    training_curves,
     training_digits,
 )
 from digitlab.service.lookup import (
@@ -175,6 +177,7 @@ __all__ = [
     "digit_map",
     "ensemble",
     "evaluate",
+    "evaluation_answers",
     "explain",
     "explain_image",
     "explanation_figure",
@@ -213,6 +216,7 @@ __all__ = [
     "run_models",
     "run_predictors",
     "train",
+    "training_curves",
     "training_digits",
     "tune",
 ]

@@ -8,6 +8,7 @@ JSON document (its keys are what ``--json`` prints and what the report and dashb
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -356,12 +357,25 @@ def report(
     return StepResult("report", None, report_lib.build(path, output))
 
 
+def run_dataset(run: Path, data_dir: Path | None = None) -> Dataset:
+    """The data a run used (its dataset, seed and quick subset, from run.json)."""
+    try:
+        facts = json.loads((run / "run.json").read_text())
+    except (OSError, ValueError):
+        raise DigitlabError(f"{run}: no readable run.json; pick a finished run (`digitlab runs`).") from None
+    settings = pipeline.Settings(
+        dataset=str(facts.get("dataset", "mnist")),
+        data_dir=data_dir,
+        seed=int(facts.get("seed", 0)),
+        quick=bool(facts.get("quick", False)),
+    )
+    return pipeline.load(settings)
+
+
 def _look_inside_if_missing(path: Path) -> None:
     """Explanations for the report's "What the models look at" when the run has models but no look.json yet."""
     if (path / "look.json").is_file() or not (path / "models").is_dir():
         return
-    from digitlab.service.looking import run_dataset
-
     progress.say("look inside", "what the models look at: loading the run's digits")
     try:
         pipeline.look_inside(run_dataset(path), Run(path))

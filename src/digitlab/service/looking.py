@@ -19,7 +19,7 @@ from digitlab.artifacts import Run
 from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.service.batch import picture_files
-from digitlab.service.jobs import StepResult
+from digitlab.service.jobs import StepResult, run_dataset
 from digitlab.service.lookup import find_run, run_models
 from digitlab.service.predictor import Predictor, read_picture
 
@@ -136,21 +136,6 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
 # --- the map ----------------------------------------------------------------------------------------
 
 
-def run_dataset(run: Path, data_dir: Path | None = None) -> Dataset:
-    """The data a run used (its dataset, seed and quick subset, from run.json)."""
-    try:
-        facts = json.loads((run / "run.json").read_text())
-    except (OSError, ValueError):
-        raise DigitlabError(f"{run}: no readable run.json; pick a finished run (`digitlab runs`).") from None
-    settings = pipeline.Settings(
-        dataset=str(facts.get("dataset", "mnist")),
-        data_dir=data_dir,
-        seed=int(facts.get("seed", 0)),
-        quick=bool(facts.get("quick", False)),
-    )
-    return pipeline.load(settings)
-
-
 def run_cnn(run: Path) -> Any | None:
     """The run's cnn (or, failing that, its most accurate CNNClassifier), loaded; None without one."""
     from digitlab import explain
@@ -254,3 +239,42 @@ def place_on_map(found: DigitMap, image: np.ndarray, cnn: Predictor | None = Non
         x = image.reshape(1, -1).astype(np.float32) / 255.0
         features = ((x - found.extra["pca_mean"]) @ found.extra["pca_components"].T).astype(np.float32)
     return digitmap.place(found.features, found.xy, features)[0]
+
+
+# --- the evaluation, clickable ----------------------------------------------------------------------
+
+
+def evaluation_answers(run: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every test digit's answer by model ``name`` of the run: class index (n,) and confidence (n,).
+
+    Read from ``evaluate-<name>.npz``; a run made before that file existed gets them from the model itself.
+    """
+    path = run / f"evaluate-{name}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as arrays:
+                return np.asarray(arrays["predicted"], dtype=np.int64), np.asarray(arrays["confidence"])
+        except (OSError, ValueError, KeyError):
+            pass  # damaged: computed again below
+    saved = [m for m in run_models(run) if m.name == name]
+    if not saved:
+        raise DigitlabError(f"{run.name} has no saved model {name} to read the test digits with.")
+    from digitlab.models.store import load_model
+
+    model, _ = load_model(saved[0].path)
+    proba = np.asarray(model.predict_proba(run_dataset(run).x_test))
+    return proba.argmax(axis=1), proba.max(axis=1)
+
+
+def training_curves(predictors: list[Predictor]) -> list[dict[str, Any]]:
+    """Per-epoch figures the models kept (cnn and scratch ``history_``, the MLP's loss): one row per point."""
+    from digitlab.service.tracking import epoch_history
+
+    rows = []
+    for predictor in predictors:
+        model = getattr(predictor.model, "model_", predictor.model)
+        for metric, values in epoch_history(model).items():
+            rows += [
+                {"model": predictor.name, "metric": metric, "epoch": k + 1, "value": v} for k, v in enumerate(values)
+            ]
+    return rows

@@ -254,7 +254,7 @@ class Tracker:
                 params[key] = meta[key]
         metrics = {k: float(v) for k, v in dict(meta.get("metrics") or {}).items() if _is_number(v)}
         _log_batch(client, child_id, params=params, metrics=metrics, timestamp=end)
-        for key, values in _epoch_history(model).items():
+        for key, values in epoch_history(model).items():
             _log_series(client, child_id, key, values, start, end)
 
         shape = tuple(int(n) for n in meta.get("image_shape") or (28, 28))
@@ -410,7 +410,7 @@ def _tags(folder: Path, info: Mapping[str, Any]) -> dict[str, str]:
     return tags
 
 
-def _epoch_history(model: Any) -> dict[str, list[float]]:
+def epoch_history(model: Any) -> dict[str, list[float]]:
     """Per-epoch series the model kept: ``history_`` (cnn, scratch) or the MLP's ``loss_curve_``."""
     estimator = model.steps[-1][1] if hasattr(model, "steps") else model
     history = getattr(estimator, "history_", None)

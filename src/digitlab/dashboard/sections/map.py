@@ -1,0 +1,3 @@
+from digitlab.dashboard import views
+
+views.map_page()
