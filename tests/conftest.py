@@ -118,3 +118,13 @@ def mnist_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pyt
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return Path(json.loads(proc.stdout)["run"])
+
+
+@pytest.fixture(scope="session")
+def mapped_run(mnist_run: Path, mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """`digitlab map` (cnn features, UMAP) on the real quick run, as a user runs it."""
+    proc = digitlab(
+        "map", str(mnist_run), "--json", cwd=tmp_path_factory.mktemp("map"), env={"DIGITLAB_DATA": str(mnist_cache)}
+    )
+    assert proc.returncode == 0, proc.stderr
+    return mnist_run

@@ -7,6 +7,7 @@ skips: without /usr/bin/chromium it fails and says how to install it (`make test
 from __future__ import annotations
 
 import io
+import json
 import math
 import os
 import re
@@ -248,3 +249,51 @@ def test_try_it_saves_a_correction(dashboard: str, page: Page, dashboard_home: P
 
     saved = DigitStore(dashboard_home / "mine.sqlite3").digits("me")
     assert [(d.label, d.source) for d in saved] == [(6, "correction")]
+
+
+def test_try_it_explains_the_answer(dashboard: str, page: Page) -> None:
+    open_try_it(page, dashboard)
+    draw(page, DIGITS["7"])
+    digit, _ = prediction(page)
+    why = page.locator(".st-key-try_explanation")
+    expect(why).to_contain_text("Why? What the model looked at", timeout=WAIT_MS)
+    expect(why).to_contain_text(f"reads {digit}")
+    expect(why).to_contain_text("Integrated Gradients")
+    expect(why).to_contain_text("Completeness of Integrated Gradients")
+    expect(why.locator("img")).to_have_count(
+        6
+    )  # the input, IG for the answer and runner-up, their difference, occlusion ×2
+
+
+def test_clicking_a_confusion_matrix_cell_shows_its_digits(dashboard: str, page: Page, mnist_run: Path) -> None:
+    page.goto(f"{dashboard}/evaluation")
+    expect(page.get_by_role("heading", name="Evaluation")).to_be_visible(timeout=WAIT_MS)
+    model = page.locator(".st-key-eval_model").inner_text().split("\n")[-1].strip()
+    cm = json.loads((mnist_run / f"evaluate-{model}.json").read_text())["confusion_matrix"]
+    true, predicted = max(((i, j) for i in range(10) for j in range(10) if i != j), key=lambda c: cm[c[0]][c[1]])
+    count = cm[true][predicted]
+    cell = page.locator(f'.st-key-confusion_chart path[aria-label^="predicted: {predicted}; true: {true};"]')
+    expect(cell).to_be_visible(timeout=WAIT_MS)
+    cell.hover()
+    expect(page.locator("#vg-tooltip-element")).to_contain_text("count", timeout=WAIT_MS)
+    cell.click()
+    digits = page.locator(".st-key-cell_digits")
+    expect(digits).to_contain_text(f"{count} test digits: {true}s read as {predicted}", timeout=WAIT_MS)
+    expect(digits.locator("img")).to_have_count(min(count, 40))
+
+
+def test_hovering_the_map_shows_a_thumbnail_and_clicking_explains(dashboard: str, page: Page, mapped_run: Path) -> None:
+    page.goto(f"{dashboard}/map")
+    expect(page.get_by_role("heading", name="Map of all digits")).to_be_visible(timeout=WAIT_MS)
+    dots = page.locator('.st-key-map_chart path[aria-roledescription="point"]')
+    expect(dots.first).to_be_attached(timeout=WAIT_MS)
+    assert dots.count() == 1000
+    dot = dots.nth(123)
+    dot.hover(force=True)
+    tip = page.locator("#vg-tooltip-element")
+    expect(tip).to_contain_text("true", timeout=WAIT_MS)
+    expect(tip.locator("img")).to_have_count(1)
+    assert (tip.locator("img").get_attribute("src") or "").startswith("data:image/png;base64,")
+    dot.click(force=True)
+    why = page.locator(".st-key-map_explanation")
+    expect(why).to_contain_text("Why? What the model looked at", timeout=WAIT_MS)

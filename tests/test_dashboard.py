@@ -72,7 +72,28 @@ def test_evaluation_page_model_picker_switches_the_model(on_run: Path) -> None:
     assert at.metric[0].value == f"{knn['accuracy']:.2%}"
     report = at.dataframe[0].value
     assert list(report["label"][:10]) == [str(d) for d in range(10)]
-    assert len(at.get("image")) == 3  # confusion matrix, true/predicted grid, misclassified gallery
+    assert len(at.get("image")) == 2  # true/predicted grid, misclassified gallery
+    assert len(at.get("arrow_vega_lite_chart")) == 2  # the clickable confusion matrix, F1 per class
+
+
+def test_models_page_charts_are_interactive_vega_lite(on_run: Path) -> None:
+    at = page("models")
+    charts = at.get("arrow_vega_lite_chart")
+    assert len(charts) == 2  # the comparison and the training curves
+    specs = [json.loads(c.proto.spec) for c in charts]
+    assert all("tooltip" in json.dumps(s) for s in specs)
+    curves = json.dumps(specs[1])
+    assert '"val_accuracy"' in curves or "val_accuracy" in str(charts[1].proto.datasets)
+
+
+def test_map_page_shows_the_map_with_thumbnails(mapped_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(views.RUN_ENV, str(mapped_run))
+    monkeypatch.setenv(views.RUNS_ENV, str(mapped_run.parent))
+    at = page("map")
+    assert "cnn-umap" in at.selectbox(key="map_name").options
+    chart = at.get("arrow_vega_lite_chart")[0]
+    assert '"image"' in chart.proto.spec  # the hover thumbnail
+    assert any("1,000 digits (test)" in c.value for c in at.caption)
 
 
 def test_tuning_and_augmentation_pages_show_their_results(on_run: Path) -> None:

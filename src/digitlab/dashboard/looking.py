@@ -121,10 +121,10 @@ def explanation(image: np.ndarray, predictors: list[service.Predictor], key: str
                     col.caption(f"#{n.index}: {caption}")
         checks = found.numbers.get("integrated_gradients")
         if checks:
-            worst = max(c["relative_error"] for c in checks.values())
+            gap = checks[found.label]["relative_error"]
             st.caption(
-                "Completeness of Integrated Gradients: each map adds up to its logit's change from a black image "
-                f"(largest gap {worst:.2%}). Red: ink that raises the score; blue: ink that lowers it."
+                f"Completeness of Integrated Gradients: the map for {found.label} adds up to its logit's change from a "
+                f"black image to within {gap:.2%}. Red: ink that raises the score; blue: ink that lowers it."
             )
         for note in found.notes:
             st.caption(note)
