@@ -50,6 +50,21 @@ def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
     )
 
 
+class Cli:
+    """The CLI's own entry point in this process (``digitlab.cli.main``): exit code, stdout, stderr."""
+
+    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
+        self.capsys = capsys
+
+    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
+        from digitlab.cli import main
+
+        self.capsys.readouterr()
+        code = main(list(args))
+        out, err = self.capsys.readouterr()
+        return subprocess.CompletedProcess(list(args), code, out, err)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every test gets its own empty cache (unless it asks for the real one) and its own empty digit store."""

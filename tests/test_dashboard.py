@@ -73,17 +73,20 @@ def test_evaluation_page_model_picker_switches_the_model(on_run: Path) -> None:
     report = at.dataframe[0].value
     assert list(report["label"][:10]) == [str(d) for d in range(10)]
     assert len(at.get("image")) == 2  # true/predicted grid, misclassified gallery
-    assert len(at.get("arrow_vega_lite_chart")) == 2  # the clickable confusion matrix, F1 per class
+    charts = at.get("vega_lite_chart")
+    assert len(charts) == 2  # the clickable confusion matrix, F1 per class
+    assert list(charts[0].proto.selection_mode) == ["cell"]  # a click on a cell reruns the page with it
 
 
 def test_models_page_charts_are_interactive_vega_lite(on_run: Path) -> None:
     at = page("models")
-    charts = at.get("arrow_vega_lite_chart")
+    charts = at.get("vega_lite_chart")
     assert len(charts) == 2  # the comparison and the training curves
-    specs = [json.loads(c.proto.spec) for c in charts]
-    assert all("tooltip" in json.dumps(s) for s in specs)
-    curves = json.dumps(specs[1])
-    assert '"val_accuracy"' in curves or "val_accuracy" in str(charts[1].proto.datasets)
+    assert all('"tooltip"' in c.proto.spec for c in charts)  # hover values
+    comparison = b"".join(d.data.data for d in charts[0].proto.datasets)
+    assert all(name.encode() in comparison for name in ("lr", "knn", "svm", "mlp", "cnn"))
+    curves = b"".join(d.data.data for d in charts[1].proto.datasets)
+    assert b"val_accuracy" in curves and b"loss" in curves  # the cnn's epochs and the MLP's losses
 
 
 def test_map_page_shows_the_map_with_thumbnails(mapped_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -91,7 +94,7 @@ def test_map_page_shows_the_map_with_thumbnails(mapped_run: Path, monkeypatch: p
     monkeypatch.setenv(views.RUNS_ENV, str(mapped_run.parent))
     at = page("map")
     assert "cnn-umap" in at.selectbox(key="map_name").options
-    chart = at.get("arrow_vega_lite_chart")[0]
+    chart = at.get("vega_lite_chart")[0]
     assert '"image"' in chart.proto.spec  # the hover thumbnail
     assert any("1,000 digits (test)" in c.value for c in at.caption)
 

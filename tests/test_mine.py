@@ -20,7 +20,7 @@ from digitlab.data.idx import read_idx
 from digitlab.data.mine import DigitStore
 from digitlab.errors import DigitlabError
 from digitlab.strokes import writer_digits
-from tests.conftest import digitlab
+from tests.conftest import Cli, digitlab
 
 
 @pytest.fixture(scope="module")
@@ -165,21 +165,6 @@ def write_pictures(folder: Path, hand: tuple) -> None:
     (folder / "loose" / "scan-label4.png").write_bytes(png[4] + b"")  # same picture as d4: stored once
     (folder / "loose" / "unlabelled.png").write_bytes(png[5])
     (folder / "loose" / "broken-label3.png").write_bytes(b"not a picture")
-
-
-class Cli:
-    """The CLI's own entry point in this process (``digitlab.cli.main``): exit code, stdout, stderr."""
-
-    def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
-        self.capsys = capsys
-
-    def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        from digitlab.cli import main
-
-        self.capsys.readouterr()
-        code = main(list(args))
-        out, err = self.capsys.readouterr()
-        return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def test_mine_commands(
