@@ -28,7 +28,8 @@ import numpy as np
 from digitlab.errors import DigitlabError
 
 IG_STEPS = 48  # Gauss-Legendre steps: completeness within about 1% on the cnn (tests ask for 5%)
-COMPLETENESS = 0.05  # IG maps must add up to their logit's change within this share
+COMPLETENESS = 0.05  # an IG map must add up to its logit's change within this share when the logit moves by
+MEANINGFUL = 1.0  # at least this much; below it (a runner-up that barely moves) the gap is reported, not refined
 OCCLUSION_WINDOW = 4  # pixels a side of each occluding patch
 OCCLUSION_STRIDE = 2
 TOP_UNITS = 8  # MLP units shown
@@ -240,10 +241,10 @@ def _cnn(model: Any, out: Explanation) -> None:
     maps = {c: a[k, 0].detach().cpu().numpy().astype(np.float64) for k, c in enumerate(targets)}
     gaps = {c: abs(float(delta[k])) for k, c in enumerate(targets)}
     steps = dict.fromkeys(targets, IG_STEPS)
-    for c in targets:  # a map that misses completeness by more than 5% gets finer steps (rare: sharp logits)
+    for c in targets:  # a map that misses completeness by more than 5% gets finer steps (rare)
         change = float(logits_x[c] - logits_0[c])
-        for finer in (4 * IG_STEPS, 16 * IG_STEPS):
-            if gaps[c] <= COMPLETENESS * abs(change) + 1e-3:
+        for finer in (2 * IG_STEPS, 4 * IG_STEPS):
+            if abs(change) < MEANINGFUL or gaps[c] <= COMPLETENESS * abs(change):
                 break
             fine, fine_delta = ig.attribute(
                 x,
