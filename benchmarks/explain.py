@@ -159,7 +159,8 @@ def main() -> None:
         "",
         "**`digitlab explain` with the cnn**, model loaded, one picture: Integrated Gradients (48 steps) and "
         "occlusion (4×4 patches, stride 2) for the answer and the runner-up, 50 test digits after a warm-up call; "
-        "a map whose logit moves by 1 or more and misses completeness by over 5% is computed again with 96, then 192 steps.",
+        "a map whose logit moves by 1 or more and misses completeness by over 5% is computed again with 96, "
+        "then 192 steps.",
         "",
         table(
             [
