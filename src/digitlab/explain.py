@@ -202,47 +202,36 @@ def _captum() -> Any:
     return captum.attr
 
 
-def _cnn(model: Any, out: Explanation) -> None:
+def _ig_maps(model: Any, image: np.ndarray, targets: list[int]) -> tuple[dict[int, np.ndarray], dict[int, Any]]:
+    """Integrated Gradients of the cnn's logits from a black image, one (H, W) map per target class.
+
+    All targets go in one batched call; a map whose logit moves by ``MEANINGFUL`` or more and misses
+    completeness by over ``COMPLETENESS`` is computed again with 2×, then 4× the steps. Returns the
+    maps and, per target, its completeness check (sum, logit change, gaps, steps).
+    """
     import torch
 
     attr = _captum()
-    net = model.network_.eval()
-    device = next(net.parameters()).device
-    x = torch.from_numpy(out.image.astype(np.float32) / 255.0)[None, None].to(device)  # (1, 1, H, W) in [0, 1]
+    net = inner(model).network_.eval()
+    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(next(net.parameters()).device)
     baseline = torch.zeros_like(x)  # black: no ink
-
-    def probabilities(t: Any) -> Any:
-        return torch.softmax(net(t), dim=1)
-
     ig = attr.IntegratedGradients(net)
-    occlusion = attr.Occlusion(probabilities)
-    pred, runner = out.predicted, out.runner_up
-    targets = [pred, runner]
-    pair = x.repeat(2, 1, 1, 1)  # one row per target: both explained in one pass
+    rows = x.repeat(len(targets), 1, 1, 1)  # one row per target
     a, delta = ig.attribute(
-        pair,
-        baselines=torch.zeros_like(pair),
+        rows,
+        baselines=torch.zeros_like(rows),
         target=targets,
         n_steps=IG_STEPS,
         internal_batch_size=2 * IG_STEPS,
         return_convergence_delta=True,
     )
     with torch.no_grad():
-        o = occlusion.attribute(
-            pair,
-            target=targets,
-            sliding_window_shapes=(1, OCCLUSION_WINDOW, OCCLUSION_WINDOW),
-            strides=(1, OCCLUSION_STRIDE, OCCLUSION_STRIDE),
-            baselines=0.0,
-            perturbations_per_eval=64,
-        )
-        logits_x = net(x)[0].cpu().numpy().astype(np.float64)
-        logits_0 = net(baseline)[0].cpu().numpy().astype(np.float64)
+        changes = (net(x) - net(baseline))[0].cpu().numpy().astype(np.float64)  # f(x) − f(black) per class
     maps = {c: a[k, 0].detach().cpu().numpy().astype(np.float64) for k, c in enumerate(targets)}
     gaps = {c: abs(float(delta[k])) for k, c in enumerate(targets)}
     steps = dict.fromkeys(targets, IG_STEPS)
-    for c in targets:  # a map that misses completeness by more than 5% gets finer steps (rare)
-        change = float(logits_x[c] - logits_0[c])
+    for c in targets:  # rare: a sharp logit that 48 steps do not integrate within 5%
+        change = float(changes[c])
         for finer in (2 * IG_STEPS, 4 * IG_STEPS):
             if abs(change) < MEANINGFUL or gaps[c] <= COMPLETENESS * abs(change):
                 break
@@ -259,17 +248,48 @@ def _cnn(model: Any, out: Explanation) -> None:
                 abs(float(fine_delta[0])),
                 finer,
             )
-    occluded = {c: o[k, 0].cpu().numpy().astype(np.float64) for k, c in enumerate(targets)}
-    checks: dict[str, Any] = {}
-    for c in targets:
-        change = float(logits_x[c] - logits_0[c])
-        checks[out.classes[c]] = {
+    checks = {
+        c: {
             "sum_of_attributions": float(maps[c].sum()),
-            "logit_change": change,  # f(x) − f(black)
+            "logit_change": float(changes[c]),
             "absolute_error": gaps[c],
-            "relative_error": gaps[c] / max(abs(change), 1e-12),
+            "relative_error": gaps[c] / max(abs(float(changes[c])), 1e-12),
             "steps": steps[c],
         }
+        for c in targets
+    }
+    return maps, checks
+
+
+def integrated_gradients(model: Any, image: np.ndarray, targets: list[int]) -> list[np.ndarray]:
+    """Integrated Gradients of the cnn's logits for each target class: one (H, W) map each."""
+    maps, _ = _ig_maps(model, image, targets)
+    return [maps[c] for c in targets]
+
+
+def _cnn(model: Any, out: Explanation) -> None:
+    import torch
+
+    attr = _captum()
+    net = model.network_.eval()
+    pred, runner = out.predicted, out.runner_up
+    targets = [pred, runner]
+    maps, checks = _ig_maps(model, out.image, targets)
+
+    def probabilities(t: Any) -> Any:
+        return torch.softmax(net(t), dim=1)
+
+    x = torch.from_numpy(out.image.astype(np.float32) / 255.0)[None, None].to(next(net.parameters()).device)
+    with torch.no_grad():
+        o = attr.Occlusion(probabilities).attribute(
+            x.repeat(2, 1, 1, 1),  # one row per target: both in one pass
+            target=targets,
+            sliding_window_shapes=(1, OCCLUSION_WINDOW, OCCLUSION_WINDOW),
+            strides=(1, OCCLUSION_STRIDE, OCCLUSION_STRIDE),
+            baselines=0.0,
+            perturbations_per_eval=64,
+        )
+    occluded = {c: o[k, 0].cpu().numpy().astype(np.float64) for k, c in enumerate(targets)}
     p, r = out.classes[pred], out.classes[runner]
     out.method = (
         "Integrated Gradients of the logits from a black image (Captum, "
@@ -283,21 +303,10 @@ def _cnn(model: Any, out: Explanation) -> None:
         Panel(f"occlusion, {p}", occluded[pred], "signed", "probability lost when covered"),
         Panel(f"occlusion, {r}", occluded[runner], "signed", "probability lost when covered"),
     ]
-    out.numbers = {"integrated_gradients": checks, "baseline": "black (all zeros)"}
-
-
-def integrated_gradients(model: Any, image: np.ndarray, targets: list[int]) -> list[np.ndarray]:
-    """Integrated Gradients of the cnn's logits for each target class: one (H, W) map each."""
-    import torch
-
-    attr = _captum()
-    net = inner(model).network_.eval()
-    x = torch.from_numpy(image.astype(np.float32) / 255.0)[None, None].to(next(net.parameters()).device)
-    rows = x.repeat(len(targets), 1, 1, 1)
-    a = attr.IntegratedGradients(net).attribute(
-        rows, baselines=torch.zeros_like(rows), target=targets, n_steps=IG_STEPS, internal_batch_size=2 * IG_STEPS
-    )
-    return [a[k, 0].detach().cpu().numpy().astype(np.float64) for k in range(len(targets))]
+    out.numbers = {
+        "integrated_gradients": {out.classes[c]: checks[c] for c in targets},
+        "baseline": "black (all zeros)",
+    }
 
 
 # --- scikit-learn pipelines -------------------------------------------------------------------
@@ -308,18 +317,22 @@ def _front(pipe: Any, image: np.ndarray) -> np.ndarray:
     return np.asarray(pipe[:-1].transform(image[None]), dtype=np.float64)[0]
 
 
-def _as_image(values: np.ndarray, shape: tuple[int, int]) -> np.ndarray | None:
-    return values.reshape(shape) if values.size == shape[0] * shape[1] else None
+def _pixels_seen(pipe: Any, out: Explanation, what: str) -> np.ndarray | None:
+    """What the last step reads, when that is pixels: (H·W,); else occlusion is explained instead (None)."""
+    seen = _front(pipe, out.image)
+    if seen.size == out.image.size:
+        return seen
+    out.notes.append(f"this {what} reads reduced features, not pixels, so its weights are no image: occlusion instead")
+    out.kind = "occlusion"
+    _occlusion_any(pipe, out)
+    return None
 
 
 def _lr(pipe: Any, out: Explanation) -> None:
     clf = pipe[-1]
     shape = out.image.shape
-    seen = _front(pipe, out.image)
-    if _as_image(seen, shape) is None:  # a tuned pipeline that reduced the pixels first
-        out.notes.append("this logistic regression reads reduced features, not pixels: its weights are no image")
-        out.kind = "occlusion"
-        _occlusion_any(pipe, out)
+    seen = _pixels_seen(pipe, out, "logistic regression")
+    if seen is None:
         return
     coef = np.asarray(clf.coef_, dtype=np.float64)  # (k, H·W)
     pred, runner = out.predicted, out.runner_up
@@ -347,13 +360,10 @@ def _lr(pipe: Any, out: Explanation) -> None:
 def _mlp(pipe: Any, out: Explanation) -> None:
     clf = pipe[-1]
     shape = out.image.shape
-    seen = _front(pipe, out.image)
-    w1, b1 = np.asarray(clf.coefs_[0], dtype=np.float64), np.asarray(clf.intercepts_[0], dtype=np.float64)
-    if _as_image(seen, shape) is None:
-        out.notes.append("this MLP reads reduced features, not pixels: its units are no image")
-        out.kind = "occlusion"
-        _occlusion_any(pipe, out)
+    seen = _pixels_seen(pipe, out, "MLP")
+    if seen is None:
         return
+    w1, b1 = np.asarray(clf.coefs_[0], dtype=np.float64), np.asarray(clf.intercepts_[0], dtype=np.float64)
     hidden = np.maximum(seen @ w1 + b1, 0.0)  # (units,)
     top = np.argsort(-hidden)[:TOP_UNITS]
     pred = out.predicted

@@ -313,6 +313,22 @@ def _evaluation_figures(
     return result
 
 
+def read_answers(run: Run, name: str, n: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Every test digit's answer by model ``name`` (class index, confidence) from ``evaluate-<name>.npz``.
+
+    None when the run has no such file, it is damaged, or it does not hold ``n`` answers.
+    """
+    path = run.file(f"evaluate-{name}.npz")
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path) as arrays:
+            predicted, confidence = np.asarray(arrays["predicted"], dtype=np.int64), np.asarray(arrays["confidence"])
+    except (OSError, ValueError, KeyError):
+        return None
+    return (predicted, confidence) if n is None or len(predicted) == n else None
+
+
 def _predictions_grid(proba: np.ndarray, ds: Dataset, name: str, rows: int = 3, cols: int = 10) -> Any:
     """The first ``rows × cols`` test images with true and predicted labels (mistakes in red)."""
     n = min(rows * cols, len(ds.y_test))
@@ -783,26 +799,29 @@ def _cnn_saliency(
 ) -> tuple[list[dict[str, Any]], str]:
     from digitlab import explain
 
-    proba = np.asarray(model.predict_proba(ds.x_test))
-    pred = proba.argmax(axis=1)
+    answers = read_answers(run, "cnn", len(ds.y_test))  # written when the run evaluated its cnn
+    if answers is None:
+        proba = np.asarray(model.predict_proba(ds.x_test))
+        answers = proba.argmax(axis=1), proba.max(axis=1)
+    pred, confidence = answers
     wrong = np.flatnonzero(pred != ds.y_test)
-    worst = wrong[np.argsort(-proba[wrong, pred[wrong]])][:n_mistakes]
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:n_mistakes]
     chosen = [*range(min(n_digits, len(ds.y_test))), *worst.tolist()]
     rows, captions, shown = [], [], []
     for i in chosen:
-        found = explain.explain(model, ds.x_test[i], "cnn", list(ds.class_names))
-        maps = {p.title: p.values for p in found.panels}
         p_name, t_name = ds.class_names[pred[i]], ds.class_names[ds.y_test[i]]
-        ig_pred = maps[f"IG for {p_name}"]
-        other = ds.class_names[found.runner_up] if pred[i] == ds.y_test[i] else t_name
-        ig_other = explain.integrated_gradients(model, ds.x_test[i], [list(ds.class_names).index(other)])[0]
+        mistake = bool(pred[i] != ds.y_test[i])
+        if mistake:
+            other = int(ds.y_test[i])
+        else:  # the runner-up
+            other = int(np.argsort(-np.asarray(model.predict_proba(ds.x_test[i : i + 1]))[0])[1])
+        ig_pred, ig_other = explain.integrated_gradients(model, ds.x_test[i], [int(pred[i]), other])
         rows.append((ds.x_test[i], ig_pred, ig_other))
-        mistake = pred[i] != ds.y_test[i]
         captions.append(
             (
-                f"#{i}: true {t_name}, read {p_name} {proba[i, pred[i]]:.0%}" + (" (mistake)" if mistake else ""),
+                f"#{i}: true {t_name}, read {p_name} {confidence[i]:.0%}" + (" (mistake)" if mistake else ""),
                 p_name,
-                other,
+                ds.class_names[other],
             )
         )
         shown.append(
@@ -810,8 +829,8 @@ def _cnn_saliency(
                 "index": int(i),
                 "true": t_name,
                 "predicted": p_name,
-                "confidence": float(proba[i, pred[i]]),
-                "mistake": bool(mistake),
+                "confidence": float(confidence[i]),
+                "mistake": mistake,
             }
         )
     fig = plots.saliency_rows(rows, captions, "cnn: what it looked at (Integrated Gradients; red raises the score)")
@@ -896,6 +915,7 @@ __all__ = [
     "measure_mine",
     "personalise",
     "preprocess",
+    "read_answers",
     "report",
     "run_all",
     "run_steps",

@@ -36,9 +36,14 @@ def _test_set(run: str) -> Any:
 
 
 @st.cache_resource(show_spinner="Loading the training digits the model compared with…", max_entries=2)
-def _training(model_path: str) -> Any:
-    predictor = service.Predictor(model_path)
-    return service.training_digits(predictor.metadata)
+def _training(model_path: str, _metadata: dict[str, Any]) -> Any:
+    """The training digits of a loaded model (cached by its file; the metadata is not hashed)."""
+    return service.training_digits(_metadata)
+
+
+@st.cache_resource(show_spinner="Loading the run's cnn…", max_entries=2)
+def _run_cnn(run: str, stamp: float) -> service.Predictor | None:
+    return service.run_cnn(Path(run))
 
 
 @st.cache_data(show_spinner="Reading every test digit's answer…", max_entries=16)
@@ -46,15 +51,15 @@ def _answers(run: str, name: str, stamp: float) -> tuple[np.ndarray, np.ndarray]
     return service.evaluation_answers(Path(run), name)
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
+@st.cache_resource(show_spinner=False, max_entries=4)  # shared and read-only: not copied at every rerun
 def _map(run: str, name: str, stamp: float) -> service.DigitMap:
     return service.read_map(Path(run), name)
 
 
 @st.cache_data(show_spinner="Drawing the thumbnails…", max_entries=4)
-def _thumbnails(run: str, name: str, stamp: float, rows: tuple[int, ...]) -> list[str]:
-    found = service.read_map(Path(run), name)
-    return [data_url(found.images[i]) for i in rows]
+def _thumbnails(run: str, name: str, stamp: float, _images: np.ndarray, rows: tuple[int, ...]) -> list[str]:
+    """Thumbnails of the map's digits ``rows`` (cached by map file; the images are not hashed)."""
+    return [data_url(_images[i]) for i in rows]
 
 
 def data_url(image: np.ndarray, scale: int = 2) -> str:
@@ -96,7 +101,7 @@ def explanation(image: np.ndarray, predictors: list[service.Predictor], key: str
         predictor = predictors[names.index(picked)]
         training = None
         if service.explanation_kind(predictor) in ("knn", "svm"):
-            training = _training(str(predictor.path))
+            training = _training(str(predictor.path), predictor.metadata)
         try:
             found = service.explain_image(predictor, image, training)
         except DigitlabError as exc:
@@ -316,7 +321,7 @@ def map_section(run: Path, predictors: list[service.Predictor]) -> None:
             "predicted": [class_names[k] for k in predicted[rows]] if predicted is not None else "",
             "confidence": confidence[rows] if confidence is not None else np.nan,
             "misread": (predicted[rows] != found.labels[rows]) if predicted is not None else False,
-            "image": _thumbnails(str(run), name, _stamp(run / f"map-{name}.npz"), tuple(rows.tolist())),
+            "image": _thumbnails(str(run), name, _stamp(run / f"map-{name}.npz"), found.images, tuple(rows.tolist())),
         }
     )
     st.caption(
@@ -348,7 +353,12 @@ def map_section(run: Path, predictors: list[service.Predictor]) -> None:
     drawing = st.session_state.get(LAST_DRAWING)
     if drawing is not None:
         try:
-            cnn = service.run_cnn(run) if facts["features"] == "cnn" else None
+            models = service.run_models(run)
+            cnn = (
+                _run_cnn(str(run), max((m.path.stat().st_mtime for m in models), default=0.0))
+                if facts["features"] == "cnn"
+                else None
+            )
             xy = service.place_on_map(found, np.asarray(drawing, dtype=np.uint8), cnn)
             yours = pd.DataFrame({"x": [float(xy[0])], "y": [float(xy[1])], "what": ["your drawing (Try it)"]})
             layers = dots + alt.Chart(yours).mark_point(shape="diamond", size=400, color="black", filled=True).encode(

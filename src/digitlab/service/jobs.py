@@ -312,13 +312,7 @@ def personalise(request: PersonaliseRequest, on_progress: progress.Progress | No
             "personalise a model trained on mnist."
         )
     mine = load_dataset(f"mine:{request.writer}")  # one line when you have saved no digits yet
-    subset = meta.get("subset") or {}
-    data = DataRequest(
-        dataset=str(meta.get("dataset", "mnist")),
-        data_dir=request.data_dir,
-        seed=int(subset.get("seed", 0)),
-        quick=bool(subset),
-    )
+    data = trained_on(meta, request.data_dir)
     tracker = tracking.open_if(request.mlflow, request.out)
     _, run, result = _in_run_folder(
         f"personalise-{name}",
@@ -355,6 +349,17 @@ def report(
         pipeline.measure_mine_in(Run(path))
         _look_inside_if_missing(path)
     return StepResult("report", None, report_lib.build(path, output))
+
+
+def trained_on(metadata: dict[str, Any], data_dir: Path | None = None) -> DataRequest:
+    """The data a saved model was trained on, from its metadata: dataset, and the quick subset with its seed."""
+    subset = metadata.get("subset") or {}
+    return DataRequest(
+        dataset=str(metadata.get("dataset", "mnist")),
+        data_dir=data_dir,
+        seed=int(subset.get("seed", 0)),
+        quick=bool(subset),
+    )
 
 
 def run_dataset(run: Path, data_dir: Path | None = None) -> Dataset:

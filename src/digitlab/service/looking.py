@@ -19,7 +19,7 @@ from digitlab.artifacts import Run
 from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
 from digitlab.service.batch import picture_files
-from digitlab.service.jobs import StepResult, run_dataset
+from digitlab.service.jobs import StepResult, run_dataset, trained_on
 from digitlab.service.lookup import find_run, run_models
 from digitlab.service.predictor import Predictor, read_picture
 
@@ -75,15 +75,8 @@ def explanation_kind(predictor: Predictor) -> str:
 
 def training_digits(metadata: dict[str, Any], data_dir: Path | None = None) -> Dataset | None:
     """The training set a model's metadata names (dataset, quick subset and seed), or None when it cannot be read."""
-    subset = metadata.get("subset") or {}
-    settings = pipeline.Settings(
-        dataset=str(metadata.get("dataset", "mnist")),
-        data_dir=data_dir,
-        seed=int(subset.get("seed", 0)),
-        quick=bool(subset),
-    )
     try:
-        return pipeline.load(settings)
+        return pipeline.load(trained_on(metadata, data_dir))
     except DigitlabError:
         return None
 
@@ -94,11 +87,6 @@ def explain_image(predictor: Predictor, image: np.ndarray, training: Dataset | N
 
     pairs = (training.x_train, training.y_train) if training is not None else None
     return explain.explain(predictor.model, image, predictor.name, predictor.classes, pairs)
-
-
-def explanation_figure(found: Any, title: str | None = None) -> Any:
-    """The matplotlib figure of an explanation (what ``digitlab explain`` saves)."""
-    return pipeline._explanation_figure(found, title or found.headline)
 
 
 def explanations_folder(model_path: Path) -> Path:
@@ -136,7 +124,7 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
 # --- the map ----------------------------------------------------------------------------------------
 
 
-def run_cnn(run: Path) -> Any | None:
+def run_cnn(run: Path) -> Predictor | None:
     """The run's cnn (or, failing that, its most accurate CNNClassifier), loaded; None without one."""
     from digitlab import explain
 
@@ -249,13 +237,9 @@ def evaluation_answers(run: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
     Read from ``evaluate-<name>.npz``; a run made before that file existed gets them from the model itself.
     """
-    path = run / f"evaluate-{name}.npz"
-    if path.is_file():
-        try:
-            with np.load(path) as arrays:
-                return np.asarray(arrays["predicted"], dtype=np.int64), np.asarray(arrays["confidence"])
-        except (OSError, ValueError, KeyError):
-            pass  # damaged: computed again below
+    found = pipeline.read_answers(Run(run), name)
+    if found is not None:
+        return found
     saved = [m for m in run_models(run) if m.name == name]
     if not saved:
         raise DigitlabError(f"{run.name} has no saved model {name} to read the test digits with.")
