@@ -33,7 +33,7 @@ class Embedding:
 
 
 def cnn_features(model: Any, images: np.ndarray, batch: int = 1000) -> np.ndarray:
-    """The cnn's penultimate activations (after the hidden layer's ReLU) for (n, H, W) uint8 images: (n, hidden)."""
+    """The cnn's penultimate activations (what its last dense layer reads) for (n, H, W) uint8 images: (n, d)."""
     import torch
 
     est = getattr(model, "model_", model)

@@ -99,3 +99,48 @@ def test_soft_vote_of_fitted_models_averages_probabilities(
     np.testing.assert_allclose(loaded.predict_proba(digits.x_test), expected, rtol=1e-6)
     with pytest.raises(DigitlabError, match="weights"):
         SoftVote.from_fitted([fitted, lr], ["cnn", "lr"], weights=[1, -1])
+
+
+def test_a_model_saved_before_the_fast_design_loads_as_the_classic_net(digits: Dataset, tmp_path: Path) -> None:
+    """Saved configs without ``arch`` (cnn files from before #18) are the classic net, trained without shifts."""
+    classic = CNNClassifier(arch="classic", channels=(4, 8), hidden=16, shift=0, epochs=2, verbose=False)
+    classic.fit(digits.x_train, digits.y_train)
+    path = save_model(tmp_path / "cnn.pt", classic, {"model": "cnn"})
+    config_path = tmp_path / "cnn.pt.json"
+    config = json.loads(config_path.read_text())
+    del config["params"]["arch"], config["params"]["shift"]
+    config_path.write_text(json.dumps(config))
+    model, _ = load_model(path)
+    assert (model.arch, model.shift) == ("classic", 0)
+    np.testing.assert_array_equal(model.predict_proba(digits.x_test), classic.predict_proba(digits.x_test))
+
+
+def test_the_fast_net_pools_before_normalising_and_checks_its_shape() -> None:
+    from digitlab.models.cnn import build_network
+
+    net = build_network(10, (16, 32, 64), image_shape=(28, 28))
+    kinds = [type(m).__name__ for m in net][:4]
+    assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
+    with torch.no_grad():
+        features = net[:-1].eval()(torch.zeros(2, 1, 28, 28))
+    assert features.shape == (2, 64 * 3 * 3)  # 28 -> 14 -> 7 -> 3
+    with pytest.raises(DigitlabError, match="too many blocks for \\(8, 8\\) images"):
+        build_network(10, (4, 4, 4, 4), image_shape=(8, 8))
+    with pytest.raises(DigitlabError, match="the classic arch takes two"):
+        build_network(10, (16, 32, 64), arch="classic")
+    with pytest.raises(DigitlabError, match="cnn arch 'wide': unknown"):
+        build_network(10, arch="wide")
+
+
+def test_batches_are_shifted_whole_pixels_with_zeros_filled_in() -> None:
+    batch = torch.zeros(3, 1, 6, 6)
+    batch[:, 0, 2, 3] = 1.0  # one lit pixel per image
+    rng = np.random.default_rng(0)
+    seen = set()
+    for _ in range(200):
+        moved = CNNClassifier._shifted(batch, 2, rng)
+        assert moved.shape == batch.shape and float(moved.sum()) == 3.0  # moved, never cut or smeared
+        ((y, x),) = moved[0, 0].nonzero().tolist()
+        assert torch.equal(moved[0], moved[1]) and abs(y - 2) <= 2 and abs(x - 3) <= 2  # one offset per batch
+        seen.add((y - 2, x - 3))
+    assert len(seen) == 25  # every offset in -2..2 × -2..2 turns up
