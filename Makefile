@@ -64,6 +64,8 @@ bench: install
 	$(PY) benchmarks/data_load.py
 	$(PY) benchmarks/tune.py
 	$(PY) benchmarks/cnn.py
+	$(PY) benchmarks/cnn_speed.py
+	$(PY) benchmarks/shared_cpu.py
 	$(PY) benchmarks/augment.py
 	$(PY) benchmarks/scratch.py
 	$(PY) benchmarks/dashboard.py
@@ -71,6 +73,7 @@ bench: install
 	$(PY) benchmarks/serve.py
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/personalise.py
+	$(PY) benchmarks/explain.py
 	$(PY) benchmarks/readme_table.py
 
 clean:

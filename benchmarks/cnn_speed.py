@@ -1,8 +1,8 @@
-"""Time to 99.5% on two cores: the default cnn against the cnn as it was before #18, on full MNIST.
+"""Time to 99.5% on two cores: cnn-fast against the cnn as it was before #18, on full MNIST.
 
 Trains, in this one run and on this machine, the cnn as it was until #18 once as the baseline
 (the classic net: 2×2 conv-BN-ReLU blocks, 16/32 channels, 10 epochs, in PyTorch's default
-NCHW memory format), then the default cnn (``arch="fast"``: conv-pool-BN-ReLU ×3, batches
+NCHW memory format), then cnn-fast (``arch="fast"``: conv-pool-BN-ReLU ×3, batches
 shifted by up to a pixel, 8 epochs) with each seed. Both train on 54,000 digits (10% held out
 for validation, as ``digitlab train`` does) and are scored on the 10,000 test digits.
 Training seconds are the ``fit`` call alone.
@@ -18,13 +18,28 @@ Usage: python benchmarks/cnn_speed.py [--seeds 0,1,2] [--no-baseline]
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
 
 from _report import HERE, machine, table, update_section
 from digitlab.artifacts import write_json
 from digitlab.data.datasets import load_dataset
-from digitlab.models.cnn import CLASSIC, CNNClassifier
+from digitlab.models.cnn import CLASSIC, FAST, CNNClassifier
+
+NOTES = """How the time was cut (each step measured on this machine, 2026-12-01, with the others fixed):
+- channels-last tensors: the classic net's step 1.5–1.6× faster (mkldnn convolutions without layout copies);
+- the net: at 28×28 the classic net's second convolution, its two BatchNorms and ReLUs took half of each step;
+  the fast net has one 16-channel convolution at 28×28 and pools before BN and ReLU, so they run on a quarter
+  of the pixels: one epoch ≈ 0.3× the classic net's. Width after the first block is nearly free (32→64→128
+  in the last block +5–15% per epoch), width of the first block is not (32 channels: 2×);
+- the whole training set is one tensor (no DataLoader), batches of 128 (256 and 512 were no faster per epoch);
+- batches moved by up to one pixel: 7 epochs 99.45–99.51% against 99.39% without, at no cost per step.
+  Per-digit shifts (grid_sample) and small rotations/scales gave the same within noise;
+- not worth it here: removing BatchNorm (no faster in channels-last, less accurate), batch 64, label smoothing,
+  a dense hidden layer. torch.compile was not tried: its compilation would eat most of the 90 s budget.
+The test accuracy of one run varies with the seed by about ±0.07%, which is also the binomial noise of
+10,000 test digits at 99.5%."""
 
 REFERENCE_BASELINE_S = 241.4  # the baseline's training time where the goal was set (cnn.json, 2026-11-24)
 
@@ -55,9 +70,13 @@ def train(model: CNNClassifier, ds) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seeds", default="0,1,2", help="seeds of the default cnn (default: 0,1,2)")
+    parser.add_argument("--seeds", default="0,1,2", help="seeds of cnn-fast (default: 0,1,2)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the baseline (no ratio then)")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the section from cnn_speed.json")
     args = parser.parse_args()
+    if args.report_only:
+        report(json.loads((HERE / "cnn_speed.json").read_text()))
+        return
     ds = load_dataset("mnist")
     baseline = None
     if not args.no_baseline:
@@ -66,8 +85,8 @@ def main() -> None:
         print(baseline, flush=True)
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
-        print(f"training the default cnn, seed {seed} ...", flush=True)
-        runs.append(dict(train(CNNClassifier(random_state=seed, verbose=False), ds), seed=seed))
+        print(f"training cnn-fast, seed {seed} ...", flush=True)
+        runs.append(dict(train(CNNClassifier(**FAST, random_state=seed, verbose=False), ds), seed=seed))
         print(runs[-1], flush=True)
     accs = [r["accuracy"] for r in runs]
     times = [r["fit_s"] for r in runs]
@@ -83,27 +102,41 @@ def main() -> None:
     result = {"machine": machine(), "baseline": baseline, "runs": runs, "summary": summary}
     write_json(HERE / "cnn_speed.json", result)
 
-    rows = [
-        [f"cnn (default), seed {r['seed']}", f"{r['accuracy']:.2%}", f"{r['fit_s']:.0f}", r["epochs"]] for r in runs
-    ]
-    rows.append(["cnn (default), mean", f"{summary['mean_accuracy']:.2%}", f"{summary['mean_fit_s']:.0f}", ""])
+    report(result)
+
+
+def report(result: dict) -> None:
+    """The "cnn_speed" section of BENCHMARKS.md from a result (as cnn_speed.json holds it)."""
+    baseline, runs, summary = result["baseline"], result["runs"], result["summary"]
+    rows = [[f"cnn-fast, seed {r['seed']}", f"{r['accuracy']:.2%}", f"{r['fit_s']:.0f}", r["epochs"]] for r in runs]
+    rows.append(["cnn-fast, mean", f"{summary['mean_accuracy']:.2%}", f"{summary['mean_fit_s']:.0f}", ""])
     if baseline:
         before = f"{baseline['accuracy']:.2%}"
         rows.append(["cnn before #18 (baseline, seed 0)", before, f"{baseline['fit_s']:.0f}", 10])
     m = result["machine"]
     body = (
-        "## Time to 99.5%: the default cnn on two cores (`benchmarks/cnn_speed.py`)\n\n"
+        "## Time to 99.5%: cnn-fast on two cores (`benchmarks/cnn_speed.py`)\n\n"
         f"Full MNIST (54,000 training digits, 10,000 test), {m['cpus']} CPUs, torch "
         f"{m['versions'].get('torch')}, {m['date']}. Goal (#18): mean of 3 seeds ≥ 99.50%, none below "
         "99.45%, training ≤ 90 s.\n\n" + table(["model", "test accuracy", "training s", "epochs"], rows)
     )
     if baseline:
         body += (
-            f"\n\nThe default takes {summary['ratio_to_baseline']:.2f}× the baseline's time in this run; "
+            f"\n\ncnn-fast takes {summary['ratio_to_baseline']:.2f}× the baseline's time in this run; "
             f"on the machine where the baseline took {REFERENCE_BASELINE_S:.0f} s (where the goal was set) "
             f"that is {summary['fit_s_where_baseline_took_241s']:.0f} s."
         )
-    body += "\n\nReproduce: `python benchmarks/cnn_speed.py` (about 10 minutes)."
+    if baseline:
+        met = (
+            summary["mean_accuracy"] >= 0.995
+            and summary["min_accuracy"] >= 0.9945
+            and summary["fit_s_where_baseline_took_241s"] <= 90
+        )
+        body += (
+            f"\n\nGoal: {'met' if met else 'not met'} (mean {summary['mean_accuracy']:.2%}, lowest "
+            f"{summary['min_accuracy']:.2%}, {summary['fit_s_where_baseline_took_241s']:.0f} s where the goal was set)."
+        )
+    body += "\n\n" + NOTES + "\n\nReproduce: `python benchmarks/cnn_speed.py` (10–20 minutes, with the baseline)."
     update_section("cnn_speed", body)
     print(body)
 

@@ -118,14 +118,14 @@ def test_a_model_saved_before_the_fast_design_loads_as_the_classic_net(digits: D
 def test_the_fast_net_pools_before_normalising_and_checks_its_shape() -> None:
     from digitlab.models.cnn import build_network
 
-    net = build_network(10, (16, 32, 64), image_shape=(28, 28))
+    net = build_network(10, (16, 32, 64), hidden=0, image_shape=(28, 28), arch="fast")
     kinds = [type(m).__name__ for m in net][:4]
     assert kinds == ["Conv2d", "MaxPool2d", "BatchNorm2d", "ReLU"]
     with torch.no_grad():
         features = net[:-1].eval()(torch.zeros(2, 1, 28, 28))
     assert features.shape == (2, 64 * 3 * 3)  # 28 -> 14 -> 7 -> 3
     with pytest.raises(DigitlabError, match="too many blocks for \\(8, 8\\) images"):
-        build_network(10, (4, 4, 4, 4), image_shape=(8, 8))
+        build_network(10, (4, 4, 4, 4), image_shape=(8, 8), arch="fast")
     with pytest.raises(DigitlabError, match="the classic arch takes two"):
         build_network(10, (16, 32, 64), arch="classic")
     with pytest.raises(DigitlabError, match="cnn arch 'wide': unknown"):
@@ -144,3 +144,24 @@ def test_batches_are_shifted_whole_pixels_with_zeros_filled_in() -> None:
         assert torch.equal(moved[0], moved[1]) and abs(y - 2) <= 2 and abs(x - 3) <= 2  # one offset per batch
         seen.add((y - 2, x - 3))
     assert len(seen) == 25  # every offset in -2..2 × -2..2 turns up
+
+
+def test_batchnorm_folds_across_the_max_pool_only_when_that_is_exact() -> None:
+    from digitlab.models.cnn import build_network
+    from digitlab.models.exported import fold_batchnorm
+
+    torch.manual_seed(0)
+    net = build_network(10, (8, 16, 32), arch="fast").eval()
+    for bn in (m for m in net if isinstance(m, torch.nn.BatchNorm2d)):  # trained-looking statistics
+        bn.running_mean.uniform_(-1, 1)
+        bn.running_var.uniform_(0.5, 2)
+        bn.weight.data.uniform_(0.5, 1.5)
+        bn.bias.data.uniform_(-0.5, 0.5)
+    x = torch.rand(16, 1, 28, 28)
+    folded = fold_batchnorm(net)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded)
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+    net[2].weight.data[0] = -0.7  # a negative scale: max-pooling no longer commutes with the BN
+    folded = fold_batchnorm(net)
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded) == 1
+    torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)

@@ -25,7 +25,12 @@ class ImageNetwork(torch.nn.Module):
 
 
 def fold_batchnorm(network: torch.nn.Sequential) -> torch.nn.Sequential:
-    """The same network with each BatchNorm folded into the convolution before it (eval mode: exact)."""
+    """The same network with each BatchNorm folded into the convolution before it (eval mode: exact).
+
+    Also across a max-pool (the fast net's conv → pool → BN): BN in eval mode is a per-channel
+    ``a·x + b``, and max-pooling commutes with it when every ``a`` is positive, so the BN moves
+    into the convolution and the pool follows; a BN with a negative scale stays where it is.
+    """
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     layers = list(network.eval())
@@ -34,9 +39,19 @@ def fold_batchnorm(network: torch.nn.Sequential) -> torch.nn.Sequential:
     while k < len(layers):
         layer = layers[k]
         following = layers[k + 1] if k + 1 < len(layers) else None
+        after = layers[k + 2] if k + 2 < len(layers) else None
         if isinstance(layer, torch.nn.Conv2d) and isinstance(following, torch.nn.BatchNorm2d):
             folded.append(fuse_conv_bn_eval(layer, following))
             k += 2
+            continue
+        if (
+            isinstance(layer, torch.nn.Conv2d)
+            and isinstance(following, torch.nn.MaxPool2d)
+            and isinstance(after, torch.nn.BatchNorm2d)
+            and bool((after.weight > 0).all())  # scale a = weight / sqrt(var + eps) has the weight's sign
+        ):
+            folded += [fuse_conv_bn_eval(layer, after), following]
+            k += 3
             continue
         folded.append(layer)
         k += 1

@@ -100,6 +100,22 @@ register(
     ModelSpec(
         name="cnn",
         build=CNNClassifier.with_seed,
+        description="Convolutional network (2×2 conv-BN-ReLU blocks, 16/32 channels), one-cycle AdamW, 10 epochs.",
+        family="pytorch",
+        search_space={
+            "max_lr": [1e-3, 3e-3, 6e-3],
+            "epochs": [8, 12],
+            "channels": [(16, 32), (32, 64)],
+            "dropout": [0.1, 0.25],
+        },
+        pros="The most accurate single model; robust to small shifts; the one to use for drawn digits.",
+        cons="Slower to train on a CPU than cnn-fast; needs PyTorch; many knobs.",
+    )
+)
+register(
+    ModelSpec(
+        name="cnn-fast",
+        build=CNNClassifier.fast,
         description=(
             "Convolutional network shaped for CPUs (3 conv-pool-BN-ReLU blocks, 16/32/128 channels), "
             "batches shifted by up to 1 pixel, one-cycle AdamW, 8 epochs."
@@ -111,22 +127,19 @@ register(
             "channels": [(16, 32, 64), (16, 32, 128), (16, 48, 96)],
             "shift": [0, 1, 2],
         },
-        pros="The most accurate single model; robust to small shifts; the one to use for drawn digits.",
-        cons="Needs PyTorch; about a minute and a half of training on two cores for full MNIST; many knobs.",
+        pros="A third of the cnn's training time (99.4–99.6% on MNIST); for quick experiments on a CPU.",
+        cons="About 0.05% less accurate than the cnn on average, with more spread between seeds; needs PyTorch.",
     )
 )
 register(
     ModelSpec(
         name="cnn-aug",
         build=CNNClassifier.augmented,
-        description=(
-            "The classic cnn (2×2 conv-BN-ReLU blocks, 16/32 channels) trained 20 epochs on freshly "
-            "augmented batches (rotate, shift, scale, stroke width)."
-        ),
+        description="The cnn trained 20 epochs on freshly augmented batches (rotate, shift, scale, stroke width).",
         family="pytorch",
         search_space={"max_lr": [1e-3, 3e-3, 6e-3], "epochs": [15, 20, 30]},
         pros="Most robust to how people really write (slant, size, position, pen width); best for drawn digits.",
-        cons="About five times the cnn's training time; needs PyTorch and OpenCV.",
+        cons="Twice the cnn's training time; needs PyTorch and OpenCV.",
     )
 )
 register(
