@@ -116,3 +116,43 @@ def test_predict_command_reports_each_file(
     assert rows["seven.png"]["label"] == "7" and len(rows["seven.png"]["top3"]) == 3
     assert rows["blank.png"]["status"] == "blank"
     assert rows["bad.jpg"]["status"] == "error" and "not a readable image" in rows["bad.jpg"]["error"]
+
+
+def _corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.astype(np.float64).ravel(), b.astype(np.float64).ravel())[0, 1])
+
+
+@pytest.mark.parametrize("condition", ["grey paper", "uneven light", "shadow", "noise", "blur", "jpeg", "off-centre"])
+def test_a_photographed_drawing_reads_like_the_drawing(condition: str) -> None:
+    """Grey paper, a lighting gradient, a shadow across the page, noise, blur, JPEG: evened out by to_mnist."""
+    from digitlab.strokes import STYLES, draw, photograph
+
+    for seed in range(8):
+        canvas = draw(STYLES["plain"], seed, np.random.default_rng(seed))
+        photo = photograph(canvas, condition, np.random.default_rng(100 + seed))
+        assert photo.shape == (900, 1200) and photo.dtype == np.uint8
+        assert _corr(to_mnist(canvas), to_mnist(photo)) > 0.6, seed
+
+
+def test_a_thin_pen_is_thickened_to_mnist_strokes() -> None:
+    from dataclasses import replace
+
+    from digitlab.strokes import STYLES, draw
+
+    for seed in range(5):  # the same seed draws the same digit, only the pen differs
+        thick = to_mnist(draw(STYLES["plain"], seed, np.random.default_rng(seed)))
+        thin = to_mnist(draw(replace(STYLES["plain"], width=(3.0, 3.0)), seed, np.random.default_rng(seed)))
+        bright_thin, bright_thick = int((thin > 128).sum()), int((thick > 128).sum())
+        assert 0.6 * bright_thick <= bright_thin <= 1.6 * bright_thick, seed  # not a faint hairline, not a blob
+
+
+def test_the_real_world_check_set_is_the_same_for_the_same_seed() -> None:
+    from digitlab.strokes import CONDITIONS, check_set
+
+    first = check_set(("continental",), n_per_class=1, seed=3)
+    assert list(first) == [("continental", c) for c in CONDITIONS]
+    again = check_set(("continental",), n_per_class=1, seed=3)
+    for key, (x, y) in first.items():
+        assert x.shape == (10, 28, 28) and list(y) == list(range(10))
+        assert np.array_equal(x, again[key][0]), key
+        assert x.reshape(10, -1).max(axis=1).min() > 100, key  # every digit found, none blank

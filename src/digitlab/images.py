@@ -129,27 +129,37 @@ def _gray_from_array(a: np.ndarray, name: str) -> np.ndarray:
 def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     """MNIST-style (28, 28) uint8: white ink on black, fit in 20×20, centred by mass.
 
-    All zeros when the picture holds no ink (a blank canvas or page).
+    Photos and scans first have their lighting evened out (grey paper, a gradient, a shadow:
+    ``_flatten``), speckles of sensor noise dropped (``_strokes``) and strokes far thinner than
+    MNIST's thickened (``_thicken``). All zeros when the picture holds no ink.
     """
     from PIL import Image
 
     gray = load_image(image, name)  # (H, W) in [0, 255]
-    if min(gray.shape) >= 40:  # photos and scans: a 3×3 median removes speckle, keeps strokes
+    photo = min(gray.shape) >= 40
+    if photo:  # photos and scans: a 3×3 median removes speckle, keeps strokes
         from PIL import ImageFilter
 
         filtered = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
         gray = np.asarray(filtered, dtype=np.float64)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    ink = 255.0 - gray if np.median(border) > 127 else gray.copy()  # dark ink on light paper -> invert
-    ink -= np.median(border) if np.median(border) <= 127 else 255.0 - np.median(border)  # lift the background to 0
-    ink = np.clip(ink, 0, None)
+    light = np.percentile(border, 75) > 127  # light paper, even where a shadow darkens part of the edge
+    paper = gray if light else 255.0 - gray  # (H, W) ink dark on light paper either way
+    if photo:
+        paper = _flatten(paper)
+        border = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
+    ink = np.clip(np.median(border) - paper, 0, None)  # (H, W) the background lifted to 0
     peak = ink.max()
     if peak < 25:  # nothing darker than faint paper texture
         return np.zeros((28, 28), np.uint8)
     ink[ink < INK_FRACTION * peak] = 0.0  # faint noise and shadows
+    if photo:
+        ink = _strokes(ink)
     ink = ink * (255.0 / peak)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # crop to the ink
+    if photo:
+        box = _thicken(box)
     h, w = box.shape
     scale = 20.0 / max(h, w)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
@@ -161,6 +171,57 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     top, left = (28 - new_h) // 2, (28 - new_w) // 2
     canvas[top : top + new_h, left : left + new_w] = small
     return _centre_of_mass(canvas)
+
+
+def _flatten(paper: np.ndarray) -> np.ndarray:
+    """Even out the lighting of a page (ink dark on light): divide by the paper's own brightness.
+
+    The paper's brightness at each pixel is a grey closing wider than any stroke (a sixth of
+    the picture's longer side): strokes vanish from it, a shadow's edge stays sharp. Where the
+    paper is evenly lit (a canvas, a flat scan) the picture is returned as it is.
+    """
+    from scipy import ndimage
+
+    size = max(3, max(paper.shape) // 6) | 1
+    light = ndimage.grey_closing(paper, size=(size, size), mode="nearest")  # (H, W) the paper without the ink
+    low, high = np.percentile(light, [2, 98])
+    if high - low < 0.12 * high or high < 25:  # evenly lit (or no paper to speak of)
+        return paper
+    return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0
+
+
+def _strokes(ink: np.ndarray) -> np.ndarray:
+    """``ink`` without specks and smudges: the pen's marks are not tiny and somewhere hold strong ink.
+
+    A connected mark smaller than a twentieth of the largest is noise; one whose darkest point is
+    less than half as dark as the darkest ink is a smudge (a shadow's edge, a fold), not a stroke.
+    """
+    from scipy import ndimage
+
+    labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    if n <= 1:
+        return ink
+    sizes = np.bincount(labels.ravel())[1:]  # (n,) pixels per mark
+    peaks = np.asarray(ndimage.maximum(ink, labels, np.arange(1, n + 1)))  # (n,) darkest ink per mark
+    keep = np.flatnonzero((sizes >= max(4, 0.05 * sizes.max())) & (peaks >= 0.5 * peaks.max())) + 1
+    return np.where(np.isin(labels, keep), ink, 0.0)
+
+
+def _thicken(box: np.ndarray) -> np.ndarray:
+    """Strokes far thinner than MNIST's (a fine pen on a large photo) widened to about 10% of the digit.
+
+    The stroke width is estimated as area / half the outline; MNIST's is 10–15% of its 20-pixel box.
+    """
+    from scipy import ndimage
+
+    mask = box > 0
+    outline = int((mask & ~ndimage.binary_erosion(mask)).sum())
+    width = 2.0 * mask.sum() / max(outline, 1)
+    target = 0.1 * max(box.shape)
+    if width >= 0.6 * target:
+        return box
+    grow = round(target - width) | 1
+    return ndimage.grey_dilation(box, size=(grow, grow))
 
 
 def _centre_of_mass(canvas: np.ndarray) -> np.ndarray:

@@ -387,6 +387,7 @@ def tune(
         n_jobs=n_jobs,
         scheduler=scheduler,
         dask_local=dask_local,
+        dataset=ds.name,
     )
     progress.say(f"tune {name}", f"tune {name}: scoring the refitted best model on the test split (once)")
     y_pred, proba, predict_s, metrics = score_model(found.model, ds)
@@ -470,7 +471,7 @@ def augment(ds: Dataset, library: str, name: str, run: Run, seed: int = 0, facto
     plain = train_and_score(name, ds, seed)
     progress.say(f"augment {library}", f"augment: {name} with {library} augmentation", level=progress.INNER)
     start = time.perf_counter()
-    estimator = registry.get(name).build(seed)
+    estimator = registry.build(name, seed, ds.name)
     model = Augmented(estimator, library=library, factor=factor, random_state=seed).fit(ds.x_train, ds.y_train)
     fit_s = time.perf_counter() - start
     _, proba, predict_s, metrics = score_model(model, ds)

@@ -87,9 +87,22 @@ class Style:
     jitter: float = 0.012  # wobble of each point, in units of the canvas side
 
 
+SCHOOL: dict[int, list[Stroke]] = {  # as taught in many schools: a flagged 1, a 7 and a 9 with hooks
+    **PLAIN,
+    1: [line((0.3, 0.34), (0.54, 0.15), (0.5, 0.86))],
+    7: [line((0.3, 0.18), (0.72, 0.18), (0.5, 0.6), (0.46, 0.85))],
+    9: [
+        arc(0.5, 0.34, 0.18, 0.18, 90, 450)
+        + line((0.68, 0.36), (0.64, 0.78))[1:]
+        + arc(0.54, 0.76, 0.1, 0.1, 90, 250)[1:]
+    ],
+}
+
 STYLES: dict[str, Style] = {
     "plain": Style("plain", PLAIN),
     "continental": Style("continental", CONTINENTAL, slant=35.0, width=(6.0, 10.0)),  # a fine pen
+    "marker": Style("marker", SCHOOL, slant=-12.0, width=(28.0, 36.0)),  # a felt marker, leaning left
+    "hurried": Style("hurried", PLAIN, slant=20.0, width=(10.0, 14.0), jitter=0.025),  # fast and shaky
 }
 
 
@@ -143,3 +156,138 @@ def writer_digits(
             labels.append(digit)
             pictures.append((picture or png_bytes)(canvas))
     return np.stack(images), np.asarray(labels, np.int64), pictures
+
+
+# --- photographs: the drawn digit on paper, as a phone camera sees it ------------------------
+
+PAGE = (1200, 900)  # (width, height) of a photo, as phones send them after downscaling
+
+
+def _paper(rng: np.random.Generator, level: tuple[float, float], tilt: float) -> np.ndarray:
+    """A page ``(900, 1200)`` float: paper ``level`` plus a lighting gradient of up to ±``tilt``."""
+    w, h = PAGE
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)  # (h, w) each
+    angle = rng.uniform(0, 2 * math.pi)
+    ramp = (xx - 0.5) * math.cos(angle) + (yy - 0.5) * math.sin(angle)  # about -0.6 .. 0.6
+    return rng.uniform(*level) + 2 * tilt * ramp
+
+
+def _put(
+    page: np.ndarray, canvas: np.ndarray, rng: np.random.Generator, ink: float, corner: bool = False, turn: float = 0
+) -> np.ndarray:
+    """The canvas's strokes laid on ``page`` in ``ink`` grey: digit 260–420 px, near the middle or a corner."""
+    from PIL import Image
+
+    side = int(rng.uniform(260, 420))
+    img = Image.fromarray(255 - canvas).resize((side, side), Image.Resampling.BILINEAR)  # ink white on black
+    if turn:
+        img = img.rotate(turn, resample=Image.Resampling.BILINEAR, expand=True)
+    alpha = np.asarray(img, dtype=np.float64) / 255.0  # (s, s) 1 where ink
+    h, w = page.shape
+    s_h, s_w = alpha.shape
+    if corner:  # within a band along the page's edges, the digit whole
+        top = int(rng.choice([rng.uniform(0, 0.08), rng.uniform(0.92, 1.0)]) * (h - s_h))
+        left = int(rng.choice([rng.uniform(0, 0.08), rng.uniform(0.92, 1.0)]) * (w - s_w))
+    else:
+        top = int((h - s_h) / 2 + rng.uniform(-0.1, 0.1) * h)
+        left = int((w - s_w) / 2 + rng.uniform(-0.1, 0.1) * w)
+    region = page[top : top + s_h, left : left + s_w]
+    page[top : top + s_h, left : left + s_w] = region * (1 - alpha) + ink * alpha
+    return page
+
+
+def _jpeg(photo: np.ndarray, quality: int) -> np.ndarray:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).save(buf, format="JPEG", quality=quality)
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("L"))
+
+
+def _blur(photo: np.ndarray, radius: float) -> np.ndarray:
+    from PIL import Image, ImageFilter
+
+    img = Image.fromarray(np.clip(photo, 0, 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(radius))
+    return np.asarray(img, dtype=np.float64)
+
+
+def _shadow(page: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A soft-edged shadow (a hand, a phone) across part of the page, over the digit's side."""
+    h, w = page.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    angle = rng.uniform(0, 2 * math.pi)
+    edge = (xx - w / 2) * math.cos(angle) + (yy - h / 2) * math.sin(angle) - rng.uniform(-0.1, 0.1) * w
+    softness = rng.uniform(10, 60)
+    dark = rng.uniform(0.4, 0.6)  # the shadow keeps 40–60% of the light
+    return page * (1 - (1 - dark) / (1 + np.exp(-edge / softness)))
+
+
+def _thin(canvas_style: Style) -> Style:
+    from dataclasses import replace
+
+    return replace(canvas_style, width=(3.0, 5.0))
+
+
+def _photo(
+    canvas: np.ndarray,
+    rng: np.random.Generator,
+    paper: tuple[float, float] = (220, 250),
+    tilt: float = 10,
+    ink: tuple[float, float] = (20, 60),
+    corner: bool = False,
+    turn: float = 0,
+) -> np.ndarray:
+    """The drawing on a page of ``paper`` grey, lit with a gradient of ±``tilt``, in ``ink`` grey."""
+    return _put(_paper(rng, paper, tilt), canvas, rng, rng.uniform(*ink), corner=corner, turn=turn)
+
+
+def _noisy(photo: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return photo + rng.normal(0, rng.uniform(12, 28), size=photo.shape)  # a small sensor in poor light
+
+
+def _turned(canvas: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    return _photo(canvas, rng, turn=float(rng.choice([-1, 1]) * rng.uniform(10, 22)))
+
+
+# condition -> the canvas photographed (float or uint8, dark ink on lighter paper)
+CONDITIONS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "canvas": lambda c, rng: c,  # the dashboard's drawing, as it is
+    "photo": lambda c, rng: _jpeg(_photo(c, rng), 85),
+    "thin pen": lambda c, rng: _jpeg(_photo(c, rng, ink=(30, 90)), 85),  # drawn with a 3–5 px pen
+    "grey paper": lambda c, rng: _photo(c, rng, paper=(130, 180), tilt=15),
+    "uneven light": lambda c, rng: _photo(c, rng, paper=(150, 220), tilt=60, ink=(10, 50)),
+    "shadow": lambda c, rng: _shadow(_photo(c, rng, paper=(215, 245)), rng),
+    "blur": lambda c, rng: _blur(_photo(c, rng), rng.uniform(2, 6)),
+    "noise": lambda c, rng: _noisy(_photo(c, rng, paper=(190, 235), ink=(30, 70)), rng),
+    "jpeg": lambda c, rng: _jpeg(_photo(c, rng, paper=(215, 245)), int(rng.integers(8, 20))),
+    "off-centre": lambda c, rng: _photo(c, rng, corner=True),
+    "rotated": _turned,
+}
+
+
+def photograph(canvas: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """``canvas`` (a drawing) as a picture under ``condition``: (H, W) uint8, dark ink on light paper."""
+    return np.clip(np.rint(CONDITIONS[condition](canvas, rng)), 0, 255).astype(np.uint8)
+
+
+def check_set(
+    styles: tuple[str, ...] = tuple(STYLES), n_per_class: int = 10, seed: int = 0
+) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:
+    """The real-world check set: for each (style, condition), MNIST-style images (n, 28, 28) and labels.
+
+    Each digit is drawn in the style (``thin pen``: with a 3–5 px pen), photographed under the
+    condition, and read back through ``images.to_mnist`` as ``digitlab predict`` reads a picture.
+    The same seed gives the same pictures.
+    """
+    out = {}
+    for s_i, name in enumerate(styles):
+        for c_i, condition in enumerate(CONDITIONS):
+            style = _thin(STYLES[name]) if condition == "thin pen" else STYLES[name]
+            rng = np.random.default_rng([seed, s_i, c_i])
+            images, labels = [], []
+            for _ in range(n_per_class):
+                for digit in range(10):
+                    images.append(to_mnist(photograph(draw(style, digit, rng), condition, rng)))
+                    labels.append(digit)
+            out[(name, condition)] = (np.stack(images), np.asarray(labels, np.int64))
+    return out

@@ -30,7 +30,7 @@ class Trained:
 
 def fit_model(name: str, ds: Dataset, random_state: int = 0) -> tuple[Any, float]:
     """Build ``name`` from the registry and fit it on the training split; return it and seconds."""
-    model = registry.get(name).build(random_state)
+    model = registry.build(name, random_state, ds.name)
     start = time.perf_counter()
     with warnings.catch_warnings():
         # a fixed epoch budget is a choice, not a failure to converge

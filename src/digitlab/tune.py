@@ -232,8 +232,12 @@ def tune(
     n_jobs: int | None = -1,
     scheduler: str | None = None,
     dask_local: int | None = None,
+    dataset: str | None = None,
 ) -> TuneResult:
-    """Search ``model_name``'s space by ``cv``-fold cross-validation on ``x, y`` (training data only)."""
+    """Search ``model_name``'s space by ``cv``-fold cross-validation on ``x, y`` (training data only).
+
+    The search starts from the model's defaults for ``dataset`` (``registry.build``).
+    """
     check_search(search)
     if cv < 2:
         raise DigitlabError(f"--cv {cv}: cross-validation needs at least 2 folds.")
@@ -241,7 +245,7 @@ def tune(
     if smallest < cv:
         raise DigitlabError(f"--cv {cv}: a class has only {smallest} training examples; use fewer folds or more data.")
     full_space = space_for(model_name, space)
-    estimator = clone(registry.get(model_name).build(random_state))
+    estimator = clone(registry.build(model_name, random_state, dataset))
     searcher = _searcher(
         estimator, {k: list(v) for k, v in full_space.items()}, search, cv, n_iter, random_state, n_jobs
     )

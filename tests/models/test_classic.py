@@ -111,3 +111,47 @@ def test_every_spec_documents_itself() -> None:
     for name in MODELS:
         spec = registry.get(name)
         assert spec.description and spec.pros and spec.cons and spec.search_space
+
+
+def _deskews(estimator: object) -> bool:
+    steps = getattr(estimator, "named_steps", None)
+    if steps is not None:
+        return "deskew" in steps and steps["deskew"] != "passthrough"
+    return bool(estimator.deskew)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["lr", "knn", "svm", "mlp", "scratch-lr", "scratch-knn"])
+def test_deskew_is_a_default_for_handwriting_only(name: str) -> None:
+    for dataset in (None, "mnist", "digits", "mine", "mine:alice"):
+        assert _deskews(registry.build(name, 0, dataset)), dataset
+    for dataset in ("fashion-mnist", "idx:/data/letters"):
+        assert not _deskews(registry.build(name, 0, dataset)), dataset
+    assert _deskews(registry.build(name, 0, "fashion-mnist").set_params(**_deskew_on(name)))  # the tuner may choose
+
+
+def _deskew_on(name: str) -> dict[str, object]:
+    from digitlab.features import Deskew
+
+    return {"deskew": True} if name.startswith("scratch") else {"deskew": Deskew()}
+
+
+def test_the_ensemble_passes_the_dataset_to_its_members() -> None:
+    members = dict(registry.build("ensemble", 0, "fashion-mnist").members)
+    assert not _deskews(members["svm"])
+    assert _deskews(dict(registry.build("ensemble", 0, "mnist").members)["svm"])
+
+
+def test_training_and_tuning_on_other_pictures_start_from_their_defaults(digits: Dataset) -> None:
+    from dataclasses import replace
+
+    from digitlab.train import model_metadata
+    from digitlab.tune import tune
+
+    clothes = replace(digits.subset(300, 100, random_state=0), name="fashion-mnist")
+    trained = train_and_score("lr", clothes, random_state=0)
+    assert trained.model.named_steps["deskew"] == "passthrough"
+    assert model_metadata(trained, clothes, 0)["params"]["deskew"] == "'passthrough'"
+    assert _deskews(train_and_score("lr", digits.subset(300, 100, random_state=0), random_state=0).model)
+    space = {"clf__n_neighbors": [3], "clf__weights": ["distance"], "pca__n_components": [30]}  # knn's has no deskew
+    found = tune("knn", clothes.x_train, clothes.y_train, cv=2, space=space, n_jobs=1, dataset=clothes.name)
+    assert found.model.named_steps["deskew"] == "passthrough"
