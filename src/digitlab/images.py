@@ -145,8 +145,9 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     light = np.percentile(border, 75) > 127  # light paper, even where a shadow darkens part of the edge
     paper = gray if light else 255.0 - gray  # (H, W) ink dark on light paper either way
+    flattened = False
     if photo:
-        paper = _flatten(paper)
+        paper, flattened = _flatten(paper)
         border = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
     ink = np.clip(np.median(border) - paper, 0, None)  # (H, W) the background lifted to 0
     peak = ink.max()
@@ -154,7 +155,7 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
         return np.zeros((28, 28), np.uint8)
     ink[ink < INK_FRACTION * peak] = 0.0  # faint noise and shadows
     if photo:
-        ink = _strokes(ink)
+        ink = _strokes(ink, smudges=flattened)
     ink = ink * (255.0 / peak)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # crop to the ink
@@ -173,12 +174,13 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     return _centre_of_mass(canvas)
 
 
-def _flatten(paper: np.ndarray) -> np.ndarray:
+def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     """Even out the lighting of a page (ink dark on light): divide by the paper's own brightness.
 
     The paper's brightness at each pixel is a grey closing wider than any stroke (a sixth of
     the picture's longer side): strokes vanish from it, a shadow's edge stays sharp. Where the
-    paper is evenly lit (a canvas, a flat scan) the picture is returned as it is.
+    paper is evenly lit (a canvas, a flat scan) the picture is returned as it is. Also says
+    whether the lighting was evened out.
     """
     from scipy import ndimage
 
@@ -186,15 +188,16 @@ def _flatten(paper: np.ndarray) -> np.ndarray:
     light = ndimage.grey_closing(paper, size=(size, size), mode="nearest")  # (H, W) the paper without the ink
     low, high = np.percentile(light, [2, 98])
     if high - low < 0.12 * high or high < 25:  # evenly lit (or no paper to speak of)
-        return paper
-    return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0
+        return paper, False
+    return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0, True
 
 
-def _strokes(ink: np.ndarray) -> np.ndarray:
-    """``ink`` without specks and smudges: the pen's marks are not tiny and somewhere hold strong ink.
+def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
+    """``ink`` without specks (and, with ``smudges``, smudges): the pen's marks are not tiny.
 
-    A connected mark smaller than a twentieth of the largest is noise; one whose darkest point is
-    less than half as dark as the darkest ink is a smudge (a shadow's edge, a fold), not a stroke.
+    A connected mark smaller than a twentieth of the largest is noise. Where the lighting was
+    evened out, a mark whose darkest point is less than half as dark as the darkest ink is what
+    is left of a shadow's edge, not a stroke (elsewhere a lightly pencilled stroke is kept).
     """
     from scipy import ndimage
 
@@ -203,7 +206,8 @@ def _strokes(ink: np.ndarray) -> np.ndarray:
         return ink
     sizes = np.bincount(labels.ravel())[1:]  # (n,) pixels per mark
     peaks = np.asarray(ndimage.maximum(ink, labels, np.arange(1, n + 1)))  # (n,) darkest ink per mark
-    keep = np.flatnonzero((sizes >= max(4, 0.05 * sizes.max())) & (peaks >= 0.5 * peaks.max())) + 1
+    strong = peaks >= 0.5 * peaks.max() if smudges else np.ones(n, bool)
+    keep = np.flatnonzero((sizes >= max(4, 0.05 * sizes.max())) & strong) + 1
     return np.where(np.isin(labels, keep), ink, 0.0)
 
 

@@ -75,11 +75,12 @@ register(
         search_space={
             "clf__C": [1.0, 5.0, 10.0, 30.0],
             "clf__gamma": ["scale", 0.01, 0.02, 0.04],
-            "pca__n_components": [40, 50, 80],
+            "pca__n_components": [40, 50, 80, 100],
             "deskew": ["passthrough", Deskew()],
         },
         pros="The most accurate classical model here; few parameters; a well-understood margin.",
         cons="Fit time grows about quadratically with the data; probabilities are a softmax of scores.",
+        dataset_params={"fashion-mnist": {"pca__n_components": 100}},  # clothes need more: 89.0% at 50, 90.0% at 100
     )
 )
 register(
