@@ -48,7 +48,8 @@ def changed(name: str, dataset: str) -> dict[str, str]:
     """The parameters where the dataset's defaults differ from MNIST's."""
     ours = registry.build(name, 0, dataset).get_params(deep=True)
     mnist = registry.build(name, 0).get_params(deep=True)
-    return {k: repr(v) for k, v in ours.items() if k not in ("steps", "members") and repr(v) != repr(mnist.get(k))}
+    steps = ("steps", "members", *(k for k, v in ours.items() if hasattr(v, "get_params") and k != "deskew"))
+    return {k: repr(v) for k, v in ours.items() if k not in steps and repr(v) != repr(mnist.get(k))}
 
 
 def main() -> None:
