@@ -74,6 +74,8 @@ bench: install
 	$(PY) benchmarks/batch.py
 	$(PY) benchmarks/personalise.py
 	$(PY) benchmarks/explain.py
+	$(PY) benchmarks/datasets.py
+	$(PY) benchmarks/realworld.py
 	$(PY) benchmarks/readme_table.py
 
 clean:
