@@ -40,3 +40,18 @@ def table(columns: list[str], rows: list[list[Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
+
+
+def fit_score(model: Any, ds: Any) -> tuple[float, float]:
+    """Fit ``model`` on ``ds``'s training split, score it on the test split: accuracy and fit seconds."""
+    import time
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(ds.x_train, ds.y_train)
+    fit_s = time.perf_counter() - start
+    return float((model.predict(ds.x_test) == ds.y_test).mean()), fit_s

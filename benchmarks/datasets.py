@@ -15,12 +15,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
-import warnings
 
-from sklearn.exceptions import ConvergenceWarning
-
-from _report import HERE, machine, table, update_section
+from _report import HERE, fit_score, machine, table, update_section
 from digitlab.artifacts import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models import registry
@@ -33,15 +29,6 @@ REFERENCE = {
     "mlp": ("MLPClassifier ReLU, (100,)", 0.871),
     "cnn": ("#18 goal", 0.92),
 }
-
-
-def fit_score(model, ds) -> tuple[float, float]:
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(ds.x_train, ds.y_train)
-    fit_s = time.perf_counter() - start
-    return float((model.predict(ds.x_test) == ds.y_test).mean()), fit_s
 
 
 def changed(name: str, dataset: str) -> dict[str, str]:
