@@ -148,7 +148,7 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     flattened = False
     if photo:
         paper, flattened = _flatten(paper)
-        border = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
+    border = np.concatenate([paper[0], paper[-1], paper[:, 0], paper[:, -1]])
     ink = np.clip(np.median(border) - paper, 0, None)  # (H, W) the background lifted to 0
     peak = ink.max()
     if peak < 25:  # nothing darker than faint paper texture
@@ -179,15 +179,17 @@ def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
 
     The paper's brightness at each pixel is a grey closing wider than any stroke (a sixth of
     the picture's longer side): strokes vanish from it, a shadow's edge stays sharp. Where the
-    paper is evenly lit (a canvas, a flat scan) the picture is returned as it is. Also says
-    whether the lighting was evened out.
+    page's edge is evenly lit (a canvas, a flat scan, a digit that fills the picture, whose
+    strokes may be wider than the closing) the picture is returned as it is. Also says whether
+    the lighting was evened out.
     """
     from scipy import ndimage
 
     size = max(3, max(paper.shape) // 6) | 1
     light = ndimage.grey_closing(paper, size=(size, size), mode="nearest")  # (H, W) the paper without the ink
-    low, high = np.percentile(light, [2, 98])
-    if high - low < 0.12 * high or high < 25:  # evenly lit (or no paper to speak of)
+    edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])  # the page's edge is paper
+    low, high = np.percentile(edge, [5, 95])
+    if high - low < 0.12 * high or high < 25:  # evenly lit along the edge (or no paper to speak of)
         return paper, False
     return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0, True
 
