@@ -123,3 +123,23 @@ def test_progress_events_raise_a_pending_stop(monkeypatch: pytest.MonkeyPatch) -
     with pytest.raises(errors.Interrupted) as stopped:
         progress.say("train", "a step after a swallowed stop")
     assert stopped.value.exit_code == 143
+
+
+def test_a_stop_during_the_torch_import_waits_for_the_import_to_finish(tmp_path: Path) -> None:
+    """A stop in the middle of PyTorch's import could abort the process (CI, signal 6): it is held back."""
+    script = """
+import os, signal, sys, threading
+from digitlab import __main__ as entry
+from digitlab.errors import Interrupted
+from digitlab.models.cnn import _torch
+signal.signal(signal.SIGTERM, entry._stop)
+threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()  # lands inside the import
+try:
+    _torch()
+    print("lost")
+except Interrupted as stop:
+    print("stopped", stop.exit_code, "torch" in sys.modules and hasattr(sys.modules["torch"], "nn"))
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "stopped 143 True", proc.stdout + proc.stderr

@@ -12,14 +12,15 @@ import sys
 import warnings
 from typing import Any
 
-from digitlab.errors import Interrupted, pending_stop, request_stop
+from digitlab.errors import Interrupted, pending_stop, request_stop, shielding
 
 INTERRUPTED = "interrupted; nothing was saved from this run"
 
 
 def _stop(signum: int, frame: object) -> None:
     request_stop(signum)
-    raise Interrupted(signum)
+    if not shielding():  # inside `shielded()` the block's end raises it
+        raise Interrupted(signum)
 
 
 def _again(signum: int, frame: object) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 
 class DigitlabError(Exception):
     """An error caused by input or environment, reported to the user as one line.
@@ -49,3 +52,29 @@ def request_stop(signum: int) -> None:
 def pending_stop() -> int | None:
     """The stop signal received, if any: long work checks it so that a stop is never lost."""
     return _STOPS[-1] if _STOPS else None
+
+
+_SHIELDS: list[int] = []  # open `shielded()` blocks
+
+
+def shielding() -> bool:
+    """True inside `shielded()`: the signal handler then only remembers the stop."""
+    return bool(_SHIELDS)
+
+
+@contextlib.contextmanager
+def shielded() -> Iterator[None]:
+    """Hold a stop back until the block ends, then raise it.
+
+    For work that must not be cut in the middle: importing PyTorch runs Python code from inside
+    its C++ initialisation, and an exception raised there by a signal handler ends the process
+    with an abort instead of the one-line goodbye.
+    """
+    before = len(_STOPS)
+    _SHIELDS.append(1)
+    try:
+        yield
+    finally:
+        _SHIELDS.pop()
+    if not _SHIELDS and len(_STOPS) > before:
+        raise Interrupted(_STOPS[-1])

@@ -22,14 +22,15 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, shielded
 from digitlab.features import as_images
 from digitlab.progress import INNER, Event, emit
 
 
 def _torch() -> Any:
     try:
-        import torch
+        with shielded():  # a stop in the middle of torch's import would abort the process
+            import torch
     except ImportError:
         raise DigitlabError(
             "the cnn model needs PyTorch; install it with `pip install 'digitlab[torch]'` "

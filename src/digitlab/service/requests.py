@@ -18,7 +18,7 @@ import numpy as np
 
 from digitlab.data.datasets import check_name, is_mine
 from digitlab.data.sources import check_data_dir
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, shielded
 from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
@@ -55,7 +55,8 @@ def check_torch(models: Sequence[str]) -> None:
     torch_needed = sorted(bases & set(TORCH_MODELS))
     if torch_needed:
         try:
-            importlib.import_module("torch")
+            with shielded():  # a stop in the middle of torch's import would abort the process
+                importlib.import_module("torch")
         except ImportError:
             raise DigitlabError(
                 f"model {', '.join(torch_needed)} needs PyTorch, which is not installed; install it with "
