@@ -135,7 +135,7 @@ def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
 
 def test_every_model_reads_real_test_digits(mnist_run: Path, real_mnist: Path) -> None:
     predictors, _ = views.load_predictors(str(mnist_run), (1.0,))
-    assert predictors[0].name == "cnn"  # the most accurate model leads
+    assert predictors[0].name == "cnn"  # the best reader of real pictures leads
     ds = load_dataset("mnist")
     hits = {p.name: 0 for p in predictors}
     for image, label in zip(ds.x_test[:50], ds.y_test[:50], strict=True):

@@ -17,6 +17,8 @@ from digitlab import service
 from digitlab.artifacts import RUN_FILE, mark_latest, new_run, run_folder
 from digitlab.errors import DigitlabError, Interrupted
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
 
 def test_parallel_new_run_calls_each_get_their_own_folder(tmp_path: Path) -> None:
     with ThreadPoolExecutor(12) as pool:
@@ -94,6 +96,46 @@ def test_lookup_by_name_finds_saved_variants_and_refuses_unknown_names(tmp_path:
         service.find_model("svm-tuned", tmp_path)
     with pytest.raises(DigitlabError, match="is a folder, not a model file"):
         service.find_model(str(tmp_path), tmp_path)
+
+
+def test_best_is_the_saved_model_that_reads_real_pictures_best(mnist_run: Path, tmp_path: Path) -> None:
+    """``predict``, Try it and ``serve`` read with ``best``: the run's model ranked first in registry.READERS."""
+    from digitlab.artifacts import MODEL_INDEX
+    from digitlab.models import registry
+
+    out = tmp_path / "runs"
+    run = out / mnist_run.name
+    shutil.copytree(mnist_run, run, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    (out / "latest").symlink_to(run.name)
+    models = run / "models"
+    index = json.loads((models / MODEL_INDEX).read_text())
+    index["lr"]["accuracy"] = 0.9999  # more accurate on MNIST than any other: reading real pictures comes first
+    (models / MODEL_INDEX).write_text(json.dumps(index))
+    assert service.find_model("best", out, (28, 28)) == models / "cnn.pt"
+    assert [p.name for p in service.run_predictors(run)[0]][:2] == ["cnn", "svm"]  # Try it: the best reader leads
+    assert service.load_predictor("best", out, "onnx").name == "cnn"
+    for name in ("cnn.pt", "cnn.pt.json"):
+        (models / name).unlink()
+    assert service.find_model("best", out, (28, 28)) == models / "svm.skops"
+    rest = [p.name for p in service.run_predictors(run)[0]]
+    assert rest[0] == "svm" and rest[1] == "lr"  # then by MNIST accuracy
+    with pytest.raises(DigitlabError, match=r"no saved cnn or cnn-aug or cnn-fast model .* reads 28×28 pictures"):
+        service.load_predictor("best", out, "onnx")
+    for path in models.glob("*.skops"):
+        path.unlink()
+    with pytest.raises(DigitlabError, match=r"no saved model under .* reads 28×28 pictures; run `digitlab run`"):
+        service.find_model("best", out, (28, 28))
+    assert registry.READERS[0] == json.loads((BENCHMARKS / "realworld.json").read_text())["best_reader"]
+
+
+def test_the_readers_are_ranked_as_the_real_world_check_set_measured_them() -> None:
+    from digitlab.models import registry
+
+    measured = json.loads((BENCHMARKS / "realworld.json").read_text())["models"]
+    ranked = [m["model"] for m in sorted(measured, key=lambda m: -m["accuracy"])]
+    assert list(registry.READERS) == ranked
+    assert registry.reader_rank("svm-tuned") == registry.READERS.index("svm")
+    assert registry.reader_rank("cnn-aug-personal") == 0 and registry.reader_rank("lr") == len(registry.READERS)
 
 
 def test_predictor_reads_files_bytes_and_arrays_and_reports_bad_ones(tiny_idx_dir: Path, tmp_path: Path) -> None:

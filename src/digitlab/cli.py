@@ -461,9 +461,11 @@ def predict(
     model: Annotated[
         str,
         typer.Option(
-            "--model", help="A model file, or a registry name for the newest saved one under --out (default: cnn)."
+            "--model",
+            help="A model file, a registry name for the newest saved one under --out, or best: the saved model "
+            "that reads real pictures best (cnn-aug, ensemble, cnn-fast, cnn, svm, then the others) (default: best).",
         ),
-    ] = "cnn",
+    ] = "best",
     out: Out = Path("runs"),
     runtime: Annotated[
         str,
@@ -912,7 +914,7 @@ def serve(
         typer.Option(
             "--model",
             help="A model file or registry name to serve; repeat for several, the first is the default "
-            "(default: cnn, as predict).",
+            "(default: best, as predict).",
         ),
     ] = None,
     host: Annotated[
@@ -939,7 +941,7 @@ def serve(
     import uvicorn
 
     request = service.ServeRequest(
-        tuple(model or ("cnn",)), host, port, workers, runtime, out, max_bytes, max_batch, timeout
+        tuple(model or ("best",)), host, port, workers, runtime, out, max_bytes, max_batch, timeout
     )
     served = service.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
     try:

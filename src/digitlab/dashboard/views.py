@@ -381,7 +381,8 @@ def augmentation_page() -> None:
 def load_predictors(
     run: str, stamp: tuple[float, ...], personal: tuple[str, ...] = ()
 ) -> tuple[list[service.Predictor], list[str]]:
-    """Every saved 28×28 model of the run, most accurate first, then your personal models; problems as one line each."""
+    """Every saved 28×28 model of the run, the best reader of real pictures first, then your personal models;
+    problems as one line each."""
     predictors, problems = service.run_predictors(Path(run))
     for path in personal:
         try:
@@ -394,7 +395,8 @@ def load_predictors(
 def _show_headline(top: service.Prediction) -> None:
     with st.container(key="prediction"):
         st.markdown(f"## Prediction: {top.label}")
-        st.markdown(f"**{top.confidence or 0.0:.1%}** sure, by **{top.model}** (the most accurate saved model)")
+        sure = f"**{top.confidence or 0.0:.1%}** sure"
+        st.markdown(f"{sure}, by **{top.model}** (the best reader of real pictures saved)")
         if top.status == "uncertain":
             st.warning("Uncertain: no digit gets half the probability. Try a larger, centred digit.")
 

@@ -36,7 +36,7 @@ COLUMNS = ("file", "status", "label", "confidence", "top3", "error", "model")
 class BatchRequest:
     paths: tuple[Path, ...]
     output: Path
-    model: str = "cnn"
+    model: str = "best"  # a model file, a registry name, or best: the best reader of real pictures saved
     out: Path = Path("runs")
     runtime: str = "torch"
     dask_local: int | None = None

@@ -24,8 +24,9 @@ import numpy as np
 
 from digitlab.artifacts import atomic_write_bytes
 from digitlab.errors import DigitlabError
+from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
-from digitlab.service.lookup import find_model
+from digitlab.service.lookup import BEST, best_reader, find_model
 from digitlab.service.predictor import PICTURE_SHAPE, Predictor
 
 ONNX_OPSET = 18
@@ -146,6 +147,8 @@ def load_predictor(spec: str, out: Path, runtime: str = "torch") -> Predictor:
     """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``)."""
     if runtime not in RUNTIMES:
         raise DigitlabError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
+    if runtime == "onnx" and spec == BEST:  # the best reader that onnxruntime can run
+        return use_onnx(Predictor(best_reader(out, PICTURE_SHAPE, registry.CNNS)))
     predictor = Predictor.for_model(spec, out)
     return use_onnx(predictor) if runtime == "onnx" else predictor
 

@@ -3,6 +3,8 @@
 A registry name resolves to the model of that name in ``runs/latest`` first, then in the
 newest *complete* run (one with ``run.json``) whose model reads the images asked for; never
 a file of an unfinished run, never one of the wrong image size while a fitting one exists.
+``best`` (the default of ``predict`` and ``serve``) resolves, in the same order of runs, to the
+run's best reader of real pictures (``registry.READERS``).
 """
 
 from __future__ import annotations
@@ -121,10 +123,49 @@ def model_shape(model: SavedModel) -> tuple[int, ...] | None:
     return model.image_shape if model.image_shape is not None else _shape_from_file(model.path)
 
 
+BEST = "best"  # the model name that stands for the best reader of real pictures a run has
+
+
+def by_reading(models: list[SavedModel]) -> list[SavedModel]:
+    """``models`` (most accurate first) with the best readers of real pictures first (``registry.READERS``)."""
+    return sorted(models, key=lambda m: registry.reader_rank(m.name))  # stable: accuracy decides within a rank
+
+
+def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tuple[str, ...] | None = None) -> Path:
+    """The best reader of real pictures in the latest run that has a model reading ``image_shape`` images.
+
+    ``kinds``: only models made from these registry names (the ONNX runtime takes CNNs only).
+    Personal models (``*-personal``, one writer's) are left out: they are asked for by name.
+    """
+    for run in _runs(out):
+        fitting = [
+            m
+            for m in run_models(run)
+            if not m.name.endswith("-personal")
+            and (kinds is None or registry.base_name(m.name) in kinds)
+            and (image_shape is None or (shape := model_shape(m)) is None or tuple(shape) == tuple(image_shape))
+        ]
+        if fitting:
+            return by_reading(fitting)[0].path
+    size = f" reads {image_shape[0]}×{image_shape[1]} pictures" if image_shape else ""
+    which = f"{' or '.join(kinds)} model" if kinds else "model"
+    raise DigitlabError(
+        f"no saved {which} under {out}{size}; run `digitlab run` first (it trains the cnn) or pass --model FILE."
+    )
+
+
+def _runs(out: Path) -> list[Path]:
+    """``out/latest`` first, then the other complete runs, newest first."""
+    runs = list_runs(out)
+    latest = latest_run(out)
+    return runs if latest is None else [latest, *(r for r in runs if r != latest)]
+
+
 def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None) -> Path:
     """A model file path as given, or the saved model called ``spec`` that reads ``image_shape`` images.
 
-    Looks in ``out/latest`` first, then in the other complete runs, newest first.
+    Looks in ``out/latest`` first, then in the other complete runs, newest first. ``best``: the
+    best reader of real pictures there.
     """
     path = Path(spec).expanduser()
     if path.exists() or spec.endswith(SUFFIXES) or "/" in spec:
@@ -133,11 +174,10 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
         if not path.is_file():
             raise DigitlabError(f"{path}: no such model file; train one with `digitlab train --model NAME`.")
         return path
+    if spec == BEST:
+        return best_reader(out, image_shape)
     registry.get(registry.base_name(spec))  # an unknown name: one line listing the known ones
-    runs = list_runs(out)
-    latest = latest_run(out)
-    if latest is not None:
-        runs = [latest, *(r for r in runs if r != latest)]
+    runs = _runs(out)
     wrong: list[tuple[Path, tuple[int, ...] | None]] = []
     for run in runs:
         for model in run_models(run):

@@ -18,7 +18,7 @@ import numpy as np
 from digitlab.errors import DigitlabError
 from digitlab.images import to_mnist
 from digitlab.models.store import load_model, model_name
-from digitlab.service.lookup import find_model, run_models
+from digitlab.service.lookup import by_reading, find_model, run_models
 
 UNCERTAIN = 0.5  # below this top probability a prediction is reported as uncertain
 PICTURE_SHAPE = (28, 28)  # what to_mnist makes, so what a model must read
@@ -123,10 +123,11 @@ class Predictor:
 
 
 def run_predictors(run: Path) -> tuple[list[Predictor], list[str]]:
-    """Every model of a run that reads 28×28 pictures, most accurate first; problems as one line each."""
+    """Every model of a run that reads 28×28 pictures, the best reader of real pictures first (``by_reading``);
+    problems as one line each."""
     predictors: list[Predictor] = []
     problems: list[str] = []
-    for saved in run_models(run):
+    for saved in by_reading(run_models(run)):
         try:
             predictors.append(Predictor(saved.path))
         except DigitlabError as exc:

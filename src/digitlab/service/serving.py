@@ -30,7 +30,7 @@ TIMEOUT_S = 30.0  # seconds a request may take
 
 @dataclass(frozen=True)
 class ServeRequest:
-    models: tuple[str, ...] = ("cnn",)  # registry names or model files; the first is the default
+    models: tuple[str, ...] = ("best",)  # registry names, model files or best (the best reader); first: the default
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
