@@ -23,7 +23,7 @@ from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
-TORCH_MODELS = ("cnn", "cnn-aug", "cnn-fast", "ensemble")  # need PyTorch
+TORCH_MODELS = ("cnn", "cnn-classic", "cnn-aug", "cnn-fast", "ensemble")  # need PyTorch
 OPENCV_MODELS = ("cnn-aug", "ensemble")  # train on OpenCV-augmented batches
 
 
