@@ -57,7 +57,7 @@ def model(name: str, seed: int):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="cnn,cnn-fast,cnn-aug,svm,ensemble")
+    parser.add_argument("--models", default="cnn,cnn-fast,cnn-classic,cnn-aug,svm,ensemble")
     parser.add_argument("--n-per-class", type=int, default=10, help="digits of each class per style and condition")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report-only", action="store_true", help="rewrite the section from realworld.json")

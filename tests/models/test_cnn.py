@@ -108,10 +108,10 @@ def test_a_model_saved_before_the_fast_design_loads_as_the_classic_net(digits: D
     path = save_model(tmp_path / "cnn.pt", classic, {"model": "cnn"})
     config_path = tmp_path / "cnn.pt.json"
     config = json.loads(config_path.read_text())
-    del config["params"]["arch"], config["params"]["shift"]
+    del config["params"]["arch"], config["params"]["shift"], config["params"]["views"]
     config_path.write_text(json.dumps(config))
     model, _ = load_model(path)
-    assert (model.arch, model.shift) == ("classic", 0)
+    assert (model.arch, model.shift, model.views) == ("classic", 0, 0)  # and it reads each digit once, as it did
     np.testing.assert_array_equal(model.predict_proba(digits.x_test), classic.predict_proba(digits.x_test))
 
 
@@ -165,3 +165,28 @@ def test_batchnorm_folds_across_the_max_pool_only_when_that_is_exact() -> None:
     folded = fold_batchnorm(net)
     assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in folded) == 1
     torch.testing.assert_close(folded(x), net(x), rtol=1e-4, atol=1e-5)
+
+
+def test_the_cnn_reads_each_digit_at_its_nine_one_pixel_shifts(digits: Dataset, tmp_path: Path) -> None:
+    """``views=1``: the mean probability of the 9 shifted copies, in predict_proba, the saved file and the module."""
+    from digitlab.models import registry
+
+    cnn = registry.build("cnn", 0).set_params(epochs=3, verbose=False)
+    assert (cnn.arch, cnn.views) == ("fast", 1)
+    cnn.fit(digits.x_train, digits.y_train)
+    x = digits.x_test[:40]
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1)))  # shifted copies: windows of the padded digits
+    copies = [padded[:, dy : dy + 8, dx : dx + 8] for dy in range(3) for dx in range(3)]
+    cnn.set_params(views=0)
+    once = cnn.predict_proba(x)
+    by_hand = np.mean([cnn.predict_proba(c) for c in copies], axis=0)
+    cnn.set_params(views=1)
+    np.testing.assert_allclose(cnn.predict_proba(x), by_hand, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(cnn.predict_proba(x), once, atol=1e-4)
+    loaded, _ = load_model(save_model(tmp_path / "cnn.pt", cnn, {"model": "cnn"}))
+    assert loaded.views == 1
+    np.testing.assert_allclose(loaded.predict_proba(x), by_hand, rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        module = cnn.torch_module()(torch.from_numpy(x.astype(np.float32))).numpy()
+    np.testing.assert_allclose(module, by_hand, rtol=1e-4, atol=1e-5)
+    assert cnn.history_[-1]["val_accuracy"] > 0.8  # validation reads one view, each epoch

@@ -139,7 +139,7 @@ register(
     ModelSpec(
         name="cnn-aug",
         build=CNNClassifier.augmented,
-        description="The cnn trained 20 epochs on freshly augmented batches (rotate, shift, scale, stroke width).",
+        description="cnn-classic trained 20 epochs on freshly augmented batches (rotate, shift, scale, stroke width).",
         family="pytorch",
         search_space={"max_lr": [1e-3, 3e-3, 6e-3], "epochs": [15, 20, 30]},
         pros="Most robust to how people really write (slant, size, position, pen width); best for drawn digits.",
