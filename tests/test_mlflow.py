@@ -93,7 +93,7 @@ def test_a_child_run_per_model_with_its_test_metrics_and_parameters(tracked: dic
         assert child.data.metrics["macro_f1"] == pytest.approx(rows[name]["macro_f1"])
         assert child.data.params["model"] == name and child.data.params["seed"] == "0"
     cnn = next(c for c in children if c.info.run_name == "cnn")
-    assert cnn.data.params["max_lr"] and cnn.data.params["epochs"] == "10"
+    assert cnn.data.params["max_lr"] == "0.005" and cnn.data.params["epochs"] == "8" and cnn.data.params["views"] == "1"
     assert cnn.data.tags["digitlab.family"] == "pytorch"
 
 

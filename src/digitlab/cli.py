@@ -463,7 +463,8 @@ def predict(
         typer.Option(
             "--model",
             help="A model file, a registry name for the newest saved one under --out, or best: the saved model "
-            "that reads real pictures best (cnn-aug, ensemble, cnn-fast, cnn, svm, then the others) (default: best).",
+            "that reads real pictures best (cnn-aug, ensemble, cnn-fast, cnn, cnn-classic, svm, then the others) "
+            "(default: best).",
         ),
     ] = "best",
     out: Out = Path("runs"),
