@@ -52,6 +52,7 @@ def test_models_lists_the_registry(tmp_path: Path) -> None:
     names = [m["name"] for m in json.loads(proc.stdout)["models"]]
     assert names[:7] == ["lr", "knn", "svm", "mlp", "cnn", "cnn-aug", "ensemble"]
     assert {"scratch-lr", "scratch-knn", "scratch-svm", "scratch-mlp", "scratch-cnn"} <= set(names)
+    assert {"cnn-fast", "cnn-classic"} <= set(names)
 
 
 def test_train_then_evaluate_by_name(tmp_path: Path) -> None:
