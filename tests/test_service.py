@@ -112,6 +112,18 @@ def test_best_is_the_saved_model_that_reads_real_pictures_best(mnist_run: Path, 
     index["lr"]["accuracy"] = 0.9999  # more accurate on MNIST than any other: reading real pictures comes first
     (models / MODEL_INDEX).write_text(json.dumps(index))
     assert service.find_model("best", out, (28, 28)) == models / "cnn.pt"
+    newer = out / "29990101-000000-train-lr"  # a later `digitlab train --model lr`, now the latest run
+    shutil.copytree(run, newer)
+    for path in (newer / "models").iterdir():
+        if not path.name.startswith(("lr.", "index")):
+            path.unlink()
+    (out / "latest").unlink()
+    (out / "latest").symlink_to(newer.name)
+    assert service.find_model("best", out, (28, 28)) == models / "cnn.pt"  # the better reader, from the older run
+    assert service.find_model("lr", out, (28, 28)) == newer / "models" / "lr.skops"
+    shutil.rmtree(newer)
+    (out / "latest").unlink()
+    (out / "latest").symlink_to(run.name)
     assert [p.name for p in service.run_predictors(run)[0]][:2] == ["cnn", "svm"]  # Try it: the best reader leads
     assert service.load_predictor("best", out, "onnx").name == "cnn"
     for name in ("cnn.pt", "cnn.pt.json"):

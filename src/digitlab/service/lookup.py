@@ -3,8 +3,8 @@
 A registry name resolves to the model of that name in ``runs/latest`` first, then in the
 newest *complete* run (one with ``run.json``) whose model reads the images asked for; never
 a file of an unfinished run, never one of the wrong image size while a fitting one exists.
-``best`` (the default of ``predict`` and ``serve``) resolves, in the same order of runs, to the
-run's best reader of real pictures (``registry.READERS``).
+``best`` (the default of ``predict`` and ``serve``) resolves to the best reader of real pictures
+saved (``registry.READERS``), the newest of its kind in the same order of runs.
 """
 
 from __future__ import annotations
@@ -132,21 +132,24 @@ def by_reading(models: list[SavedModel]) -> list[SavedModel]:
 
 
 def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tuple[str, ...] | None = None) -> Path:
-    """The best reader of real pictures in the latest run that has a model reading ``image_shape`` images.
+    """The best reader of real pictures saved under ``out`` that reads ``image_shape`` images.
 
-    ``kinds``: only models made from these registry names (the ONNX runtime takes CNNs only).
-    Personal models (``*-personal``, one writer's) are left out: they are asked for by name.
+    The highest in ``registry.READERS`` wins wherever it is (a later `train --model lr` does not
+    displace the cnn of an earlier run); among equals, the one in ``out/latest``, then the newest
+    complete run, then the most accurate. ``kinds``: only models made from these registry names
+    (the ONNX runtime takes CNNs only). Personal models (``*-personal``, one writer's) are left
+    out: they are asked for by name.
     """
-    for run in _runs(out):
-        fitting = [
-            m
-            for m in run_models(run)
-            if not m.name.endswith("-personal")
-            and (kinds is None or registry.base_name(m.name) in kinds)
-            and (image_shape is None or (shape := model_shape(m)) is None or tuple(shape) == tuple(image_shape))
-        ]
-        if fitting:
-            return by_reading(fitting)[0].path
+    found: list[tuple[int, int, int, Path]] = []  # (reader rank, run order, order in the run, file)
+    for r, run in enumerate(_runs(out)):
+        for k, m in enumerate(run_models(run)):
+            if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
+                continue
+            shape = model_shape(m) if image_shape is not None else None
+            if shape is None or tuple(shape) == tuple(image_shape or ()):
+                found.append((registry.reader_rank(m.name), r, k, m.path))
+    if found:
+        return min(found)[3]
     size = f" reads {image_shape[0]}×{image_shape[1]} pictures" if image_shape else ""
     which = f"{' or '.join(kinds)} model" if kinds else "model"
     raise DigitlabError(
