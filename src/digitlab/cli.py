@@ -463,8 +463,7 @@ def predict(
         typer.Option(
             "--model",
             help="A model file, a registry name for the newest saved one under --out, or best: the saved model "
-            "that reads real pictures best (cnn-aug, ensemble, cnn-fast, cnn, cnn-classic, svm, then the others) "
-            "(default: best).",
+            f"that reads real pictures best ({', '.join(service.READERS)}, then the others) (default: best).",
         ),
     ] = "best",
     out: Out = Path("runs"),

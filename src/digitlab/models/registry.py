@@ -284,7 +284,7 @@ def without_deskew(estimator: Any) -> Any:
 # `predict`, Try it and the server read with the first of these a run has (the best reader by default);
 # models not measured there follow, most accurate on MNIST first.
 READERS = ("cnn-aug", "ensemble", "cnn-fast", "cnn", "cnn-classic", "svm")
-CNNS = ("cnn", "cnn-classic", "cnn-aug", "cnn-fast")  # PyTorch networks: these export to ONNX
+CNNS = tuple(name for name, spec in _SPECS.items() if spec.family == "pytorch")  # export to ONNX; need PyTorch
 
 
 def reader_rank(name: str) -> int:

@@ -69,6 +69,7 @@ from digitlab.service.looking import (
     training_digits,
 )
 from digitlab.service.lookup import (
+    READERS,
     SavedModel,
     find_model,
     find_run,
@@ -132,6 +133,7 @@ __all__ = [
     "PICTURE_SHAPE",
     "QUICK_TEST",
     "QUICK_TRAIN",
+    "READERS",
     "RUNS_ENV",
     "RUNTIMES",
     "RUN_ENV",

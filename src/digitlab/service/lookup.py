@@ -124,6 +124,7 @@ def model_shape(model: SavedModel) -> tuple[int, ...] | None:
 
 
 BEST = "best"  # the model name that stands for the best reader of real pictures a run has
+READERS = registry.READERS  # the order `best` ranks them in, for the faces' help texts
 
 
 def by_reading(models: list[SavedModel]) -> list[SavedModel]:
@@ -146,7 +147,7 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
             if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
                 continue
             shape = model_shape(m) if image_shape is not None else None
-            if shape is None or tuple(shape) == tuple(image_shape or ()):
+            if image_shape is None or shape is None or tuple(shape) == tuple(image_shape):  # as find_model
                 found.append((registry.reader_rank(m.name), r, k, m.path))
     if found:
         return min(found)[3]

@@ -23,7 +23,6 @@ from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
-TORCH_MODELS = ("cnn", "cnn-classic", "cnn-aug", "cnn-fast", "ensemble")  # need PyTorch
 OPENCV_MODELS = ("cnn-aug", "ensemble")  # train on OpenCV-augmented batches
 
 
@@ -52,7 +51,7 @@ def check_torch(models: Sequence[str]) -> None:
     from digitlab.models import registry
 
     bases = {registry.base_name(m) for m in models}
-    torch_needed = sorted(bases & set(TORCH_MODELS))
+    torch_needed = sorted(bases & {*registry.CNNS, "ensemble"})  # the ensemble's members include the cnn
     if torch_needed:
         try:
             with shielded():  # a stop in the middle of torch's import would abort the process
