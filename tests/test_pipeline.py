@@ -11,6 +11,7 @@ from PIL import Image
 from digitlab import pipeline
 from digitlab.artifacts import atomic_open, atomic_write_bytes, new_run
 from digitlab.data.datasets import load_dataset
+from digitlab.features import ScaleImages, StandardiseImages
 from digitlab.models.store import load_model
 
 
@@ -42,6 +43,16 @@ def test_preprocess_shows_before_and_after(which: str, tiny_idx_dir: Path, tmp_p
     assert stats["raw"]["max"] == 255.0
     assert stats["scaled"]["max"] == 1.0 and stats["scaled"]["min"] == 0.0
     assert abs(stats["standardised"]["mean"]) < 1e-3
+    # counted per (pixel, value), the statistics are those of every value in the arrays themselves
+    every = {
+        "raw": ds.x_train,
+        "scaled": ScaleImages().fit_transform(ds.x_train),
+        "standardised": StandardiseImages().fit(ds.x_train).transform(ds.x_train),
+    }
+    for name, values in every.items():
+        v = values.astype(np.float64)
+        direct = {"min": v.min(), "max": v.max(), "mean": v.mean(), "std": v.std(), "median": np.median(v)}
+        assert stats[name] == pytest.approx(dict(direct, fraction_zero=np.mean(v == 0)), rel=1e-9, abs=1e-12)
     for rel in result["figures"].values():
         assert _is_png(run.path / rel)
 

@@ -139,6 +139,8 @@ def preprocessing_pipeline(deskewed: bool = False, standardise: bool = False) ->
 
 def pixel_stats(x: np.ndarray) -> dict[str, float]:
     """Summary statistics of all pixel values in ``x``."""
+    if np.asarray(x).dtype == np.uint8 and np.size(x):  # counted once per value: exact and ~20× faster
+        return weighted_stats(np.arange(256), np.bincount(np.ravel(x), minlength=256))
     x = np.asarray(x, dtype=np.float64)
     return {
         "min": float(x.min()),
@@ -148,6 +150,32 @@ def pixel_stats(x: np.ndarray) -> dict[str, float]:
         "median": float(np.median(x)),
         "fraction_zero": float(np.mean(x == 0)),
     }
+
+
+def weighted_stats(values: np.ndarray, counts: np.ndarray) -> dict[str, float]:
+    """``pixel_stats`` of a multiset: each of ``values`` taken ``counts`` times (same shape)."""
+    keep = np.ravel(counts) > 0
+    v, c = np.ravel(values)[keep].astype(np.float64), np.ravel(counts)[keep]
+    order = np.argsort(v, kind="stable")
+    v, c = v[order], c[order]
+    n = int(c.sum())
+    mean = float(c @ v / n)
+    middle = np.asarray([(n - 1) // 2, n // 2]) + 1  # the two middle ranks, counted from 1 (one when n is odd)
+    return {
+        "min": float(v[0]),
+        "max": float(v[-1]),
+        "mean": mean,
+        "std": float(np.sqrt(c @ (v - mean) ** 2 / n)),
+        "median": float(np.mean(v[np.searchsorted(np.cumsum(c), middle)])),
+        "fraction_zero": float(c[v == 0].sum() / n),
+    }
+
+
+def value_counts(x: np.ndarray) -> np.ndarray:
+    """8-bit images ``(n, H, W)``: how many images have each value 0..255 at each pixel, ``(H, W, 256)``."""
+    flat = np.asarray(x, dtype=np.uint8).reshape(len(x), -1)
+    counts = np.stack([np.bincount(flat[:, p], minlength=256) for p in range(flat.shape[1])])
+    return counts.reshape(*np.shape(x)[1:], 256)
 
 
 class ReduceDims(TransformerMixin, BaseEstimator):

@@ -23,7 +23,7 @@ from digitlab.artifacts import Run, model_index, record_model, save_figure, writ
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_predictions
-from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats
+from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats, value_counts, weighted_stats
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
@@ -100,12 +100,29 @@ def explore(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
 
 def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[str, Any]:
     """Raw vs scaled vs standardised vs deskewed, as statistics and figures."""
-    scaled = ScaleImages().fit_transform(ds.x_train)  # (n, H, W) in [0, 1]
-    standardised = StandardiseImages().fit(ds.x_train).transform(ds.x_train)  # (n, H, W), per-pixel z-scores
+    standardiser = StandardiseImages().fit(ds.x_train)
     rng = np.random.default_rng(seed)
     pick = rng.choice(len(ds.x_train), size=min(n_show, len(ds.x_train)), replace=False)
+    scaled = ScaleImages().fit_transform(ds.x_train[pick])  # (n_show, H, W) in [0, 1]
     deskewed = Deskew().fit_transform(ds.x_train[pick]) / 255.0
     labels = [ds.class_names[i] for i in ds.y_train[pick]]
+    if ds.x_train.dtype == np.uint8:  # 8-bit pixels: statistics and histograms from each pixel's value counts
+        counts = value_counts(ds.x_train)  # (H, W, 256): every value each pixel takes, and how often
+        levels = np.arange(256, dtype=np.float32)
+        # each pixel's z-score at each of the 256 values, (256, H, W), and how many pixels have it
+        standardised: Any = (standardiser.transform(levels[:, None, None]), counts.transpose(2, 0, 1))
+        stats = {
+            "raw": weighted_stats(levels, counts.sum(axis=(0, 1))),
+            "scaled": weighted_stats(ScaleImages().fit_transform(levels[:, None, None]), counts.sum(axis=(0, 1))),
+            "standardised": weighted_stats(*standardised),
+        }
+    else:
+        standardised = standardiser.transform(ds.x_train)  # (n, H, W), per-pixel z-scores
+        stats = {
+            "raw": pixel_stats(ds.x_train),
+            "scaled": pixel_stats(ScaleImages().fit_transform(ds.x_train)),
+            "standardised": pixel_stats(standardised),
+        }
     result: dict[str, Any] = {
         "dataset": ds.name,
         "steps": {
@@ -114,26 +131,23 @@ def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[st
             "flatten": f"(n, {ds.image_shape[0]}, {ds.image_shape[1]}) -> (n, {ds.image_shape[0] * ds.image_shape[1]})",
             "deskew": "shear by image moments so the digit stands upright, centred on its mass",
         },
-        "stats": {
-            "raw": pixel_stats(ds.x_train),
-            "scaled": pixel_stats(scaled),
-            "standardised": pixel_stats(standardised),
-        },
+        "stats": stats,
         "sample": {
             "indices": pick.tolist(),
             "labels": labels,
-            "scaled_first_image": np.round(scaled[pick[0]], 3).tolist(),
+            "scaled_first_image": np.round(scaled[0], 3).tolist(),
         },
     }
     figures = {
         "raw_vs_scaled": save_figure(
-            plots.before_after(ds.x_train[pick], scaled[pick], labels), run.figures / "raw_vs_scaled.png"
+            plots.before_after(ds.x_train[pick], scaled, labels), run.figures / "raw_vs_scaled.png"
         ),
         "raw_vs_deskewed": save_figure(
             plots.before_after(ds.x_train[pick], deskewed, labels), run.figures / "raw_vs_deskewed.png"
         ),
         "value_histograms": save_figure(
-            plots.value_histograms(ds.x_train, standardised), run.figures / "value_histograms.png"
+            plots.value_histograms(ds.x_train, *(standardised if isinstance(standardised, tuple) else (standardised,))),
+            run.figures / "value_histograms.png",
         ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 
@@ -34,22 +35,41 @@ def image_grid(
     cmap: str = "gray_r",
     caption_colors: Sequence[str] | None = None,
 ) -> Figure:
-    """A grid of images ``(rows, cols, H, W)``, one row label each; captions read row by row."""
-    rows, cols = images.shape[:2]
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 0.9, rows * 0.95 + 0.4), squeeze=False)
+    """A grid of images ``(rows, cols, H, W)``, one row label each; captions read row by row.
+
+    Drawn as one mosaic in one Axes (each tile scaled to its own range, as ``imshow`` would):
+    a subplot per tile made a 10×10 grid cost 1.5 s, most of a run's figure time.
+    """
+    rows, cols, h, w = images.shape[:4]
+    gap, top = max(2, w // 10), (max(4, h // 4) if captions is not None else max(2, h // 10))
+    tiles = images.astype(np.float64)
+    low = tiles.min(axis=(2, 3), keepdims=True)
+    span = tiles.max(axis=(2, 3), keepdims=True) - low
+    tiles = np.where(span > 0, (tiles - low) / np.where(span > 0, span, 1.0), 0.0)
+    mosaic = np.full((rows * (h + top), cols * (w + gap) - gap), np.nan)
     for r in range(rows):
         for c in range(cols):
-            ax = axes[r][c]
-            ax.imshow(images[r, c], cmap=cmap, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if captions is not None:
+            y, x = r * (h + top) + top, c * (w + gap)
+            mosaic[y : y + h, x : x + w] = tiles[r, c]
+    fig, ax = plt.subplots(figsize=(cols * 0.9, rows * 0.95 + 0.4))
+    palette = plt.get_cmap(cmap).copy()
+    palette.set_bad("white")
+    ax.imshow(mosaic, cmap=palette, vmin=0.0, vmax=1.0, interpolation="nearest")
+    for r in range(rows):
+        for c in range(cols):
+            y, x = r * (h + top) + top, c * (w + gap)
+            ax.add_patch(
+                plt.Rectangle((x - 0.5, y - 0.5), w, h, fill=False, linewidth=0.6, edgecolor="0.6", clip_on=False)
+            )
+            if captions is not None and captions[r * cols + c]:
                 color = caption_colors[r * cols + c] if caption_colors is not None else "black"
-                ax.set_title(captions[r * cols + c], fontsize=7, color=color)
-        axes[r][0].set_ylabel(row_labels[r], rotation=0, ha="right", va="center", fontsize=9)
+                ax.text(x + w / 2, y - 1, captions[r * cols + c], fontsize=7, color=color, ha="center", va="bottom")
+        if row_labels[r]:
+            ax.text(-gap, r * (h + top) + top + h / 2, row_labels[r], fontsize=9, ha="right", va="center")
+    ax.axis("off")
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        ax.set_title(title)
+    fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.9 if title else 0.98)
     return fig
 
 
@@ -65,9 +85,24 @@ def mean_images(means: np.ndarray, class_names: Sequence[str]) -> Figure:
     return fig
 
 
+def _hist(ax: Any, values: np.ndarray, bins: int = 64, counts: np.ndarray | None = None, **style: Any) -> None:
+    """``ax.hist`` of ``values`` (each taken ``counts`` times when given); 8-bit pixels are counted once per value
+    first (the same bars, ~20× faster on MNIST)."""
+    flat = np.ravel(values)
+    if counts is not None:
+        seen = np.ravel(counts) > 0
+        ax.hist(flat[seen], bins=bins, weights=np.ravel(counts)[seen], **style)
+    elif flat.dtype == np.uint8 and flat.size:
+        counts = np.bincount(flat, minlength=256)
+        levels = np.flatnonzero(counts)
+        ax.hist(levels, bins=bins, range=(levels.min(), levels.max()), weights=counts[levels], **style)
+    else:
+        ax.hist(flat, bins=bins, **style)
+
+
 def pixel_histogram(values: np.ndarray, title: str = "Pixel intensities", log: bool = True) -> Figure:
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.hist(np.ravel(values), bins=64, log=log, color="tab:blue")
+    _hist(ax, values, bins=64, log=log, color="tab:blue")
     ax.set_xlabel("value")
     ax.set_ylabel("pixels (log)" if log else "pixels")
     ax.set_title(title)
@@ -95,10 +130,14 @@ def before_after(raw: np.ndarray, processed: np.ndarray, labels: Sequence[str]) 
     return fig
 
 
-def value_histograms(raw: np.ndarray, processed: np.ndarray) -> Figure:
+def value_histograms(raw: np.ndarray, processed: np.ndarray, processed_counts: np.ndarray | None = None) -> Figure:
+    """Histograms of raw and processed values; ``processed_counts``: how often each processed value occurs."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
-    for ax, vals, name in ((axes[0], raw, "raw (uint8)"), (axes[1], processed, "normalised")):
-        ax.hist(np.ravel(vals), bins=64, log=True)
+    for ax, vals, counts, name in (
+        (axes[0], raw, None, "raw (uint8)"),
+        (axes[1], processed, processed_counts, "normalised"),
+    ):
+        _hist(ax, vals, bins=64, counts=counts, log=True)
         ax.set_title(name)
         ax.set_xlabel("value")
     fig.tight_layout()
