@@ -11,6 +11,7 @@ from digitlab.features import (
     ScaleImages,
     StandardiseImages,
     deskew,
+    deskew_memo,
     image_moments,
     preprocessing_pipeline,
 )
@@ -47,6 +48,25 @@ def test_deskew_chunks_give_the_same_result() -> None:
     rng = np.random.default_rng(0)
     x = (rng.random((5000, 8, 8)) > 0.7).astype(np.uint8) * 255
     np.testing.assert_array_equal(deskew(x)[4200:4210], deskew(x[4200:4210]))
+
+
+def test_deskew_memo_straightens_each_array_once_and_never_serves_a_changed_one() -> None:
+    rng = np.random.default_rng(1)
+    x = (rng.random((300, 28, 28)) > 0.8).astype(np.uint8) * 255
+    step = Deskew().fit(x)
+    with deskew_memo():
+        first = step.transform(x)
+        assert step.transform(x.copy()) is first  # same pixels, another array: the same result, not recomputed
+        np.testing.assert_array_equal(first, deskew(x))
+        assert not first.flags.writeable  # shared between models: nobody may change it
+        changed = x.copy()
+        changed[7, 3, 3] ^= 255
+        again = step.transform(changed)
+        assert again is not first
+        np.testing.assert_array_equal(again, deskew(changed))
+        model = preprocessing_pipeline(deskewed=True).fit(x)  # the rest of the front takes the shared result
+        np.testing.assert_array_equal(model.transform(x), preprocessing_pipeline(deskewed=True).fit_transform(x))
+    assert step.transform(x) is not first and step.transform(x).flags.writeable  # outside: computed each time
 
 
 def test_scale_flatten_standardise() -> None:

@@ -23,7 +23,15 @@ from digitlab.artifacts import Run, model_index, record_model, save_figure, writ
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_predictions
-from digitlab.features import Deskew, ScaleImages, StandardiseImages, pixel_stats, value_counts, weighted_stats
+from digitlab.features import (
+    Deskew,
+    ScaleImages,
+    StandardiseImages,
+    deskew_memo,
+    pixel_stats,
+    value_counts,
+    weighted_stats,
+)
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
@@ -195,12 +203,13 @@ def _save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[st
 def compare(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate_each: bool = True) -> dict[str, Any]:
     """Train each model with the same data and seed; table, chart, and per-model evaluation."""
     rows, evaluations = [], {}
-    for k, name in enumerate(names, 1):
-        progress.step(f"train {name}", f"[{k}/{len(names)}] training {name} on {len(ds.y_train):,} images")
-        trained = train_and_score(name, ds, seed)
-        rows.append(_save_trained(trained, ds, run, seed))
-        if evaluate_each:
-            evaluations[name] = _evaluation_figures(trained.metrics, trained.proba, ds, run, name)
+    with deskew_memo():  # the models sharing the deskew front straighten the digits once between them
+        for k, name in enumerate(names, 1):
+            progress.step(f"train {name}", f"[{k}/{len(names)}] training {name} on {len(ds.y_train):,} images")
+            trained = train_and_score(name, ds, seed)
+            rows.append(_save_trained(trained, ds, run, seed))
+            if evaluate_each:
+                evaluations[name] = _evaluation_figures(trained.metrics, trained.proba, ds, run, name)
     fig = plots.comparison(
         names, [r["accuracy"] for r in rows], [r["fit_s"] for r in rows], [r["predict_s"] for r in rows]
     )
