@@ -65,6 +65,7 @@ bench: install
 	$(PY) benchmarks/tune.py
 	$(PY) benchmarks/cnn.py
 	$(PY) benchmarks/cnn_speed.py
+	$(PY) benchmarks/make_run.py
 	$(PY) benchmarks/shared_cpu.py
 	$(PY) benchmarks/augment.py
 	$(PY) benchmarks/scratch.py
