@@ -90,7 +90,7 @@ def test_lookup_prefers_latest_then_newest_complete_run_that_reads_the_pictures(
 
 
 def test_lookup_by_name_finds_saved_variants_and_refuses_unknown_names(tmp_path: Path) -> None:
-    with pytest.raises(DigitlabError, match="unknown model 'lrr'"):
+    with pytest.raises(DigitlabError, match=r"unknown model 'lrr'; choose best \(the best reader.*lr, knn, svm"):
         service.find_model("lrr", tmp_path)
     with pytest.raises(DigitlabError, match="no saved 'svm-tuned' model"):
         service.find_model("svm-tuned", tmp_path)

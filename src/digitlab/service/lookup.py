@@ -180,7 +180,11 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
         return path
     if spec == BEST:
         return best_reader(out, image_shape)
-    registry.get(registry.base_name(spec))  # an unknown name: one line listing the known ones
+    if registry.lookup(registry.base_name(spec)) is None:  # an unknown name: one line listing the known ones
+        raise DigitlabError(
+            f"unknown model {spec!r}; choose {BEST} (the best reader of real pictures saved) or one of "
+            f"{', '.join(registry.names())} (see `digitlab models`), or pass a model file."
+        )
     runs = _runs(out)
     wrong: list[tuple[Path, tuple[int, ...] | None]] = []
     for run in runs:
