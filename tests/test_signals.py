@@ -143,3 +143,20 @@ except Interrupted as stop:
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "stopped 143 True", proc.stdout + proc.stderr
+
+
+def test_an_error_a_library_makes_of_a_stop_still_ends_as_the_stop(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal landing inside C++ drawing code surfaced as matplotlib's own ``ValueError`` (CI, SIGTERM-10s)."""
+    from digitlab import cli, errors, service
+
+    def drawing_cut_short() -> None:
+        raise ValueError("Invalid bounding box")  # what Agg's draw_path raised when the handler fired inside it
+
+    monkeypatch.setattr(service, "model_catalogue", drawing_cut_short)
+    with pytest.raises(ValueError, match="Invalid bounding box"):  # no stop: a bug, and its traceback is kept
+        cli.main(["models"])
+    monkeypatch.setattr(errors, "_STOPS", [signal.SIGTERM])
+    with pytest.raises(errors.Interrupted) as stopped:  # after a stop: the stop's goodbye, exit 143
+        cli.main(["models"])
+    assert stopped.value.exit_code == 143
+    assert isinstance(stopped.value.__cause__, ValueError)

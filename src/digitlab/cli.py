@@ -23,7 +23,7 @@ from rich.progress import Progress as RichProgress
 from rich.table import Table
 
 from digitlab import service
-from digitlab.errors import DigitlabError
+from digitlab.errors import DigitlabError, Interrupted, pending_stop
 
 app = typer.Typer(
     help="digitlab: handwritten-digit recognition from the raw MNIST files to evaluated models.",
@@ -1159,10 +1159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
         rv = app(args=args, prog_name="digitlab", standalone_mode=False)
-    except DigitlabError as exc:
-        err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
-        return 1
     except Exception as exc:
+        stop = pending_stop()
+        if stop is not None:  # a stop that a library turned into an error of its own (matplotlib's Agg
+            raise Interrupted(stop) from exc  # renderer: "Invalid bounding box") still ends as a stop
+        if isinstance(exc, DigitlabError):
+            err_console.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+            return 1
         format_message = getattr(exc, "format_message", None)
         if format_message is None:  # a bug, not a usage error: keep the traceback
             raise
