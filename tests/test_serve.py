@@ -270,13 +270,25 @@ def test_sigterm_drains_the_request_in_flight_then_exits_cleanly(
 ) -> None:
     proc, client = start_server(["--model", str(mnist_run / "models" / "cnn.pt")], tmp_path)
     x = np.repeat(mnist.x_test[:64], 16, axis=0)  # 1,024 images: a request that takes a while
-    answer: dict[str, httpx.Response] = {}
-    sender = threading.Thread(target=lambda: answer.update(r=client.post("/predict", json={"arrays": x.tolist()})))
+    body = json.dumps({"arrays": x.tolist()}).encode()  # encoded first: on a slow machine this alone took > 0.3 s
+    answer: dict[str, Any] = {}
+    sending = threading.Event()
+
+    def send() -> None:
+        sending.set()
+        try:
+            answer["r"] = client.post("/predict", content=body, headers={"content-type": "application/json"})
+        except httpx.HTTPError as exc:  # kept for the assertion's message
+            answer["error"] = exc
+
+    sender = threading.Thread(target=send)
     sender.start()
-    time.sleep(0.3)
+    sending.wait(10)
+    time.sleep(0.3)  # the request is on its way: the server reads and answers it while the signal arrives
     proc.send_signal(signal.SIGTERM)
     sender.join(60)
     assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert "r" in answer, f"the request in flight got no answer: {answer.get('error')!r}"
     assert answer["r"].status_code == 200 and len(answer["r"].json()["results"][0]["predictions"]) == 1024
 
 
