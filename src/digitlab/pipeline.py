@@ -114,23 +114,18 @@ def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[st
     scaled = ScaleImages().fit_transform(ds.x_train[pick])  # (n_show, H, W) in [0, 1]
     deskewed = Deskew().fit_transform(ds.x_train[pick]) / 255.0
     labels = [ds.class_names[i] for i in ds.y_train[pick]]
+    z_counts: np.ndarray | None = None  # how often each of z_values occurs (None: each value is one pixel)
     if ds.x_train.dtype == np.uint8:  # 8-bit pixels: statistics and histograms from each pixel's value counts
-        counts = value_counts(ds.x_train)  # (H, W, 256): every value each pixel takes, and how often
+        counts = value_counts(ds.x_train).transpose(2, 0, 1)  # (256, H, W): how often each pixel takes each value
         levels = np.arange(256, dtype=np.float32)
-        # each pixel's z-score at each of the 256 values, (256, H, W), and how many pixels have it
-        standardised: Any = (standardiser.transform(levels[:, None, None]), counts.transpose(2, 0, 1))
-        stats = {
-            "raw": weighted_stats(levels, counts.sum(axis=(0, 1))),
-            "scaled": weighted_stats(ScaleImages().fit_transform(levels[:, None, None]), counts.sum(axis=(0, 1))),
-            "standardised": weighted_stats(*standardised),
-        }
+        z_values, z_counts = standardiser.transform(levels[:, None, None]), counts  # each pixel's z-score per value
+        scaled_stats = weighted_stats(ScaleImages().fit_transform(levels[:, None, None]), counts.sum(axis=(1, 2)))
+        z_stats = weighted_stats(z_values, z_counts)
     else:
-        standardised = standardiser.transform(ds.x_train)  # (n, H, W), per-pixel z-scores
-        stats = {
-            "raw": pixel_stats(ds.x_train),
-            "scaled": pixel_stats(ScaleImages().fit_transform(ds.x_train)),
-            "standardised": pixel_stats(standardised),
-        }
+        z_values = standardiser.transform(ds.x_train)  # (n, H, W), per-pixel z-scores
+        scaled_stats = pixel_stats(ScaleImages().fit_transform(ds.x_train))
+        z_stats = pixel_stats(z_values)
+    stats = {"raw": pixel_stats(ds.x_train), "scaled": scaled_stats, "standardised": z_stats}
     result: dict[str, Any] = {
         "dataset": ds.name,
         "steps": {
@@ -154,8 +149,7 @@ def preprocess(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[st
             plots.before_after(ds.x_train[pick], deskewed, labels), run.figures / "raw_vs_deskewed.png"
         ),
         "value_histograms": save_figure(
-            plots.value_histograms(ds.x_train, *(standardised if isinstance(standardised, tuple) else (standardised,))),
-            run.figures / "value_histograms.png",
+            plots.value_histograms(ds.x_train, z_values, z_counts), run.figures / "value_histograms.png"
         ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
