@@ -156,3 +156,17 @@ def test_the_real_world_check_set_is_the_same_for_the_same_seed() -> None:
         assert x.shape == (10, 28, 28) and list(y) == list(range(10))
         assert np.array_equal(x, again[key][0]), key
         assert x.reshape(10, -1).max(axis=1).min() > 100, key  # every digit found, none blank
+
+
+def test_opencv_filters_give_what_pillow_and_scipy_give(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OpenCV's median and closing only make to_mnist faster: without OpenCV every picture reads the same."""
+    from digitlab import images
+    from digitlab.strokes import CONDITIONS, STYLES, draw, photograph
+
+    assert images._cv2() is not None  # the test environment has the augment extra
+    rng = np.random.default_rng(5)
+    photos = [photograph(draw(STYLES["continental"], d, rng), c, rng) for c in CONDITIONS for d in (1, 7)]
+    fast = [to_mnist(p) for p in photos]
+    monkeypatch.setattr(images, "_cv2", lambda: None)
+    for condition, p, f in zip([c for c in CONDITIONS for _ in (1, 7)], photos, fast, strict=True):
+        assert np.array_equal(to_mnist(p), f), condition

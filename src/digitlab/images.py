@@ -138,10 +138,7 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     gray = load_image(image, name)  # (H, W) in [0, 255]
     photo = min(gray.shape) >= 40
     if photo:  # photos and scans: a 3×3 median removes speckle, keeps strokes
-        from PIL import ImageFilter
-
-        filtered = Image.fromarray(np.clip(gray, 0, 255).astype(np.uint8)).filter(ImageFilter.MedianFilter(3))
-        gray = np.asarray(filtered, dtype=np.float64)
+        gray = _median3(np.clip(gray, 0, 255).astype(np.uint8)).astype(np.float64)
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     light = np.percentile(border, 75) > 127  # light paper, even where a shadow darkens part of the edge
     paper = gray if light else 255.0 - gray  # (H, W) ink dark on light paper either way
@@ -174,6 +171,25 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     return _centre_of_mass(canvas)
 
 
+def _cv2() -> Any:
+    """OpenCV when installed (the ``augment`` extra): the same filters as Pillow's and SciPy's, many times faster."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2
+
+
+def _median3(gray: np.ndarray) -> np.ndarray:
+    """The 3×3 median of a uint8 picture (edges repeated); OpenCV's takes 1 ms where Pillow's takes 40–130."""
+    cv2 = _cv2()
+    if cv2 is not None:
+        return np.asarray(cv2.medianBlur(gray, 3))
+    from PIL import Image, ImageFilter
+
+    return np.asarray(Image.fromarray(gray).filter(ImageFilter.MedianFilter(3)))
+
+
 def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     """Even out the lighting of a page (ink dark on light): divide by the paper's own brightness.
 
@@ -186,7 +202,14 @@ def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     from scipy import ndimage
 
     size = max(3, max(paper.shape) // 6) | 1
-    light = ndimage.grey_closing(paper, size=(size, size), mode="nearest")  # (H, W) the paper without the ink
+    cv2 = _cv2()
+    if cv2 is not None:  # the same closing (edges repeated) in 8 bits (the page's values are whole): 4× faster
+        kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (size, size))
+        page = np.clip(np.rint(paper), 0, 255).astype(np.uint8)
+        closed = cv2.morphologyEx(page, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+        light = closed.astype(np.float64)  # (H, W) the paper without the ink
+    else:
+        light = ndimage.grey_closing(paper, size=(size, size), mode="nearest")  # (H, W) the paper without the ink
     edge = np.concatenate([light[0], light[-1], light[:, 0], light[:, -1]])  # the page's edge is paper
     low, high = np.percentile(edge, [5, 95])
     if high - low < 0.12 * high or high < 25:  # evenly lit along the edge (or no paper to speak of)
@@ -206,11 +229,16 @@ def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
     labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     if n <= 1:
         return ink
-    sizes = np.bincount(labels.ravel())[1:]  # (n,) pixels per mark
-    peaks = np.asarray(ndimage.maximum(ink, labels, np.arange(1, n + 1)))  # (n,) darkest ink per mark
+    marked = labels > 0
+    which, values = labels[marked], ink[marked]  # (m,) the marks' pixels only: a few percent of a photo
+    sizes = np.bincount(which, minlength=n + 1)[1:]  # (n,) pixels per mark
+    peaks = np.zeros(n + 1)
+    np.maximum.at(peaks, which, values)  # darkest ink per mark (ndimage.maximum sorts every pixel: 10× slower)
+    peaks = peaks[1:]  # (n,)
     strong = peaks >= 0.5 * peaks.max() if smudges else np.ones(n, bool)
-    keep = np.flatnonzero((sizes >= max(4, 0.05 * sizes.max())) & strong) + 1
-    return np.where(np.isin(labels, keep), ink, 0.0)
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = (sizes >= max(4, 0.05 * sizes.max())) & strong
+    return np.where(keep[labels], ink, 0.0)
 
 
 def _thicken(box: np.ndarray) -> np.ndarray:
