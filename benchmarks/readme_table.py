@@ -5,7 +5,8 @@
 
 Rows come from benchmarks/compare.json (classic models), cnn_speed.json (the cnn: the mean of its
 seeds), cnn.json (cnn-aug, the ensemble, and the classic net, measured there as "cnn" before #18
-made it cnn-classic) and scratch.json (from-scratch models); descriptions from the model registry.
+made it cnn-classic), scratch.json (from-scratch models) and realworld.json (cnn-hands, trained for
+the real-world check set); descriptions from the model registry.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 README = HERE.parent / "README.md"
 START, END = "<!-- models-table:start -->", "<!-- models-table:end -->"
-SOURCES = ("compare.json", "cnn_speed.json", "cnn.json", "scratch.json")
+SOURCES = ("compare.json", "cnn_speed.json", "cnn.json", "scratch.json", "realworld.json")
 RENAMED = {"cnn.json": {"cnn": "cnn-classic"}}  # cnn.json measured the classic net when it was the cnn
 
 
@@ -26,6 +27,8 @@ def _models(source: str, data: dict) -> list[dict[str, object]]:
         runs = data["runs"]
         mean = {k: sum(float(r[k]) for r in runs) / len(runs) for k in ("accuracy", "fit_s", "predict_s")}
         return [dict(mean, model=f"cnn (mean of {len(runs)} seeds)")]
+    if source == "realworld.json":  # models trained there (cnn-hands) and their full-MNIST figures
+        return [dict(m["mnist"], model=m["model"]) for m in data["models"] if m.get("mnist", {}).get("accuracy")]
     return list(data["models"])
 
 

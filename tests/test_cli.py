@@ -50,7 +50,7 @@ def test_preprocess_prints_a_table(tiny_idx_dir: Path, tmp_path: Path) -> None:
 def test_models_lists_the_registry(tmp_path: Path) -> None:
     proc = digitlab("models", "--json", cwd=tmp_path)
     names = [m["name"] for m in json.loads(proc.stdout)["models"]]
-    assert names[:7] == ["lr", "knn", "svm", "mlp", "cnn", "cnn-aug", "ensemble"]
+    assert names[:8] == ["lr", "knn", "svm", "mlp", "cnn", "cnn-aug", "cnn-hands", "ensemble"]
     assert {"scratch-lr", "scratch-knn", "scratch-svm", "scratch-mlp", "scratch-cnn"} <= set(names)
     assert {"cnn-fast", "cnn-classic"} <= set(names)
 

@@ -170,3 +170,17 @@ def test_opencv_filters_give_what_pillow_and_scipy_give(monkeypatch: pytest.Monk
     monkeypatch.setattr(images, "_cv2", lambda: None)
     for condition, p, f in zip([c for c in CONDITIONS for _ in (1, 7)], photos, fast, strict=True):
         assert np.array_equal(to_mnist(p), f), condition
+
+
+def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None:
+    from digitlab.strokes import FAMILIES, random_writer, synthetic_digits
+
+    x, y = synthetic_digits(3, seed=4)
+    assert x.shape == (30, 28, 28) and x.dtype == np.uint8 and y.tolist() == list(range(10)) * 3
+    assert x.reshape(30, -1).max(axis=1).min() > 100  # every digit drawn and found by to_mnist
+    assert np.array_equal(x, synthetic_digits(3, seed=4)[0])
+    assert not np.array_equal(x, synthetic_digits(3, seed=5)[0])
+    writers = [random_writer(np.random.default_rng(s)) for s in range(40)]
+    assert len({round(w.slant) for w in writers}) > 20 and min(w.width[0] for w in writers) < 6
+    flagged = [w.templates[1] for w in writers if len(w.templates[1]) == 2]  # the continental 1: flag and base
+    assert flagged and len(flagged) < 40 and set(FAMILIES) == {"plain", "school", "continental"}

@@ -147,7 +147,7 @@ def test_the_readers_are_ranked_as_the_real_world_check_set_measured_them() -> N
     ranked = [m["model"] for m in sorted(measured, key=lambda m: -m["accuracy"])]
     assert list(registry.READERS) == ranked
     assert registry.reader_rank("svm-tuned") == registry.READERS.index("svm")
-    assert registry.reader_rank("cnn-aug-personal") == 0 and registry.reader_rank("lr") == len(registry.READERS)
+    assert registry.reader_rank("cnn-hands-personal") == 0 and registry.reader_rank("lr") == len(registry.READERS)
 
 
 def test_predictor_reads_files_bytes_and_arrays_and_reports_bad_ones(tiny_idx_dir: Path, tmp_path: Path) -> None:

@@ -237,8 +237,40 @@ def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
     peaks = peaks[1:]  # (n,)
     strong = peaks >= 0.5 * peaks.max() if smudges else np.ones(n, bool)
     keep = np.zeros(n + 1, bool)
-    keep[1:] = (sizes >= max(4, 0.05 * sizes.max())) & strong
+    candidates = (sizes >= max(4, 0.05 * sizes.max())) & strong  # (n,)
+    masses = np.bincount(which, weights=values, minlength=n + 1)[1:]  # (n,) ink per mark
+    keep[1:] = _near_the_digit(labels, np.where(candidates, masses, -1.0))
     return np.where(keep[labels], ink, 0.0)
+
+
+def _near_the_digit(labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
+    """(n,) whether each mark belongs to the digit: the mark with the most ink, and every other mark that
+    reaches into the box around those found so far widened by half its longer side (marks of negative mass
+    are never kept). A mark out there (what is left of a shadow's edge, a speck of dirt in a corner) would
+    otherwise stretch the crop and shrink the digit to a few pixels."""
+    from scipy import ndimage
+
+    boxes = [box if mass >= 0 else None for box, mass in zip(ndimage.find_objects(labels), masses, strict=True)]
+    near = np.zeros(len(masses), bool)
+    near[int(np.argmax(masses))] = True
+    while True:
+        found = [box for box, inside in zip(boxes, near, strict=True) if inside and box is not None]
+        top, bottom = min(b[0].start for b in found), max(b[0].stop for b in found)
+        left, right = min(b[1].start for b in found), max(b[1].stop for b in found)
+        margin = 0.5 * max(bottom - top, right - left)
+        reach = np.array(
+            [
+                box is not None
+                and box[0].start < bottom + margin
+                and box[0].stop > top - margin
+                and box[1].start < right + margin
+                and box[1].stop > left - margin
+                for box in boxes
+            ]
+        )
+        if (reach == near).all():
+            return near
+        near = reach
 
 
 def _thicken(box: np.ndarray) -> np.ndarray:

@@ -21,6 +21,7 @@ from itertools import pairwise
 import numpy as np
 
 from digitlab.images import to_mnist
+from digitlab.progress import INNER, Event, emit
 
 Point = tuple[float, float]  # (x, y) in the unit square, y downwards
 Stroke = list[Point]
@@ -106,17 +107,20 @@ STYLES: dict[str, Style] = {
 }
 
 
-def draw(style: Style, digit: int, rng: np.random.Generator) -> np.ndarray:
-    """One digit as a canvas drawing: black strokes on white, ``(280, 280)`` uint8."""
+def draw(style: Style, digit: int, rng: np.random.Generator, side: int = CANVAS, turn: float = 6.0) -> np.ndarray:
+    """One digit as a canvas drawing: black strokes on white, ``(side, side)`` uint8 (pen widths scaled to it).
+
+    The hand turns the digit by up to ``turn`` degrees either way.
+    """
     from PIL import Image, ImageDraw
 
-    angle = math.radians(rng.uniform(-6, 6))
+    angle = math.radians(rng.uniform(-turn, turn))
     scale = rng.uniform(0.85, 1.1)
     shift = rng.uniform(-0.05, 0.05, size=2)
     shear = math.tan(math.radians(style.slant + rng.uniform(-3, 3)))
-    width = round(rng.uniform(*style.width))
+    width = max(3, round(rng.uniform(*style.width) * side / CANVAS))  # to_mnist's 3×3 median erases thinner
     cos, sin = math.cos(angle), math.sin(angle)
-    img = Image.new("L", (CANVAS, CANVAS), 255)
+    img = Image.new("L", (side, side), 255)
     pen = ImageDraw.Draw(img)
     for stroke in style.templates[digit]:
         pts = np.asarray(stroke) - 0.5  # (m, 2) about the centre
@@ -124,11 +128,55 @@ def draw(style: Style, digit: int, rng: np.random.Generator) -> np.ndarray:
         pts = pts @ np.array([[cos, sin], [-sin, cos]]) * scale + 0.5 + shift
         wobble = rng.normal(0, style.jitter, size=pts.shape)
         wobble = (wobble + np.roll(wobble, 1, axis=0) + np.roll(wobble, -1, axis=0)) / 3  # smooth, not spiky
-        xy = [(float(x * CANVAS), float(y * CANVAS)) for x, y in pts + wobble]
+        xy = [(float(x * side), float(y * side)) for x, y in pts + wobble]
         pen.line(xy, fill=0, width=width, joint="curve")
         for x, y in (xy[0], xy[-1]):  # round pen ends
             pen.ellipse((x - width / 2, y - width / 2, x + width / 2, y + width / 2), fill=0)
     return np.asarray(img)
+
+
+FAMILIES: dict[str, dict[int, list[Stroke]]] = {"plain": PLAIN, "school": SCHOOL, "continental": CONTINENTAL}
+
+
+def random_writer(rng: np.random.Generator) -> Style:
+    """A writer who never existed: for each digit one family's glyph, stretched and its strokes moved a
+    little; a slant from 20° left to 40° right, a pen from 3 to 34 canvas pixels, a steady or shaky hand."""
+    names = list(FAMILIES)
+    templates = {}
+    for digit in range(10):
+        family = FAMILIES[names[rng.choice(len(names), p=[0.35, 0.25, 0.4])]]
+        stretch = rng.uniform(0.85, 1.15, size=2)  # (2,) this digit wider or taller
+        templates[digit] = [
+            [tuple((np.asarray(p) - 0.5) * stretch + 0.5 + move) for p in stroke]
+            for stroke, move in ((s, rng.uniform(-0.02, 0.02, size=2)) for s in family[digit])
+        ]
+    pen = math.exp(rng.uniform(math.log(3.0), math.log(34.0)))
+    return Style(
+        "random", templates, slant=rng.uniform(-20, 40), width=(pen, 1.3 * pen), jitter=rng.uniform(0.005, 0.03)
+    )
+
+
+def synthetic_digits(
+    n_per_class: int, seed: int = 0, side: int = 140, turn: float = 25.0, progress: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training digits in hands MNIST lacks: ``n_per_class`` random writers (``random_writer``) each write 0–9.
+
+    Each canvas goes through ``images.to_mnist`` as a drawing does: (10·n, 28, 28) uint8 images, labels.
+    Drawn from a random stream of their own (never the check set's), on ``side``-pixel canvases (half
+    the time of the dashboard's 280), turned by up to ``turn`` degrees. The same seed gives the same digits.
+    """
+    rng = np.random.default_rng([seed, 0x5EED])
+    images, labels = [], []
+    for k in range(n_per_class):
+        if progress and k % 50 == 0:  # about every 2 s: a progress bar, and a checkpoint for a stop signal
+            emit(Event("pen-drawn digits", 10 * k, 10 * n_per_class, "drawing digits in random hands", level=INNER))
+        writer = random_writer(rng)
+        for digit in range(10):
+            images.append(to_mnist(draw(writer, digit, rng, side=side, turn=turn)))
+            labels.append(digit)
+    if not images:
+        return np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64)
+    return np.stack(images), np.asarray(labels, np.int64)
 
 
 def png_bytes(canvas: np.ndarray) -> bytes:

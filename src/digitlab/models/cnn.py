@@ -106,6 +106,10 @@ FAST: dict[str, Any] = {"arch": "fast", "channels": (16, 32, 128), "hidden": 0, 
 # cnn (the default): the fast net reading each digit at its 9 one-pixel shifts (99.55% in about a third
 # of the classic net's training time; benchmarks/cnn_speed.py).
 DEFAULT: dict[str, Any] = {**FAST, "views": 1}
+# cnn-hands: the cnn trained 12 epochs on MNIST plus 10,000 digits pen-drawn in random hands (continental
+# 1s and 7s, slants, pens; strokes.synthetic_digits), OpenCV-augmented: the best reader of real pictures
+# (benchmarks/realworld.py).
+HANDS: dict[str, Any] = {**DEFAULT, "epochs": 12, "synthetic": 1000}
 
 
 class CNNClassifier(ClassifierMixin, BaseEstimator):
@@ -126,6 +130,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         shift: int = 0,
         views: int = 0,
         augment: Any = None,
+        synthetic: int = 0,
         device: str = "auto",
         random_state: int | None = 0,
         verbose: bool = True,
@@ -143,6 +148,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.shift = shift  # each training batch moved by up to this many pixels (a random offset per batch)
         self.views = views  # test-time shifts: read each image moved by up to this many pixels, mean probability
         self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
+        self.synthetic = synthetic  # pen-drawn digits per class added to the training set (strokes.synthetic_digits)
         self.device = device  # "auto": CUDA when present, else CPU
         self.random_state = random_state
         self.verbose = verbose  # progress events per epoch (digitlab.progress)
@@ -170,6 +176,13 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from digitlab.augment import get_augmenter
 
         return cls(**CLASSIC, epochs=20, augment=get_augmenter("opencv"), random_state=random_state)
+
+    @classmethod
+    def hands(cls, random_state: int | None = 0) -> CNNClassifier:
+        """cnn-hands: the cnn, 12 epochs of OpenCV-augmented batches of MNIST and pen-drawn digits (``HANDS``)."""
+        from digitlab.augment import get_augmenter
+
+        return cls(**HANDS, augment=get_augmenter("opencv"), random_state=random_state)
 
     # --- helpers -------------------------------------------------------------------------
     def _device(self) -> Any:
@@ -202,6 +215,22 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         padded = torch.nn.functional.pad(batch, (shift, shift, shift, shift))  # (B, 1, H + 2s, W + 2s)
         return padded[:, :, dy : dy + h, dx : dx + w].contiguous(memory_format=torch.channels_last)
 
+    def _with_synthetic(self, x: np.ndarray, y_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """The training digits plus ``synthetic`` pen-drawn digits of each class (validation stays as given)."""
+        from digitlab.strokes import synthetic_digits
+
+        n = int(self.synthetic)
+        if n < 0:
+            raise DigitlabError(f"cnn synthetic {self.synthetic!r}: give 0 or more drawn digits per class.")
+        if self.classes_.tolist() != list(range(10)) or self.image_shape_ != (28, 28):
+            raise DigitlabError(
+                "cnn synthetic: pen-drawn digits are 28×28 digits 0–9; this training set has classes "
+                f"{self.classes_.tolist()[:12]} of {self.image_shape_} images, so set synthetic=0."
+            )
+        drawn, labels = synthetic_digits(n, seed, progress=bool(self.verbose))
+        self.n_synthetic_ = len(labels)
+        return np.concatenate([x, drawn]), np.concatenate([y_idx, labels])
+
     # --- estimator API --------------------------------------------------------------------
     def fit(self, X: Any, y: Any) -> CNNClassifier:
         if y is None:
@@ -225,6 +254,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             x, x_val, y_idx, y_val = train_test_split(
                 x, y_idx, test_size=self.validation_fraction, stratify=y_idx, random_state=seed
             )
+        self.n_synthetic_ = 0
+        if self.synthetic:
+            x, y_idx = self._with_synthetic(x, y_idx, seed)
         device = self._device()
         net = self._network(len(self.classes_), self.image_shape_).to(device)
         batch_size = self.batch_size

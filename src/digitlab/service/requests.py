@@ -23,7 +23,7 @@ from digitlab.pipeline import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
-OPENCV_MODELS = ("cnn-aug", "ensemble")  # train on OpenCV-augmented batches
+OPENCV_MODELS = ("cnn-aug", "cnn-hands", "ensemble")  # train on OpenCV-augmented batches
 
 
 def check_seed(seed: Any) -> int:
