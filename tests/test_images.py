@@ -184,3 +184,18 @@ def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None
     assert len({round(w.slant) for w in writers}) > 20 and min(w.width[0] for w in writers) < 6
     flagged = [w.templates[1] for w in writers if len(w.templates[1]) == 2]  # the continental 1: flag and base
     assert flagged and len(flagged) < 40 and set(FAMILIES) == {"plain", "school", "continental"}
+
+
+def test_a_mark_far_from_the_digit_is_not_part_of_it() -> None:
+    """A blot in a corner of the page (or what a shadow's edge leaves) must not stretch the crop and shrink the digit."""
+    from digitlab.strokes import STYLES, draw
+
+    for digit in (1, 4, 7):  # a 4 and a continental 7 are two strokes each: both stay
+        canvas = draw(STYLES["continental"], digit, np.random.default_rng(digit))
+        page = np.full((700, 700), 235, np.uint8)
+        page[210:490, 210:490] = np.minimum(page[210:490, 210:490], canvas)
+        blotted = page.copy()
+        blotted[30:90, 600:660] = 20  # a dark blot, 60 px square, far from the digit
+        clean, read = to_mnist(page), to_mnist(blotted)
+        assert _corr(clean, read) > 0.99, digit
+        assert (read > 128).sum() > 40, digit  # the digit fills the box, not a few pixels of it
