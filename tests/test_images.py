@@ -187,7 +187,7 @@ def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None
 
 
 def test_a_mark_far_from_the_digit_is_not_part_of_it() -> None:
-    """A blot in a corner of the page (or what a shadow's edge leaves) must not stretch the crop and shrink the digit."""
+    """A blot in a corner (or what a shadow's edge leaves) must not stretch the crop and shrink the digit."""
     from digitlab.strokes import STYLES, draw
 
     for digit in (1, 4, 7):  # a 4 and a continental 7 are two strokes each: both stay
