@@ -28,7 +28,8 @@ def _models(source: str, data: dict) -> list[dict[str, object]]:
         mean = {k: sum(float(r[k]) for r in runs) / len(runs) for k in ("accuracy", "fit_s", "predict_s")}
         return [dict(mean, model=f"cnn (mean of {len(runs)} seeds)")]
     if source == "realworld.json":  # models trained there (cnn-hands) and their full-MNIST figures
-        return [dict(m["mnist"], model=m["model"]) for m in data["models"] if m.get("mnist", {}).get("accuracy")]
+        trained = [m for m in data["models"] if m.get("mnist", {}).get("accuracy") and not m.get("held_out")]
+        return [dict(m["mnist"], model=m["model"]) for m in trained]
     return list(data["models"])
 
 

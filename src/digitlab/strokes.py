@@ -7,7 +7,10 @@ wobble, pen width) on a 280 × 280 white canvas, exactly what the dashboard's ca
 so that tests and benchmarks can measure personalisation on digits MNIST never saw.
 
 ``draw(style, digit, rng)`` -> the canvas (H, W) uint8; ``writer_digits(style, n_per_class,
-seed)`` -> MNIST-style images through ``images.to_mnist``, labels and the canvases' PNG bytes.
+seed)`` -> MNIST-style images through ``images.to_mnist``, labels and the canvases' PNG bytes;
+``check_set`` -> the real-world check set (the styles photographed under eleven conditions);
+``synthetic_digits(n_per_class, seed)`` -> training digits by random writers (``random_writer``:
+each digit's glyph from one family, stretched, slanted, turned, any pen), which cnn-hands learns from.
 """
 
 from __future__ import annotations
@@ -136,15 +139,19 @@ def draw(style: Style, digit: int, rng: np.random.Generator, side: int = CANVAS,
 
 
 FAMILIES: dict[str, dict[int, list[Stroke]]] = {"plain": PLAIN, "school": SCHOOL, "continental": CONTINENTAL}
+# how often a random writer takes each family's glyph for a digit (benchmarks/realworld.py --held-out
+# leaves one out to see how the reader does on a hand it never saw)
+FAMILY_WEIGHTS: dict[str, float] = {"plain": 0.35, "school": 0.25, "continental": 0.4}
 
 
 def random_writer(rng: np.random.Generator) -> Style:
     """A writer who never existed: for each digit one family's glyph, stretched and its strokes moved a
     little; a slant from 20° left to 40° right, a pen from 3 to 34 canvas pixels, a steady or shaky hand."""
-    names = list(FAMILIES)
+    names = list(FAMILY_WEIGHTS)
+    weights = np.asarray([FAMILY_WEIGHTS[name] for name in names])  # (families,)
     templates = {}
     for digit in range(10):
-        family = FAMILIES[names[rng.choice(len(names), p=[0.35, 0.25, 0.4])]]
+        family = FAMILIES[names[rng.choice(len(names), p=weights / weights.sum())]]
         stretch = rng.uniform(0.85, 1.15, size=2)  # (2,) this digit wider or taller
         templates[digit] = [
             [tuple((np.asarray(p) - 0.5) * stretch + 0.5 + move) for p in stroke]
