@@ -162,3 +162,11 @@ def test_the_svm_keeps_more_dimensions_for_clothes() -> None:
     assert registry.build("svm", 0, "fashion-mnist").get_params()["pca__n_components"] == 100
     for dataset in (None, "mnist", "idx:/data/letters"):
         assert registry.build("svm", 0, dataset).get_params()["pca__n_components"] == 50
+
+
+def test_pen_drawn_digits_join_only_28_by_28_handwritten_digits() -> None:
+    """cnn-hands's drawn digits are MNIST-sized digits: for clothes they would be wrong labels."""
+    for dataset in (None, "mnist", "mine", "mine:anna"):
+        assert registry.build("cnn-hands", 0, dataset).synthetic == 1000, dataset
+    for dataset in ("fashion-mnist", "digits", "idx:/some/folder"):
+        assert registry.build("cnn-hands", 0, dataset).synthetic == 0, dataset

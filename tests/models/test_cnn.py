@@ -195,9 +195,9 @@ def test_the_cnn_reads_each_digit_at_its_nine_one_pixel_shifts(digits: Dataset, 
 def test_pen_drawn_digits_join_the_training_set_and_only_for_28_by_28_digits(digits: Dataset) -> None:
     from tests.conftest import mnist_like
 
-    x, y = mnist_like(3, seed=0)  # (30, 28, 28), digits 0-9
-    model = CNNClassifier(epochs=1, channels=(4, 8), hidden=16, synthetic=2, validation_fraction=0, verbose=False)
-    assert model.fit(x, y).n_synthetic_ == 20  # 2 writers × 10 digits, beside the 30 given
+    x, y = mnist_like(10, seed=0)  # (100, 28, 28), digits 0-9
+    model = CNNClassifier(epochs=1, channels=(4, 8), hidden=16, synthetic=5, validation_fraction=0, verbose=False)
+    assert model.fit(x, y).n_synthetic_ == 20  # at most a fifth of the 100 given: 2 writers × 10 digits
     plain = CNNClassifier(epochs=1, channels=(4, 8), hidden=16, validation_fraction=0, verbose=False)
     assert plain.fit(x, y).n_synthetic_ == 0
     eight_by_eight = CNNClassifier(epochs=1, channels=(4, 8), hidden=16, synthetic=2, verbose=False)

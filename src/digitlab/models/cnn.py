@@ -148,7 +148,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.shift = shift  # each training batch moved by up to this many pixels (a random offset per batch)
         self.views = views  # test-time shifts: read each image moved by up to this many pixels, mean probability
         self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
-        self.synthetic = synthetic  # pen-drawn digits per class added to the training set (strokes.synthetic_digits)
+        self.synthetic = synthetic  # pen-drawn digits per class added (strokes.synthetic_digits), ≤ a fifth of the set
         self.device = device  # "auto": CUDA when present, else CPU
         self.random_state = random_state
         self.verbose = verbose  # progress events per epoch (digitlab.progress)
@@ -216,11 +216,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         return padded[:, :, dy : dy + h, dx : dx + w].contiguous(memory_format=torch.channels_last)
 
     def _with_synthetic(self, x: np.ndarray, y_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """The training digits plus ``synthetic`` pen-drawn digits of each class (validation stays as given)."""
+        """The training digits plus ``synthetic`` pen-drawn digits of each class, at most a fifth as many as
+        there are training digits so that a small training set is not swamped (validation stays as given)."""
         from digitlab.strokes import synthetic_digits
 
-        n = int(self.synthetic)
-        if n < 0:
+        n = min(int(self.synthetic), len(x) // 50)
+        if int(self.synthetic) < 0:
             raise DigitlabError(f"cnn synthetic {self.synthetic!r}: give 0 or more drawn digits per class.")
         if self.classes_.tolist() != list(range(10)) or self.image_shape_ != (28, 28):
             raise DigitlabError(
