@@ -141,7 +141,7 @@ register(
         family="pytorch",
         search_space={"epochs": [8, 12, 16], "synthetic": [500, 1000, 2000], "max_lr": [3e-3, 5e-3, 1e-2]},
         pros="The best reader of real pictures (every style and photo condition of benchmarks/realworld.py).",
-        cons="Three times the cnn's training time (drawing the digits takes a minute of it); needs PyTorch and OpenCV.",
+        cons="About twice the cnn's training time (drawing the digits takes 45 s of it); needs PyTorch and OpenCV.",
     )
 )
 register(
