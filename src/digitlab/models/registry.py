@@ -277,7 +277,7 @@ def build(name: str, random_state: int | None = 0, dataset: str | None = None) -
         return estimator
     if not deskews(dataset):
         estimator = without_deskew(estimator)
-    if dataset.split(":", 1)[0] not in PEN_DIGITS and getattr(estimator, "synthetic", 0):
+    if dataset.split(":", 1)[0] not in PEN_DIGITS and "synthetic" in estimator.get_params():
         estimator.set_params(synthetic=0)
     params = spec.dataset_params.get(dataset.split(":", 1)[0], {})
     return estimator.set_params(**params) if params else estimator
