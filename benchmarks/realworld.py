@@ -41,8 +41,14 @@ GOAL = 0.995
 RUNS = HERE / "runs"
 
 
+HELD_OUT = "cnn-hands-without-"  # + a glyph family: cnn-hands trained with no writer using that family
+
+
 def saved(name: str, seed: int) -> tuple[Any, dict[str, Any]]:
-    """The full-MNIST model ``name`` and its metadata from benchmarks/runs (trained and saved there when missing)."""
+    """The full-MNIST model ``name`` and its metadata from benchmarks/runs (trained and saved there when missing).
+
+    ``cnn-hands-without-FAMILY`` is cnn-hands trained with no writer ever using ``FAMILY``'s glyphs.
+    """
     found = sorted(p for p in RUNS.glob(f"{name}.*") if not p.name.endswith(".json") and p.stem == name)
     if found:
         return load_model(found[0])
@@ -50,44 +56,26 @@ def saved(name: str, seed: int) -> tuple[Any, dict[str, Any]]:
     from digitlab.train import model_metadata, train_and_score
 
     ds = load_dataset("mnist")
+    family = name.removeprefix(HELD_OUT) if name.startswith(HELD_OUT) else None
     print(f"training {name} on full MNIST ...", flush=True)
-    trained = train_and_score(name, ds, seed)
+    kept = dict(strokes.FAMILY_WEIGHTS)
+    if family:
+        strokes.FAMILY_WEIGHTS.pop(family)
+    try:
+        trained = train_and_score("cnn-hands" if family else name, ds, seed)
+    finally:
+        strokes.FAMILY_WEIGHTS.update(kept)
     metadata = model_metadata(trained, ds, seed)
     save_model(model_path(RUNS, name, trained.model), trained.model, metadata)
     return trained.model, metadata
 
 
-def without(family: str, seed: int) -> tuple[Any, dict[str, Any]]:
-    """cnn-hands trained with no writer ever using ``family``'s glyphs (saved as cnn-hands-without-FAMILY)."""
-    name = f"cnn-hands-without-{family}"
-    found = RUNS / f"{name}.pt"
-    if found.exists():
-        return load_model(found)
-    from digitlab.data.datasets import load_dataset
-    from digitlab.train import model_metadata, train_and_score
-
-    ds = load_dataset("mnist")
-    print(f"training cnn-hands on full MNIST, no writer using {family} glyphs ...", flush=True)
-    kept = dict(strokes.FAMILY_WEIGHTS)
-    strokes.FAMILY_WEIGHTS.pop(family)
-    try:
-        trained = train_and_score("cnn-hands", ds, seed)
-    finally:
-        strokes.FAMILY_WEIGHTS.update(kept)
-    metadata = model_metadata(trained, ds, seed)
-    save_model(found, trained.model, metadata)
-    return trained.model, metadata
-
-
 def model(name: str, seed: int) -> tuple[Any, dict[str, Any]]:
     """The model and its MNIST figures (none for the ensemble, whose members were trained apart)."""
-    if name.startswith("cnn-hands-without-"):
-        fitted, metadata = without(name.removeprefix("cnn-hands-without-"), seed)
-    elif name == "ensemble":
+    if name == "ensemble":
         members = ("cnn", "cnn-aug", "svm")
         return SoftVote.from_fitted([saved(m, seed)[0] for m in members], members), {}
-    else:
-        fitted, metadata = saved(name, seed)
+    fitted, metadata = saved(name, seed)
     return fitted, {k: metadata.get("metrics", {}).get(k) for k in ("accuracy", "fit_s", "predict_s")}
 
 
@@ -137,14 +125,14 @@ def main() -> None:
         return
     x, y, style, condition = check_set(args.n_per_class, args.seed)
     rows = []
-    names = args.models.split(",") + ([f"cnn-hands-without-{args.held_out}"] if args.held_out else [])
+    names = args.models.split(",") + ([f"{HELD_OUT}{args.held_out}"] if args.held_out else [])
     for name in names:
         fitted, mnist = model(name, args.seed)
         right = fitted.predict(x) == y  # (n,)
         row = {
             "model": name,
             "mnist": mnist,  # its full-MNIST test accuracy, fit and predict seconds when it was trained
-            "held_out": name.removeprefix("cnn-hands-without-") if name.startswith("cnn-hands-without-") else None,
+            "held_out": name.removeprefix(HELD_OUT) if name.startswith(HELD_OUT) else None,
             "accuracy": float(right.mean()),
             "styles": {s: float(right[style == s].mean()) for s in strokes.STYLES},
             "conditions": {k: float(right[condition == k].mean()) for k in strokes.CONDITIONS},

@@ -220,7 +220,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         there are training digits so that a small training set is not swamped (validation stays as given)."""
         from digitlab.strokes import synthetic_digits
 
-        n = min(int(self.synthetic), len(x) // 50)
         if int(self.synthetic) < 0:
             raise DigitlabError(f"cnn synthetic {self.synthetic!r}: give 0 or more drawn digits per class.")
         if self.classes_.tolist() != list(range(10)) or self.image_shape_ != (28, 28):
@@ -228,6 +227,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 "cnn synthetic: pen-drawn digits are 28×28 digits 0–9; this training set has classes "
                 f"{self.classes_.tolist()[:12]} of {self.image_shape_} images, so set synthetic=0."
             )
+        n = min(int(self.synthetic), len(x) // 50)
         drawn, labels = synthetic_digits(n, seed, progress=bool(self.verbose))
         self.n_synthetic_ = len(labels)
         return np.concatenate([x, drawn]), np.concatenate([y_idx, labels])

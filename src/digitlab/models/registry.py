@@ -275,11 +275,12 @@ def build(name: str, random_state: int | None = 0, dataset: str | None = None) -
     estimator = spec.build(random_state)
     if dataset is None:
         return estimator
+    kind = dataset.split(":", 1)[0]  # "idx:DIR" -> "idx", "mine:anna" -> "mine"
     if not deskews(dataset):
         estimator = without_deskew(estimator)
-    if dataset.split(":", 1)[0] not in PEN_DIGITS and "synthetic" in estimator.get_params():
+    if kind not in PEN_DIGITS and "synthetic" in estimator.get_params():
         estimator.set_params(synthetic=0)
-    params = spec.dataset_params.get(dataset.split(":", 1)[0], {})
+    params = spec.dataset_params.get(kind, {})
     return estimator.set_params(**params) if params else estimator
 
 
