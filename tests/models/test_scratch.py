@@ -9,6 +9,7 @@ images (n, H, W) and the checks pass feature rows (n, d); its contract is tested
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -57,11 +58,11 @@ def check_layer(layer: L.Layer, x: np.ndarray, rng: np.random.Generator) -> None
     def f() -> float:
         return float((layer.forward(x) * r).sum())
 
-    layer.forward(x)
+    layer.forward(x, train=True)
     dx = layer.backward(r)
     np.testing.assert_allclose(dx, numeric_grad(f, x), atol=TOL, rtol=1e-5)
     for name, w in layer.params.items():
-        layer.forward(x)
+        layer.forward(x, train=True)
         layer.backward(r)
         analytic = layer.grads[name].copy()
         np.testing.assert_allclose(analytic, numeric_grad(f, w), atol=TOL, rtol=1e-5, err_msg=name)
@@ -73,10 +74,11 @@ def check_layer(layer: L.Layer, x: np.ndarray, rng: np.random.Generator) -> None
         lambda rng: (L.Dense(5, 3, rng, dtype=np.float64), rng.standard_normal((4, 5))),
         lambda rng: (L.ReLU(), rng.standard_normal((4, 6)) + 0.05),
         lambda rng: (L.Flatten(), rng.standard_normal((2, 3, 2, 2))),
-        lambda rng: (L.Conv2D(2, 3, 3, rng, dtype=np.float64), rng.standard_normal((2, 2, 5, 4))),
-        lambda rng: (L.MaxPool2D(), rng.standard_normal((2, 2, 4, 6))),
+        lambda rng: (L.Conv2D(2, 3, 3, rng, dtype=np.float64), rng.standard_normal((2, 5, 4, 2))),
+        lambda rng: (L.MaxPool2D(), rng.standard_normal((2, 4, 6, 3))),
+        lambda rng: (L.FlattenChannels(), rng.standard_normal((2, 3, 2, 4))),
     ],
-    ids=["dense", "relu", "flatten", "conv2d", "maxpool"],
+    ids=["dense", "relu", "flatten", "conv2d", "maxpool", "flatten-channels"],
 )
 def test_layer_gradients_match_finite_differences(make) -> None:
     rng = np.random.default_rng(0)
@@ -115,14 +117,16 @@ def test_cross_entropy_matches_torch() -> None:
     np.testing.assert_allclose(grad, zt.grad.numpy(), atol=1e-10)
 
 
-def test_conv_forward_and_backward_match_torch() -> None:
+@pytest.mark.parametrize("c_in", [1, 3], ids=["one-channel", "three-channels"])  # im2col has a path for each
+def test_conv_forward_and_backward_match_torch(c_in: int) -> None:
     rng = np.random.default_rng(0)
-    conv = L.Conv2D(3, 4, 3, rng, dtype=np.float64)
+    conv = L.Conv2D(c_in, 4, 3, rng, dtype=np.float64)
     conv.params["b"][:] = rng.standard_normal(4)
-    x = rng.standard_normal((2, 3, 6, 5))
-    r = rng.standard_normal((2, 4, 6, 5))
+    x = rng.standard_normal((2, 6, 5, c_in))  # channels last
+    r = rng.standard_normal((2, 6, 5, 4))
     y = conv.forward(x)
     dx = conv.backward(r)
+    x, r, y, dx = (a.transpose(0, 3, 1, 2) for a in (x, r, y, dx))  # torch's channels first
     xt = torch.tensor(x, requires_grad=True)
     wt = torch.tensor(conv.params["W"], requires_grad=True)
     bt = torch.tensor(conv.params["b"], requires_grad=True)
@@ -137,11 +141,13 @@ def test_conv_forward_and_backward_match_torch() -> None:
 def test_maxpool_forward_and_backward_match_torch() -> None:
     rng = np.random.default_rng(0)
     pool = L.MaxPool2D()
-    x = rng.standard_normal((2, 3, 6, 8))
-    x[0, 0, :2, :2] = 1.5  # a tie: the gradient goes to one position only, as in torch
-    r = rng.standard_normal((2, 3, 3, 4))
-    y = pool.forward(x)
+    x = rng.standard_normal((2, 6, 8, 3))  # channels last
+    x[0, :2, :2, 0] = 1.5  # a tie: the gradient goes to one position only, as in torch
+    x[1, 2:4, 4:6, 2] = -0.5  # another, elsewhere in the window order
+    r = rng.standard_normal((2, 3, 4, 3))
+    y = pool.forward(x, train=True)
     dx = pool.backward(r)
+    x, r, y, dx = (a.transpose(0, 3, 1, 2) for a in (x, r, y, dx))  # torch's channels first
     xt = torch.tensor(x, requires_grad=True)
     yt = torch.nn.functional.max_pool2d(xt, 2)
     (yt * torch.tensor(r)).sum().backward()
@@ -182,6 +188,33 @@ def test_fit_save_load_repeatable(cls, digits: Dataset, tmp_path: Path) -> None:
     loaded, meta = load_model(path)
     np.testing.assert_array_equal(loaded.predict_proba(digits.x_test), a.predict_proba(digits.x_test))
     assert meta["model"] == cls.__name__
+
+
+def test_cnn_file_saved_channels_first_still_loads(digits: Dataset, tmp_path: Path) -> None:
+    # scratch-cnn files from before the channels-last layers record input_shape [1, H, W] and no shift:
+    # the same weights make the same network, so they load and predict as before
+    model = ScratchCNN(channels=(4, 8), hidden=16, epochs=2).fit(digits.x_train, digits.y_train)
+    path = save_model(tmp_path / "old.npz", model, {})
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    config = json.loads(str(arrays.pop("__config__")))
+    h, w, _ = config["extra"]["input_shape"]
+    config["extra"]["input_shape"] = [1, h, w]
+    del config["params"]["shift"]
+    np.savez(path, __config__=np.array(json.dumps(config)), **arrays)
+    loaded, _ = load_model(path)
+    np.testing.assert_allclose(loaded.predict_proba(digits.x_test), model.predict_proba(digits.x_test), atol=1e-6)
+
+
+def test_shifted_moves_each_digit_by_its_own_offset_within_the_range() -> None:
+    x = np.zeros((300, 12, 12, 1), np.float32)
+    x[:, 5, 6, 0] = 1.0  # one dot in each image
+    out = L.shifted(x, 2, np.random.default_rng(0))
+    n, ys, xs, _ = np.nonzero(out)
+    np.testing.assert_array_equal(n, np.arange(300))  # every image keeps its one dot
+    assert set(zip((ys - 5).tolist(), (xs - 6).tolist(), strict=True)) == {
+        (dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
+    }  # all 25 offsets occur, none beyond 2 pixels
 
 
 def test_training_history_and_early_stopping(digits: Dataset) -> None:

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from digitlab.errors import DigitlabError
 from digitlab.models.scratch import layers as L
 from digitlab.models.scratch.losses import multiclass_hinge, softmax, softmax_cross_entropy
-from digitlab.models.scratch.network import Sequential, split_validation, train
+from digitlab.models.scratch.network import Sequential, kept_memory, split_validation, train
 from digitlab.models.scratch.optim import Adam
 from digitlab.models.scratch.preprocess import PCA, to_channels, to_features
 from digitlab.progress import INNER, Event, emit
@@ -97,6 +97,9 @@ class _ScratchNet(_Saved, ClassifierMixin, BaseEstimator):
     def _build(self, n_in: tuple[int, ...], n_classes: int, rng: np.random.Generator) -> Sequential:
         raise NotImplementedError
 
+    def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return batch  # each training batch as it is; the CNN moves its digits
+
     def fit(self, X: Any, y: Any = None) -> _ScratchNet:
         X, y = _checked(self, X, y, reset=True)
         x = self._inputs(X)  # (n, ...) float32
@@ -110,27 +113,30 @@ class _ScratchNet(_Saved, ClassifierMixin, BaseEstimator):
         self.net_ = self._build(self.input_shape_, len(self.classes_), rng)
         optimiser = Adam(self.net_.layers, lr=self.learning_rate, l2=self.l2)
         bar = _Progress(self.epochs, type(self).__name__, self.verbose)
-        self.history_ = train(
-            self.net_,
-            self.loss,
-            optimiser,
-            x,
-            y_idx,
-            x_val,
-            y_val,
-            self.epochs,
-            self.batch_size,
-            self.patience,
-            rng,
-            bar,
-        )
+        with kept_memory():
+            self.history_ = train(
+                self.net_,
+                self.loss,
+                optimiser,
+                x,
+                y_idx,
+                x_val,
+                y_val,
+                self.epochs,
+                self.batch_size,
+                self.patience,
+                rng,
+                bar,
+                self._augment,
+            )
         bar.close()
         self.n_epochs_ = len(self.history_)
         return self
 
     def _scores(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "net_")
-        return self.net_.scores(self._inputs(_checked(self, X)))  # (n, K)
+        with kept_memory():
+            return self.net_.scores(self._inputs(_checked(self, X)))  # (n, K)
 
     def decision_function(self, X: Any) -> np.ndarray:
         z = self._scores(X)  # (n, K); two classes: one score per row, as scikit-learn does
@@ -245,10 +251,12 @@ class ScratchMLP(_ScratchNet):
 
 
 class ScratchCNN(_ScratchNet):
-    """conv3×3-ReLU-pool → conv3×3-ReLU-pool → Dense-ReLU-Dropout → Dense, via im2col.
+    """conv3×3-pool-ReLU → conv3×3-pool-ReLU → Dense-ReLU-Dropout → Dense, via im2col on channels-last images.
 
-    Shapes for 28×28 input and channels (c1, c2): (B, 1, 28, 28) → (B, c1, 28, 28) → (B, c1, 14, 14)
-    → (B, c2, 14, 14) → (B, c2, 7, 7) → (B, 49·c2) → (B, hidden) → (B, K).
+    Pooling before the ReLU gives the same network as ReLU-then-pool (max and ReLU commute) with the ReLU
+    on a quarter of the pixels. Each training digit is moved by up to ``shift`` pixels per axis.
+    Shapes for 28×28 input and channels (c1, c2): (B, 28, 28, 1) → (B, 28, 28, c1) → (B, 14, 14, c1)
+    → (B, 14, 14, c2) → (B, 7, 7, c2) → (B, 49·c2) → (B, hidden) → (B, K).
     """
 
     def __init__(
@@ -261,6 +269,7 @@ class ScratchCNN(_ScratchNet):
         learning_rate: float = 1e-3,
         l2: float = 0.0,
         deskew: bool = False,
+        shift: int = 0,
         validation_fraction: float = 0.1,
         patience: int = 5,
         random_state: int | None = 0,
@@ -268,27 +277,37 @@ class ScratchCNN(_ScratchNet):
     ) -> None:
         self.channels, self.hidden, self.dropout, self.epochs = channels, hidden, dropout, epochs
         self.batch_size, self.learning_rate, self.l2, self.deskew = batch_size, learning_rate, l2, deskew
+        self.shift = shift  # each training digit moved by up to this many pixels per axis (its own offset)
         self.validation_fraction, self.patience = validation_fraction, patience
         self.random_state, self.verbose = random_state, verbose
 
     def _inputs(self, x: Any) -> np.ndarray:
-        out = to_channels(x, self.deskew)  # (n, 1, H, W)
-        if out.shape[2] % 4 or out.shape[3] % 4:
-            raise DigitlabError(f"scratch-cnn needs image sides divisible by 4, got {out.shape[2:]}.")
+        out = to_channels(x, self.deskew)  # (n, H, W, 1)
+        if out.shape[1] % 4 or out.shape[2] % 4:
+            raise DigitlabError(f"scratch-cnn needs image sides divisible by 4, got {out.shape[1:3]}.")
         return out
+
+    def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        return L.shifted(batch, int(self.shift), rng) if self.shift else batch
+
+    def _restore(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
+        shape = list(extra["input_shape"])
+        if len(shape) == 3 and shape[0] == 1 and shape[2] != 1:  # saved channels first (before 2026-12): same net
+            extra = {**extra, "input_shape": [shape[1], shape[2], 1]}
+        super()._restore(arrays, extra)
 
     def _build(self, n_in: tuple[int, ...], n_classes: int, rng: np.random.Generator) -> Sequential:
         c1, c2 = self.channels
-        _, h, w = n_in
+        h, w, _ = n_in
         return Sequential(
             [
                 L.Conv2D(1, c1, 3, rng),
-                L.ReLU(),
                 L.MaxPool2D(),
+                L.ReLU(),
                 L.Conv2D(c1, c2, 3, rng),
-                L.ReLU(),
                 L.MaxPool2D(),
-                L.Flatten(),
+                L.ReLU(),
+                L.FlattenChannels(),
                 L.Dense(c2 * (h // 4) * (w // 4), self.hidden, rng),
                 L.ReLU(),
                 L.Dropout(self.dropout, rng),

@@ -21,13 +21,13 @@ def to_features(x: np.ndarray, deskew: bool) -> np.ndarray:
 
 
 def to_channels(x: np.ndarray, deskew: bool) -> np.ndarray:
-    """Images (n, H, W) -> (n, 1, H, W) in [0, 1] (float32), for the convolutional network."""
+    """Images (n, H, W) -> (n, H, W, 1) in [0, 1] (float32, channels last), for the convolutional network."""
     x = np.asarray(x)
     if x.ndim != 3:
         raise DigitlabError(f"scratch-cnn needs images (n, H, W), got shape {x.shape}.")
     if deskew:
         x = deskew_images(x)
-    return (x[:, None] / np.float32(255.0)).astype(np.float32)
+    return (x[..., None] / np.float32(255.0)).astype(np.float32)
 
 
 class PCA:
