@@ -40,7 +40,7 @@ def _rows() -> list[dict[str, object]]:
         for row in _models(source, data):
             name = str(row["model"]).split(" ")[0]  # "ensemble (cnn + cnn-aug + svm, …)" -> "ensemble"
             name = RENAMED.get(source, {}).get(name, name)
-            rows.setdefault(name, dict(row, model=name, source=source, date=data["machine"]["date"]))
+            rows.setdefault(name, {"date": data["machine"]["date"], **row, "model": name, "source": source})
     return list(rows.values())
 
 

@@ -264,12 +264,12 @@ class ScratchCNN(_ScratchNet):
         channels: tuple[int, int] = (16, 32),
         hidden: int = 128,
         dropout: float = 0.25,
-        epochs: int = 15,
+        epochs: int = 12,
         batch_size: int = 64,
         learning_rate: float = 1e-3,
         l2: float = 0.0,
         deskew: bool = False,
-        shift: int = 0,
+        shift: int = 2,
         validation_fraction: float = 0.1,
         patience: int = 5,
         random_state: int | None = 0,
@@ -277,7 +277,7 @@ class ScratchCNN(_ScratchNet):
     ) -> None:
         self.channels, self.hidden, self.dropout, self.epochs = channels, hidden, dropout, epochs
         self.batch_size, self.learning_rate, self.l2, self.deskew = batch_size, learning_rate, l2, deskew
-        self.shift = shift  # each training digit moved by up to this many pixels per axis (its own offset)
+        self.shift = shift  # each training digit moved by up to this many pixels per axis at 28×28, fewer if smaller
         self.validation_fraction, self.patience = validation_fraction, patience
         self.random_state, self.verbose = random_state, verbose
 
@@ -288,7 +288,8 @@ class ScratchCNN(_ScratchNet):
         return out
 
     def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        return L.shifted(batch, int(self.shift), rng) if self.shift else batch
+        reach = int(self.shift * min(batch.shape[1:3]) / 28)  # 2 pixels of 28 are 1 of 16, none of 8
+        return L.shifted(batch, reach, rng) if reach else batch
 
     def _restore(self, arrays: dict[str, np.ndarray], extra: dict[str, Any]) -> None:
         shape = list(extra["input_shape"])

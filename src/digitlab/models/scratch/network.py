@@ -16,18 +16,19 @@ LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (glibc's malloc.h)
 _KEEP = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit (half its 64 MB heap size)
-_GLIBC_DEFAULT = 128 << 10
 
 
 @contextlib.contextmanager
 def kept_memory() -> Iterator[None]:
     """While inside, freed arrays up to 32 MB stay in the process for the next batch to reuse (glibc only).
 
-    Every step allocates and frees the same large activations. By default glibc returns such blocks
-    to the system and the next step pays a page fault for every 4 KB it touches again: on a 2-core VM
-    that was most of scratch-cnn's first convolution (10.2 → 3.8 ms a batch of 64 with the memory kept).
-    Afterwards the thresholds go back to glibc's defaults and the kept memory is returned. Elsewhere
-    (macOS, musl): a no-op.
+    Every step allocates and frees the same large activations. By default glibc gives the top of its
+    heap back to the system once more than twice its mmap threshold is free there, and the next step
+    pays a page fault for every 4 KB it touches again: on a 2-core VM that was most of scratch-cnn's
+    first convolution (10.2 → 3.8 ms a batch of 64 with the memory kept). Afterwards the heap is trimmed
+    and the thresholds stay where glibc's own adaptive ones end up after large arrays (mmap 32 MB, trim
+    64 MB): setting them back to the 128 KB start values instead made torch training afterwards in the
+    same process 1.6× slower. Elsewhere (macOS, musl): a no-op.
     """
     name = ctypes.util.find_library("c")
     libc = None
@@ -44,8 +45,7 @@ def kept_memory() -> Iterator[None]:
     try:
         yield
     finally:
-        libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_DEFAULT)
-        libc.mallopt(_M_TRIM_THRESHOLD, _GLIBC_DEFAULT)
+        libc.mallopt(_M_TRIM_THRESHOLD, 2 * _KEEP)
         libc.malloc_trim(0)
 
 
