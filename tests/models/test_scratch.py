@@ -209,6 +209,12 @@ def test_cnn_file_saved_channels_first_still_loads(digits: Dataset, tmp_path: Pa
     np.testing.assert_allclose(loaded.predict_proba(digits.x_test), model.predict_proba(digits.x_test), atol=1e-6)
 
 
+@pytest.mark.parametrize("shift", [-1, 1.5, "2"])
+def test_cnn_refuses_a_bad_shift_in_one_line(shift, digits: Dataset) -> None:
+    with pytest.raises(DigitlabError, match="shift"):
+        ScratchCNN(shift=shift, epochs=1).fit(digits.x_train, digits.y_train)
+
+
 def test_shifted_moves_each_digit_by_its_own_offset_within_the_range() -> None:
     x = np.zeros((300, 12, 12, 1), np.float32)
     x[:, 5, 6, 0] = 1.0  # one dot in each image

@@ -288,6 +288,8 @@ class ScratchCNN(_ScratchNet):
         return out
 
     def _augment(self, batch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        if not isinstance(self.shift, int | np.integer) or self.shift < 0:
+            raise DigitlabError(f"scratch-cnn shift {self.shift!r}: give 0 or more pixels (0: digits as they are).")
         reach = int(self.shift * min(batch.shape[1:3]) / 28)  # 2 pixels of 28 are 1 of 16, none of 8
         return L.shifted(batch, reach, rng) if reach else batch
 
