@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +17,18 @@ LossFn = Callable[[np.ndarray, np.ndarray], tuple[float, np.ndarray]]
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt's parameter numbers (glibc's malloc.h)
 _KEEP = 32 << 20  # the largest mmap threshold glibc accepts on 64-bit (half its 64 MB heap size)
+
+
+@functools.cache
+def _glibc() -> Any:
+    """The C library when it has glibc's mallopt and malloc_trim, else None; looked up once per process
+    (find_library runs ldconfig: 2 ms a call, too much for every predict)."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    return libc if hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim") else None
 
 
 @contextlib.contextmanager
@@ -30,14 +43,7 @@ def kept_memory() -> Iterator[None]:
     64 MB): setting them back to the 128 KB start values instead made torch training afterwards in the
     same process 1.6× slower. Elsewhere (macOS, musl): a no-op.
     """
-    name = ctypes.util.find_library("c")
-    libc = None
-    try:
-        libc = ctypes.CDLL(name) if name else None
-        if libc is not None and not (hasattr(libc, "mallopt") and hasattr(libc, "malloc_trim")):
-            libc = None
-    except OSError:
-        libc = None
+    libc = _glibc()
     if libc is None or not libc.mallopt(_M_MMAP_THRESHOLD, _KEEP):
         yield
         return
