@@ -20,7 +20,6 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from _report import HERE, machine, table, update_section
-from cnn_speed import REFERENCE_BASELINE_S
 from digitlab.artifacts import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models import classic
@@ -93,8 +92,8 @@ def main() -> None:
         print("the pre-#18 cnn for 3 epochs (speed reference) ...", flush=True)
         reference = calibrate()
         cnn = next(r for r in rows if r["model"] == "scratch-cnn")
-        cnn["fit_s_where_goal_set"] = cnn["fit_s"] * REFERENCE_BASELINE_S / reference["ten_epochs_s"]
-        cnn["speed_reference"] = dict(reference, where_goal_set_s=REFERENCE_BASELINE_S)
+        cnn["fit_s_where_goal_set"] = cnn["fit_s"] * reference["factor"]
+        cnn["speed_reference"] = reference
         print(reference, cnn, flush=True)
     if "scratch-mlp" in names:
         print("MLPClassifier, same hidden sizes and epochs ...", flush=True)
