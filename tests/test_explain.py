@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -194,19 +195,23 @@ def test_explain_command_faults_are_one_line(
     Image.new("L", (50, 50), 255).save(blank)
     text = tmp_path / "note.png"
     text.write_text("not a picture")
-    out = str(mnist_run.parent)
+    runs = tmp_path / "runs"  # a copy: another worker may be writing explanations into the shared run
+    run = runs / mnist_run.name
+    shutil.copytree(mnist_run, run, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    (runs / "latest").symlink_to(run.name)
+    out = str(runs)
     for args, expected in [
         ([str(blank)], "no ink found"),
         ([str(text)], "note.png"),
         ([str(tmp_path / "missing.png")], "missing.png"),
         ([str(blank), "--model", "nosuch"], "nosuch"),
     ]:
-        before = set((mnist_run / "explanations").glob("*")) if (mnist_run / "explanations").is_dir() else set()
+        before = set((run / "explanations").glob("*")) if (run / "explanations").is_dir() else set()
         proc = Cli(capsys)("explain", *args, "--out", out)
         assert proc.returncode == 1, proc.stderr
         lines = proc.stderr.strip().splitlines()
         assert len(lines) == 1 and expected in lines[0] and "Traceback" not in proc.stderr, proc.stderr
-        after = set((mnist_run / "explanations").glob("*")) if (mnist_run / "explanations").is_dir() else set()
+        after = set((run / "explanations").glob("*")) if (run / "explanations").is_dir() else set()
         assert after == before  # nothing written
 
 

@@ -192,6 +192,62 @@ def test_the_cnn_reads_each_digit_at_its_nine_one_pixel_shifts(digits: Dataset, 
     assert cnn.history_[-1]["val_accuracy"] > 0.8  # validation reads one view, each epoch
 
 
+def test_a_pose_is_the_digit_turned_and_scaled_as_opencv_does_it(digits: Dataset) -> None:
+    """``pose_matrices``: one matrix product gives what cv2.warpAffine gives (the training augmenter's warp)."""
+    import cv2
+
+    from digitlab.models.exported import pose_matrices
+
+    x = digits.x_test[:30].astype(np.float32) / 16.0  # (30, 8, 8)
+    poses = [(6.0, 1.0), (-6.0, 1.0), (0.0, 0.92), (10.0, 1.1)]
+    maps = pose_matrices(poses, 8, 8)  # (4, 64, 64)
+    for (angle, scale), matrix in zip(poses, maps, strict=True):
+        m = cv2.getRotationMatrix2D((3.5, 3.5), angle, scale)  # counter-clockwise, about the centre
+        expected = np.stack([cv2.warpAffine(i, m, (8, 8), flags=cv2.INTER_LINEAR, borderValue=0) for i in x])
+        got = (torch.from_numpy(x.reshape(30, 64)) @ matrix).reshape(30, 8, 8).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+    wide = np.random.default_rng(0).random((6, 10), dtype=np.float32)  # not square: pixels stay square
+    expected = cv2.warpAffine(wide, cv2.getRotationMatrix2D((4.5, 2.5), 10.0, 1.0), (10, 6), flags=cv2.INTER_LINEAR)
+    got = (torch.from_numpy(wide.reshape(1, 60)) @ pose_matrices([(10.0, 1.0)], 6, 10)[0]).reshape(6, 10).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_test_time_poses_average_the_turned_and_scaled_digit_at_every_shift(
+    fitted: CNNClassifier, digits: Dataset, tmp_path: Path
+) -> None:
+    """``poses``: the mean probability over the digit and its posed copies, each at the shifts of ``views``;
+    kept in the saved file and the torch module; a bad pose is refused in one line before any training."""
+    import cv2
+
+    cnn = fitted.set_params(views=1, poses=((8, 1), (0, 0.9)))
+    x = digits.x_test[:40]
+    floats = x.astype(np.float32)
+    posed = [floats] + [
+        np.stack([cv2.warpAffine(i, cv2.getRotationMatrix2D((3.5, 3.5), a, s), (8, 8)) for i in floats])
+        for a, s in cnn.poses
+    ]
+    try:
+        with torch.no_grad():
+            module = cnn.torch_module()
+            shifts_only = cnn.set_params(poses=()).torch_module()  # the same network, 9 shifts, no poses
+            by_hand = np.mean([shifts_only(torch.from_numpy(p)).numpy() for p in posed], axis=0)
+            plain = shifts_only(torch.from_numpy(floats)).numpy()
+            cnn.set_params(poses=((8, 1), (0, 0.9)))
+            np.testing.assert_allclose(module(torch.from_numpy(floats)).numpy(), by_hand, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(cnn.predict_proba(x), by_hand, rtol=1e-4, atol=1e-5)
+        assert not np.allclose(by_hand, plain, atol=1e-3)
+        loaded, _ = load_model(save_model(tmp_path / "cnn.pt", cnn, {"model": "cnn"}))
+        assert loaded.poses == ((8.0, 1.0), (0.0, 0.9))
+        np.testing.assert_allclose(loaded.predict_proba(x), by_hand, rtol=1e-4, atol=1e-5)
+        with pytest.raises(DigitlabError, match=r"cnn poses .*positive scale") as bad:
+            CNNClassifier(epochs=1, poses=((5, 0),), verbose=False).fit(digits.x_train[:50], digits.y_train[:50])
+        assert "\n" not in str(bad.value)
+        with pytest.raises(DigitlabError, match="cnn poses"):
+            CNNClassifier(poses=(5,), verbose=False).fit(digits.x_train[:50], digits.y_train[:50])
+    finally:
+        cnn.set_params(views=0, poses=())
+
+
 def test_pen_drawn_digits_join_the_training_set_and_only_for_28_by_28_digits(digits: Dataset) -> None:
     from tests.conftest import mnist_like
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +130,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         patience: int = 4,
         shift: int = 0,
         views: int = 0,
+        poses: tuple[tuple[float, float], ...] = (),
         augment: Any = None,
         synthetic: int = 0,
         device: str = "auto",
@@ -147,6 +149,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.patience = patience  # epochs without a better validation accuracy before stopping (second half only)
         self.shift = shift  # each training batch moved by up to this many pixels (a random offset per batch)
         self.views = views  # test-time shifts: read each image moved by up to this many pixels, mean probability
+        self.poses = poses  # test-time poses (degrees, scale): each image also read turned and scaled, at every shift
         self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
         self.synthetic = synthetic  # pen-drawn digits per class added (strokes.synthetic_digits), ≤ a fifth of the set
         self.device = device  # "auto": CUDA when present, else CPU
@@ -238,6 +241,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("CNNClassifier requires y to be passed, but the target y is None.")
         torch = _torch()
         x = as_images(X)
+        _poses(self.poses)  # a bad reading setting fails before the training, not after it
         if self.arch == "classic" and (x.shape[1] % 4 or x.shape[2] % 4):
             raise DigitlabError(f"the classic cnn needs image sides divisible by 4, got {x.shape[1:]}.")
         y = np.asarray(y)
@@ -314,24 +318,27 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.n_epochs_ = len(self.history_)
         return self
 
-    def _logits(self, net: Any, x: np.ndarray, device: Any, batch: int = 1000, views: int | None = None) -> np.ndarray:
-        """(n, k) logits; with test-time shifts (``views``, default ``self.views``) the log of the mean probability."""
-        torch = _torch()
-        from digitlab.models.exported import view_logits
+    def _logits(self, net: Any, x: np.ndarray, device: Any, batch: int = 1000, once: bool = False) -> np.ndarray:
+        """(n, k) logits; with test-time shifts and poses (``views``, ``poses``) the log of the mean probability.
 
-        views = int(self.views if views is None else views)
-        batch = max(1, batch // (2 * views + 1) ** 2)  # the views of a batch go through the network together
+        ``once``: each image read once as it is (validation during training)."""
+        torch = _torch()
+        from digitlab.models.exported import pose_matrices, view_logits
+
+        views, poses = (0, ()) if once else (int(self.views), _poses(self.poses))
+        maps = pose_matrices(poses, *x.shape[1:3]).to(device) if poses else None  # (P, H·W, H·W)
+        batch = max(1, batch // ((2 * views + 1) ** 2 * (1 + len(poses))))  # a batch's views go through together
         net.eval()
         out = []
         with torch.inference_mode():
             for start in range(0, len(x), batch):
-                z = view_logits(net, self._tensor(x[start : start + batch], device), views)
+                z = view_logits(net, self._tensor(x[start : start + batch], device), views, maps)
                 out.append(z.float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)  # (n, k)
 
     def _predict_idx(self, net: Any, x: np.ndarray, device: Any) -> np.ndarray:
         """Validation during training: the image as it is (shifted views would cost as much again as an epoch)."""
-        return self._logits(net, x, device, views=0).argmax(axis=1)
+        return self._logits(net, x, device, once=True).argmax(axis=1)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         check_is_fitted(self, "network_")
@@ -447,7 +454,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from digitlab.models.exported import ImageNetwork
 
         network = copy.deepcopy(self.network_).cpu().eval()
-        return ImageNetwork(network, self.classes_.tolist(), int(self.views)).eval()
+        classes, shape = self.classes_.tolist(), self.image_shape_
+        return ImageNetwork(network, classes, int(self.views), _poses(self.poses), shape).eval()
 
     # --- files ----------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
@@ -479,6 +487,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         try:
             config = json.loads(_config_path(path).read_text())
             params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
+            params["poses"] = tuple(tuple(pose) for pose in params.get("poses", ()))  # JSON lists back to pairs
             if "arch" not in params:  # saved before the fast design: the classic net, without shifts
                 params.update(arch="classic", shift=0)
             params["device"] = "auto"  # a model trained on a GPU (or named for one) still loads here
@@ -510,6 +519,19 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             ) from None
         model.network_ = net.eval().to(model._device())
         return model, config.get("metadata", {})
+
+
+def _poses(poses: Any) -> tuple[tuple[float, float], ...]:
+    """``poses`` as (angle in degrees, scale) pairs; anything else refused in one line."""
+    try:
+        out = tuple((float(angle), float(scale)) for angle, scale in poses)
+    except (TypeError, ValueError):
+        out = None
+    if out is None or any(not (math.isfinite(a) and math.isfinite(s) and s > 0) for a, s in out):
+        raise DigitlabError(
+            f"cnn poses {poses!r}: give (angle in degrees, scale) pairs with a positive scale, e.g. ((6, 1), (-6, 1))."
+        )
+    return out
 
 
 def _config_path(path: Path) -> Path:

@@ -73,7 +73,8 @@ def onnx_bytes(model: Any, path: Path) -> bytes:
     from digitlab.models.exported import ImageNetwork, fold_batchnorm
 
     module = model.torch_module()
-    folded = ImageNetwork(fold_batchnorm(module.network), module.classes, module.views).eval()
+    network = fold_batchnorm(module.network)
+    folded = ImageNetwork(network, module.classes, module.views, module.poses, model.image_shape_).eval()
     example = torch.zeros((2, *model.image_shape_), dtype=torch.float32)
     batch = torch.export.Dim("n", min=1, max=1 << 20)
     quiet = logging.getLogger("torch")
