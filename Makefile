@@ -54,8 +54,11 @@ typecheck: install
 dashboard: install
 	$(VENV)/bin/digitlab dashboard $(ARGS)
 
+# Two workers (pytest-xdist), each test file on one of them: most tests wait on a `digitlab` process or a
+# server, so one worker alone leaves a core idle. TEST_WORKERS=0 runs everything in this process.
+TEST_WORKERS ?= 2
 pytest: install system-data browser
-	DIGITLAB_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest $(PYTEST_ARGS)
+	DIGITLAB_CHROMIUM=$(CHROMIUM) $(VENV)/bin/pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test: lint typecheck pytest
 
