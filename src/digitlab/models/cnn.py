@@ -326,7 +326,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         from digitlab.models.exported import pose_matrices, view_logits
 
         views, poses = (0, ()) if once else (int(self.views), _poses(self.poses))
-        maps = pose_matrices(poses, *x.shape[1:3]).to(device) if poses else None  # (P, H·W, H·W)
+        maps = None
+        if poses:  # (P, H·W, H·W), made once for these poses (about 0.1 s a pose at 28×28), not per call
+            key = (poses, x.shape[1:3], str(device))
+            if getattr(self, "_pose_maps", (None, None))[0] != key:
+                self._pose_maps = (key, pose_matrices(poses, *x.shape[1:3]).to(device))
+            maps = self._pose_maps[1]
         batch = max(1, batch // ((2 * views + 1) ** 2 * (1 + len(poses))))  # a batch's views go through together
         net.eval()
         out = []

@@ -25,11 +25,11 @@ def pose_matrices(poses: Sequence[tuple[float, float]], h: int, w: int) -> torch
     warp): a test-time pose as one matrix product."""
     with torch.inference_mode(False), torch.no_grad():  # ordinary constants, also for export
         maps = []
+        basis = torch.eye(h * w).reshape(h * w, 1, h, w)  # one image per pixel: row j is pixel j's image
         for angle, scale in poses:
             turn = math.radians(angle)
             cos, sin = math.cos(turn) / scale, math.sin(turn) / scale
             theta = torch.tensor([[cos, -sin * h / w, 0.0], [sin * w / h, cos, 0.0]])  # output -> input, normalised
-            basis = torch.eye(h * w).reshape(h * w, 1, h, w)  # one image per pixel: row j is pixel j's image
             grid = torch.nn.functional.affine_grid(theta.expand(h * w, 2, 3), [h * w, 1, h, w], align_corners=False)
             moved = torch.nn.functional.grid_sample(basis, grid, mode="bilinear", align_corners=False)
             maps.append(moved.reshape(h * w, h * w))
