@@ -25,7 +25,7 @@ import pytest
 from digitlab import service
 from digitlab.data import sources
 from digitlab.data.idx import write_idx
-from tests.conftest import mnist_like
+from tests.conftest import digitlab, mnist_like
 
 
 @dataclass
@@ -275,6 +275,122 @@ def _only_8x8_models_for_the_default(w: World) -> list[str]:
     return ["predict", str(w.idx), "--out", str(w.runs)]
 
 
+# --- deleting and overwriting only what is ours (#30 findings 1, 3, 13) ------------------------------------------
+
+
+def _victim(w: World) -> Path:
+    """A folder outside --out that nothing may delete (its files are in the snapshot)."""
+    victim = w.root / "victim"
+    victim.mkdir(exist_ok=True)
+    (victim / "precious.txt").write_text("keep me")
+    return victim
+
+
+def _rm(*names: str, force: bool = True) -> Make:
+    def make(w: World) -> list[str]:
+        return ["runs", "rm", *names, "--out", str(w.runs), "--yes", *(["--force"] if force else [])]
+
+    return make
+
+
+def _rm_symlink_outside(w: World) -> list[str]:
+    (w.runs / "l").symlink_to(_victim(w))
+    return _rm("l")(w)
+
+
+def _rm_symlink_named_as_run(w: World) -> list[str]:
+    (w.runs / "20990101-000000-run").symlink_to(_victim(w))
+    return _rm("20990101-000000-run")(w)
+
+
+def _rm_symlink_to_a_run(w: World) -> list[str]:
+    real = next(p for p in w.runs.iterdir() if p.is_dir() and not p.is_symlink())
+    (w.runs / "alias").symlink_to(real.name)
+    return _rm("alias")(w)
+
+
+def _rm_folder_in_cwd(w: World) -> list[str]:
+    (w.root / "src").mkdir()
+    (w.root / "src" / "code.py").write_text("x = 1\n")
+    return _rm("src")(w)
+
+
+def _rm_through_symlinked_folder(w: World) -> list[str]:
+    elsewhere = w.root / "elsewhere"
+    shutil.copytree(next(p for p in w.runs.iterdir() if p.is_dir() and not p.is_symlink()), elsewhere / "r")
+    (w.runs / "door").symlink_to(elsewhere)
+    return _rm(str(w.runs / "door" / "r"))(w)
+
+
+def _rm_foreign_folder(w: World) -> list[str]:
+    foreign = w.runs / "20260101-000000-photos"  # named like a run, made by someone else
+    foreign.mkdir()
+    (foreign / "holiday.jpg").write_bytes(b"\xff\xd8")
+    return _rm(foreign.name)(w)
+
+
+def _rm_latest_outside(w: World) -> list[str]:
+    (w.runs / "latest").unlink()
+    (w.runs / "latest").symlink_to(_victim(w))
+    return _rm("latest")(w)
+
+
+def _rm_run_with_marker_replaced(w: World) -> list[str]:
+    from digitlab.artifacts import MARKER
+
+    run = next(p for p in w.runs.iterdir() if p.is_dir() and not p.is_symlink())
+    (run / MARKER).unlink()
+    (run / MARKER).symlink_to(_victim(w) / "precious.txt")  # a marker that is a link is no marker
+    (run / "run.json").unlink()
+    return _rm(run.name)(w)
+
+
+def _show_outside(w: World) -> list[str]:
+    return ["runs", "show", str(_victim(w)), "--out", str(w.runs)]
+
+
+def _mine_with_digits(w: World) -> None:
+    from digitlab.data.mine import DigitStore
+
+    w.env["DIGITLAB_HOME"] = str(w.root / "home")
+    digit = np.zeros((28, 28), np.uint8)
+    digit[6:22, 12:16] = 255
+    DigitStore(w.root / "home" / "mine.sqlite3").add(digit, _png_bytes(), 1, "ana", "canvas")
+
+
+def _mine_export_over(w: World) -> list[str]:
+    _mine_with_digits(w)
+    folder = w.bad("export")
+    folder.mkdir()
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"somebody else's file")
+    return ["mine", "export", str(folder)]
+
+
+def _mine_export_png_over(w: World) -> list[str]:
+    _mine_with_digits(w)
+    _mine_export_to(w, "png")
+    return ["mine", "export", str(w.bad("png")), "--format", "png"]
+
+
+def _mine_export_to(w: World, fmt: str) -> None:
+    import os
+
+    old = os.environ.get("DIGITLAB_HOME")
+    os.environ["DIGITLAB_HOME"] = w.env["DIGITLAB_HOME"]
+    try:
+        service.mine.export(w.bad(fmt), fmt)
+    finally:
+        if old is None:
+            del os.environ["DIGITLAB_HOME"]
+        else:
+            os.environ["DIGITLAB_HOME"] = old
+
+
+def _mine_export_nowhere(w: World) -> list[str]:
+    _mine_with_digits(w)
+    return ["mine", "export", "/dev/null/x"]
+
+
 CASES: list[tuple[str, Make, int, str]] = [
     # --- command-line values -------------------------------------------------------------
     ("seed-negative", lambda w: ["train", "--dataset", "digits", "--seed", "-1"], 1, "--seed -1"),
@@ -366,6 +482,42 @@ CASES: list[tuple[str, Make, int, str]] = [
     ("cache-entry-is-folder", _cache_dir_entry, 1, "is a folder, not a data file"),
     ("cache-file-corrupt", _cache_flipped, 1, "SHA-256 mismatch for t10k-labels-idx1-ubyte"),
     ("out-is-file", _out_file, 1, "is a file, not a folder"),
+    # --- deleting and overwriting only what is ours -------------------------------------------------------
+    ("runs-rm-symlink-outside", _rm_symlink_outside, 1, "is a symbolic link"),
+    ("runs-rm-symlink-named-as-a-run", _rm_symlink_named_as_run, 1, "is a symbolic link"),
+    ("runs-rm-symlink-to-a-run", _rm_symlink_to_a_run, 1, "is a symbolic link"),
+    ("runs-rm-dot", _rm("."), 1, "'.': not a run folder"),
+    ("runs-rm-dotdot", _rm(".."), 1, "'..': not a run folder"),
+    ("runs-rm-out-itself", lambda w: _rm(str(w.runs))(w), 1, "itself or a folder above it"),
+    ("runs-rm-out-slash-dot", lambda w: _rm(str(w.runs) + "/.")(w), 1, "itself or a folder above it"),
+    ("runs-rm-above-out", lambda w: _rm(str(w.runs) + "/..")(w), 1, "itself or a folder above it"),
+    ("runs-rm-root", _rm("/"), 1, "itself or a folder above it"),
+    ("runs-rm-folder-in-cwd", _rm_folder_in_cwd, 1, "run folder not found: 'src'"),
+    ("runs-rm-path-outside", lambda w: _rm(str(_victim(w)))(w), 1, "not inside --out"),
+    ("runs-rm-through-symlinked-folder", _rm_through_symlinked_folder, 1, "not inside --out"),
+    ("runs-rm-foreign-folder", _rm_foreign_folder, 1, "not a run folder digitlab made"),
+    ("runs-rm-latest-outside", _rm_latest_outside, 1, "outside --out"),
+    ("runs-rm-marker-is-a-link", _rm_run_with_marker_replaced, 1, "not a run folder digitlab made"),
+    ("runs-rm-missing", _rm("20990101-000000-run"), 1, "run folder not found: '20990101-000000-run'"),
+    ("runs-rm-a-file", lambda w: _rm(str(_file("f.txt", b"x")(w)))(w), 1, "not inside --out"),
+    ("runs-show-outside", _show_outside, 1, "not a digitlab run folder"),
+    ("mine-export-over-a-file", _mine_export_over, 1, "already there; add --force"),
+    ("mine-export-png-over-pictures", _mine_export_png_over, 1, "already there; add --force"),
+    ("mine-export-nowhere", _mine_export_nowhere, 1, "/dev/null"),
+    # --- serve's options (each refused before anything is loaded or bound) ---------------------------------
+    ("serve-timeout-inf", lambda w: ["serve", "--model", "lr", "--timeout", "inf"], 1, "--timeout inf"),
+    ("serve-timeout-nan", lambda w: ["serve", "--model", "lr", "--timeout", "nan"], 1, "--timeout nan"),
+    ("serve-timeout-0", lambda w: ["serve", "--model", "lr", "--timeout", "0"], 1, "--timeout 0"),
+    ("serve-timeout-huge", lambda w: ["serve", "--model", "lr", "--timeout", "1e12"], 1, "--timeout 1e+12"),
+    ("serve-workers-0", lambda w: ["serve", "--model", "lr", "--workers", "0"], 1, "--workers 0"),
+    ("serve-workers-100000", lambda w: ["serve", "--model", "lr", "--workers", "100000"], 1, "--workers 100000"),
+    ("serve-port-0", lambda w: ["serve", "--model", "lr", "--port", "0"], 1, "--port 0"),
+    ("serve-port-big", lambda w: ["serve", "--model", "lr", "--port", "70000"], 1, "--port 70000"),
+    ("serve-runtime-typo", lambda w: ["serve", "--model", "lr", "--runtime", "onxx"], 1, "'onxx'"),
+    ("serve-max-batch-0", lambda w: ["serve", "--model", "lr", "--max-batch", "0"], 1, "--max-batch 0"),
+    ("serve-max-bytes-small", lambda w: ["serve", "--model", "lr", "--max-bytes", "10"], 1, "--max-bytes 10"),
+    ("serve-model-typo", lambda w: ["serve", "--model", "svn"], 1, "'svn'"),
+    ("serve-model-missing", lambda w: ["serve", "--model", "svm"], 1, "no saved 'svm' model"),
     # --- model files --------------------------------------------------------------------
     ("skops-number", skops_file(3), 1, "holds a int, not a classifier"),
     ("skops-unfitted", skops_file(_unfitted), 1, "unfitted Pipeline"),
@@ -528,3 +680,117 @@ def test_a_read_only_out_folder_is_one_line(small_disk: Path, world: World, capf
     assert rc == 1 and out == "" and "Traceback" not in err
     assert err.splitlines() == [err.splitlines()[0]] and err.startswith("error: --out"), err
     assert "Read-only file system" in err
+
+
+# --- races: a run being written is the writer's alone (#30 finding 2) -------------------------------------------
+
+
+def _own_run_dirs(runs: Path) -> list[Path]:
+    return sorted(p for p in runs.iterdir() if p.is_dir() and not p.is_symlink() and not p.name.startswith("."))
+
+
+def test_rm_and_prune_refuse_a_run_being_written_then_remove_it_once_finished(world: World) -> None:
+    from digitlab.artifacts import run_folder
+
+    out = world.root / "fresh"
+    with run_folder(out, "compare") as run:
+        (run.models).mkdir()
+        (run.models / "svm.skops").write_bytes(b"half")
+        proc = digitlab("runs", "rm", run.path.name, "--out", str(out), "--yes", "--force", cwd=world.root)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.startswith(f"error: {run.path.name}: is being written (process ")
+        assert proc.stderr.count("\n") == 1
+        assert "`digitlab compare`" in proc.stderr
+        proc = digitlab("runs", "prune", "--keep", "0", "--out", str(out), "--yes", "--force", cwd=world.root)
+        assert proc.returncode == 0 and "removed 0 run folder(s)" in proc.stderr
+        assert (run.models / "svm.skops").read_bytes() == b"half"
+    proc = digitlab("runs", "rm", run.path.name, "--out", str(out), "--yes", "--force", cwd=world.root)
+    assert proc.returncode == 0, proc.stderr
+    assert not run.path.exists() and not (out / "latest").is_symlink() and list(out.iterdir()) == []
+
+
+def test_a_real_compare_keeps_its_run_while_rm_is_tried_and_reports_only_files_that_exist(world: World) -> None:
+    """The race of finding 2 with real processes: compare is frozen (SIGSTOP) once its run folder exists,
+    `runs rm` is tried on it, compare goes on; it finishes with every model file it reports."""
+    import os
+    import subprocess
+    import time
+
+    out = world.root / "race"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "digitlab", "compare", "--models", "lr,knn,svm", "--dataset", f"idx:{world.idx}",
+         "--out", str(out), "--json"],
+        cwd=world.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while not (out.is_dir() and _own_run_dirs(out)) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGSTOP)
+        try:
+            (run,) = _own_run_dirs(out)
+            rm = digitlab("runs", "rm", run.name, "--out", str(out), "--yes", "--force", cwd=world.root)
+        finally:
+            os.kill(proc.pid, signal.SIGCONT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert rm.returncode == 1 and "is being written" in rm.stderr, rm.stderr
+    assert proc.returncode == 0, stderr[-2000:]
+    result = json.loads(stdout)
+    assert Path(result["run"]).resolve() == run.resolve()
+    for name in ("lr", "knn", "svm"):
+        assert (run / "models" / f"{name}.skops").is_file()
+    # finished: now it may go
+    rm = digitlab("runs", "rm", run.name, "--out", str(out), "--yes", "--force", cwd=world.root)
+    assert rm.returncode == 0 and not run.exists()
+
+
+def test_two_rm_at_once_remove_the_run_once_and_nothing_else(world: World) -> None:
+    import subprocess
+
+    before = {p.name for p in world.runs.iterdir()}
+    (run,) = _own_run_dirs(world.runs)
+    args = [sys.executable, "-m", "digitlab", "runs", "rm", run.name, "--out", str(world.runs), "--yes", "--force"]
+    procs = [
+        subprocess.Popen(args, cwd=world.root, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+        for _ in range(3)
+    ]
+    results = [(p.wait(timeout=120), p.stderr.read() if p.stderr else "") for p in procs]
+    assert [rc for rc, _ in results].count(0) >= 1, results
+    for rc, err in results:
+        assert rc in (0, 1) and "Traceback" not in err and err.count("\n") == 1, err
+    assert not run.exists()
+    assert {p.name for p in world.runs.iterdir()} == before - {run.name, "latest"}
+
+
+def test_a_run_folder_removed_under_a_writer_is_not_recreated_or_reported_complete(tmp_path: Path) -> None:
+    from digitlab.artifacts import record_model, run_folder
+    from digitlab.errors import DigitlabError
+
+    with run_folder(tmp_path, "good") as good:
+        pass
+    removed = pytest.raises(DigitlabError, match="removed or replaced while this run was writing it")
+    with removed, run_folder(tmp_path, "train-svm") as run:
+        shutil.rmtree(run.path)  # someone else's rm -rf, mid-run
+        (run.path / "models").mkdir(parents=True)  # a later save recreates the folder
+        (run.path / "models" / "svm.skops").write_bytes(b"x")
+    assert (tmp_path / "latest").resolve() == good.path
+    assert run.path.exists() and not (run.path / "run.json").exists()  # not ours any more: left, never marked complete
+    vanished = pytest.raises(DigitlabError, match=r"model file\(s\) knn.skops vanished")
+    with vanished, run_folder(tmp_path, "compare") as run:
+        run.models.mkdir()
+        (run.models / "knn.skops").write_bytes(b"x")
+        record_model(run, "knn", run.models / "knn.skops", {})
+        (run.models / "knn.skops").unlink()
+    assert not run.path.exists() and (tmp_path / "latest").resolve() == good.path
+
+
+def test_a_run_without_run_json_is_neither_complete_nor_latest(world: World) -> None:
+    latest = (world.runs / "latest").resolve()
+    (latest / "run.json").unlink()
+    rows = service.run_history(world.runs)
+    assert [r.complete for r in rows] == [False]
+    assert service.list_runs(world.runs) == []
+    with pytest.raises(service.DigitlabError, match="no saved 'lr' model"):
+        service.find_model("lr", world.runs)

@@ -1130,8 +1130,8 @@ def runs_rm(
     yes: Yes = False,
     force: Force = False,
 ) -> None:
-    """Delete run folders (the latest one only with --force)."""
-    paths = [service.find_run(r, out) for r in runs]
+    """Delete run folders digitlab made inside --out (the latest one only with --force; never a symlink)."""
+    paths = service.removable_runs(runs, out)
     _confirm(paths, yes)
     removed = service.remove_runs([str(p) for p in paths], out, force)
     err_console.print(f"removed {len(removed)} run folder(s)", highlight=False)
@@ -1307,10 +1307,13 @@ def mine_export(
         str, typer.Option("--format", help="idx (t10k-images/labels, 28×28) or png (pictures in 0–9 sub-folders).")
     ] = "idx",
     writer: WriterFilter = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Overwrite files already in the folder (default: refuse).")
+    ] = False,
     as_json: Json = False,
 ) -> None:
-    """Write your digits out as IDX files or PNG pictures."""
-    result = service.mine.export(folder, fmt, writer)
+    """Write your digits out as IDX files or PNG pictures (never over existing files without --force)."""
+    result = service.mine.export(folder, fmt, writer, force)
     _emit(result, as_json, lambda: [], footer=f"wrote {result['n_digits']} digits as {fmt} to {result['folder']}")
 
 

@@ -8,13 +8,12 @@ file that cannot be read makes its row say so; the other rows are still listed.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import LATEST, RUN_FILE, is_complete, is_latest
+from digitlab.artifacts import LATEST, RUN_FILE, is_complete, is_latest, owned_run, remove_run, run_writer
 from digitlab.errors import DigitlabError
 from digitlab.service.lookup import find_run, latest_run, run_folders
 
@@ -161,23 +160,52 @@ def diff_runs(a: str, b: str, out: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def removable_runs(names: list[str], out: Path) -> list[Path]:
+    """The run folders ``runs rm`` may delete: each a folder digitlab made, directly inside ``out``
+    (never through a symlink, never ``out`` or above it); anything else is refused in one line."""
+    paths: list[Path] = []
+    for name in names:
+        path = owned_run(name, out)
+        if path not in paths:
+            paths.append(path)
+    return paths
+
+
 def remove_runs(names: list[str], out: Path, force: bool = False) -> list[Path]:
-    """Delete run folders; the one ``latest`` points at only with ``force`` (then ``latest`` goes too)."""
-    paths = [find_run(name, out) for name in names]
-    current = latest_run(out)
+    """Delete run folders digitlab made under ``out``; the one ``latest`` points at only with ``force``
+    (then ``latest`` goes too); a run still being written is refused (its writer holds a lock)."""
+    paths = removable_runs(names, out)
+    link = Path(out) / LATEST
+    current = link.resolve() if link.is_symlink() else None
     for path in paths:
         if current is not None and path == current and not force:
             raise DigitlabError(f"{path.name} is the latest run; add --force to remove it too.")
+        writer = run_writer(path)
+        if writer is not None:
+            raise DigitlabError(
+                f"{path.name}: is being written ({writer}); wait for it to finish or stop it, then remove it."
+            )
     for path in paths:
-        shutil.rmtree(path)
+        remove_run(path, Path(out).expanduser().resolve())
         if current is not None and path == current:
             (Path(out) / LATEST).unlink(missing_ok=True)
     return paths
 
 
 def prune_candidates(out: Path, keep: int, force: bool = False) -> list[Path]:
-    """The run folders ``prune --keep N`` would remove: all but the newest ``keep`` (never ``latest`` without force)."""
+    """The run folders ``prune --keep N`` would remove: all but the newest ``keep`` (never ``latest`` without
+    force), and only folders digitlab made that nobody is writing now."""
     if keep < 0:
         raise DigitlabError(f"--keep {keep}: keep 0 or more runs.")
     current = latest_run(out)
-    return [p for p in run_folders(out)[keep:] if force or current is None or p.resolve() != current]
+    found = []
+    for path in run_folders(out)[keep:]:
+        if not force and current is not None and path.resolve() == current:
+            continue
+        try:
+            path = owned_run(str(path), out)
+        except DigitlabError:
+            continue
+        if run_writer(path) is None:
+            found.append(path)
+    return found

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import is_complete, model_index, resolve_run
+from digitlab.artifacts import RUN_FILE, RUN_NAME_PATTERN, is_complete, is_ours, model_index, resolve_run
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
 from digitlab.models.store import SUFFIXES, load_model, model_name
@@ -37,15 +37,18 @@ def find_run(run: str | None, out: Path) -> Path:
     if path is None or not path.is_dir():
         where = f"{run!r} (also looked in {out})" if run else f"no latest run under {out}"
         raise DigitlabError(f"run folder not found: {where}; run `digitlab run` first or pass a run folder.")
+    if run and not (is_ours(path) or (path / RUN_FILE).is_file()):
+        raise DigitlabError(f"{path}: not a digitlab run folder (no run.json); pick one from `digitlab runs`.")
     return path
 
 
 def latest_run(out: Path) -> Path | None:
+    """Where ``out/latest`` points, if that is a complete run (a folder whose run.json was lost is no run)."""
     path = resolve_run(out, None)
-    return path if path is not None and path.is_dir() else None
+    return path if path is not None and path.is_dir() and is_complete(path) else None
 
 
-RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # 20261130-161826-compare: how artifacts.new_run names a run
+RUN_NAME = re.compile(RUN_NAME_PATTERN)  # 20261130-161826-compare: how artifacts.new_run names a run
 
 
 def run_folders(out: Path) -> list[Path]:

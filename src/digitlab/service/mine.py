@@ -128,8 +128,12 @@ def listing(writer: str | None = None) -> dict[str, Any]:
     }
 
 
-def export(folder: Path, fmt: str, writer: str | None = None) -> dict[str, Any]:
-    """Your digits as IDX (the standard test file names, 28×28) or as PNG pictures in sub-folders 0–9."""
+def export(folder: Path, fmt: str, writer: str | None = None, force: bool = False) -> dict[str, Any]:
+    """Your digits as IDX (the standard test file names, 28×28) or as PNG pictures in sub-folders 0–9.
+
+    A file already in ``folder`` is never overwritten without ``force``: the export is refused
+    in one line before anything is written.
+    """
     if fmt not in EXPORT_FORMATS:
         raise DigitlabError(f"--format {fmt!r}: choose idx or png.")
     db = store()
@@ -140,22 +144,32 @@ def export(folder: Path, fmt: str, writer: str | None = None) -> dict[str, Any]:
     root = Path(folder).expanduser()
     if root.exists() and not root.is_dir():
         raise DigitlabError(f"{root}: is a file; pass a folder to export into.")
-    root.mkdir(parents=True, exist_ok=True)
-    files: list[str] = []
     if fmt == "idx":
-        images = np.stack([d.image for d in digits])
-        labels = np.asarray([d.label for d in digits], np.uint8)
-        files.append(str(write_idx(root / "t10k-images-idx3-ubyte", images)))
-        files.append(str(write_idx(root / "t10k-labels-idx1-ubyte", labels)))
+        targets = [root / "t10k-images-idx3-ubyte", root / "t10k-labels-idx1-ubyte"]
     else:
-        from digitlab.artifacts import atomic_write_bytes
+        targets = [root / str(d.label) / f"{d.writer}-{d.id}.png" for d in digits]
+    there = [t for t in targets if t.exists() or t.is_symlink()]
+    if there and not force:
+        more = f" and {len(there) - 1} more" if len(there) > 1 else ""
+        raise DigitlabError(f"{there[0]}{more}: already there; add --force to overwrite (nothing was written).")
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if fmt == "idx":
+            images = np.stack([d.image for d in digits])
+            labels = np.asarray([d.label for d in digits], np.uint8)
+            write_idx(targets[0], images)
+            write_idx(targets[1], labels)
+        else:
+            from digitlab.artifacts import atomic_write_bytes
 
-        for d in digits:
-            target = root / str(d.label) / f"{d.writer}-{d.id}.png"
-            target.parent.mkdir(exist_ok=True)
-            atomic_write_bytes(target, db.picture(d.id) or b"")
-            files.append(str(target))
-    return {"folder": str(root), "format": fmt, "n_digits": len(digits), "files": files}
+            for d, target in zip(digits, targets, strict=True):
+                target.parent.mkdir(exist_ok=True)
+                atomic_write_bytes(target, db.picture(d.id) or b"")
+    except OSError as exc:
+        raise DigitlabError(
+            f"{exc.filename or root}: cannot write there ({exc.strerror}); pass a folder you can write to."
+        ) from None
+    return {"folder": str(root), "format": fmt, "n_digits": len(digits), "files": [str(t) for t in targets]}
 
 
 def remove(ids: Sequence[int]) -> dict[str, Any]:

@@ -26,6 +26,20 @@ from digitlab.service.predictor import PICTURE_SHAPE, Prediction, Predictor
 SERVE_ENV = "DIGITLAB_SERVE"  # the ServeRequest as JSON, for each uvicorn worker
 MAX_BATCH = 1024  # images in one request
 TIMEOUT_S = 30.0  # seconds a request may take
+MAX_TIMEOUT_S = 3600.0  # the longest --timeout: a request that may take longer is a stuck one
+WORKER_MIB = 500  # what one worker holds with the models loaded (measured: ~490 MB with torch and the cnn)
+
+
+def max_workers() -> int:
+    """The most worker processes this machine can run: 2 per core, and as many as its free memory holds."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        fields = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+        free_mib = int(fields["MemAvailable"].split()[0]) // 1024
+    except (OSError, KeyError, ValueError):
+        free_mib = None
+    by_memory = max(1, free_mib // WORKER_MIB) if free_mib is not None else 2 * cores
+    return max(1, min(2 * cores, by_memory))
 
 
 @dataclass(frozen=True)
@@ -47,14 +61,21 @@ class ServeRequest:
             raise DigitlabError(f"--port {self.port}: choose a port between 1 and 65535.")
         if self.workers < 1:
             raise DigitlabError(f"--workers {self.workers}: use 1 or more worker processes.")
+        if self.workers > (most := max_workers()):
+            raise DigitlabError(
+                f"--workers {self.workers}: this machine runs at most {most} (2 a core, {WORKER_MIB} MiB of free "
+                "memory each); pass a smaller number."
+            )
         if self.runtime not in RUNTIMES:
             raise DigitlabError(f"--runtime {self.runtime!r}: choose one of {', '.join(RUNTIMES)}.")
         if self.max_bytes < 1024:
             raise DigitlabError(f"--max-bytes {self.max_bytes}: allow at least 1024 bytes a request.")
         if self.max_batch < 1:
             raise DigitlabError(f"--max-batch {self.max_batch}: allow at least 1 image a request.")
-        if not self.timeout_s > 0:
-            raise DigitlabError(f"--timeout {self.timeout_s}: use a positive number of seconds.")
+        if not 0 < self.timeout_s <= MAX_TIMEOUT_S:  # nan and inf fail too
+            raise DigitlabError(
+                f"--timeout {self.timeout_s:g}: use a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}."
+            )
 
     def to_env(self) -> str:
         return json.dumps(dict(asdict(self), out=str(self.out)))
