@@ -504,6 +504,24 @@ CASES: list[tuple[str, Make, int, str]] = [
     ("mine-export-over-a-file", _mine_export_over, 1, "already there; add --force"),
     ("mine-export-png-over-pictures", _mine_export_png_over, 1, "already there; add --force"),
     ("mine-export-nowhere", _mine_export_nowhere, 1, "/dev/null"),
+    (
+        "predict-output-over-a-file",
+        lambda w: ["predict", str(w.idx), "--model", "lr", "--output", str(_file("r.csv", b"mine")(w))],
+        1,
+        "r.csv: already there; add --force",
+    ),
+    (
+        "report-output-over-a-file",
+        lambda w: ["report", "--out", str(w.runs), "--output", str(_file("r.html", b"mine")(w))],
+        1,
+        "r.html: already there; add --force",
+    ),
+    (
+        "export-output-over-a-file",
+        lambda w: ["export", "lr", "--out", str(w.runs), "--output", str(_file("m.onnx", b"mine")(w))],
+        1,
+        "m.onnx: already there; add --force",
+    ),
     # --- serve's options (each refused before anything is loaded or bound) ---------------------------------
     ("serve-timeout-inf", lambda w: ["serve", "--model", "lr", "--timeout", "inf"], 1, "--timeout inf"),
     ("serve-timeout-nan", lambda w: ["serve", "--model", "lr", "--timeout", "nan"], 1, "--timeout nan"),
@@ -794,3 +812,23 @@ def test_a_run_without_run_json_is_neither_complete_nor_latest(world: World) -> 
     assert service.list_runs(world.runs) == []
     with pytest.raises(service.DigitlabError, match="no saved 'lr' model"):
         service.find_model("lr", world.runs)
+
+
+def test_force_writes_over_what_was_refused(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    from digitlab.data.idx import read_idx
+
+    _mine_with_digits(world)
+    monkeypatch.setenv("DIGITLAB_HOME", world.env["DIGITLAB_HOME"])
+    folder = world.bad("export")
+    folder.mkdir()
+    (folder / "t10k-images-idx3-ubyte").write_bytes(b"old")
+    proc = digitlab("mine", "export", str(folder), cwd=world.root)
+    assert proc.returncode == 1 and (folder / "t10k-images-idx3-ubyte").read_bytes() == b"old"
+    proc = digitlab("mine", "export", str(folder), "--force", cwd=world.root)
+    assert proc.returncode == 0, proc.stderr
+    assert read_idx(folder / "t10k-images-idx3-ubyte").shape == (1, 28, 28)
+    table = world.bad("rows.csv")
+    table.write_text("old")
+    proc = digitlab("predict", str(world.idx), "--model", "lr", "--out", str(world.runs), "--output", str(table),
+                    "--force", cwd=world.root)  # fmt: skip
+    assert proc.returncode in (0, 1) and table.read_text().startswith("file"), proc.stderr

@@ -68,6 +68,13 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         fh.write(data)
 
 
+def check_new_file(path: str | Path, force: bool, option: str = "--output") -> None:
+    """Refuse, in one line, to write over a file this call did not make, unless ``force``."""
+    path = Path(path)
+    if (path.exists() or path.is_symlink()) and not force:
+        raise DigitlabError(f"{option} {path}: already there; add --force to overwrite it (nothing was written).")
+
+
 def to_jsonable(obj: Any) -> Any:
     """Convert NumPy scalars/arrays, paths and tuples into plain JSON types."""
     if isinstance(obj, dict):

@@ -39,6 +39,9 @@ out_console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, soft_wrap=True)
 
 # --- options shared by the commands (help text states each default) ---------------------
+Overwrite = Annotated[
+    bool, typer.Option("--force", help="Write over an --output file that is already there (default: refuse).")
+]
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (default: table).")]
 Mlflow = Annotated[
     bool,
@@ -487,11 +490,12 @@ def predict(
         str | None,
         typer.Option("--scheduler", help="With --output: score on a running Dask cluster, e.g. tcp://HOST:8786."),
     ] = None,
+    force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
     """Read the digit in each picture: label, confidence and top 3."""
     if output is not None:
-        request = service.BatchRequest(tuple(files), output, model, out, runtime, dask_local, scheduler)
+        request = service.BatchRequest(tuple(files), output, model, out, runtime, dask_local, scheduler, force=force)
         reporter = Reporter()
         with reporter.live():
             summary = service.batch_predict(request, reporter)
@@ -733,12 +737,13 @@ def report(
     output: Annotated[
         Path | None, typer.Option("--output", help="Where to write the HTML (default: <run>/report.html).")
     ] = None,
+    force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
     """One self-contained HTML report of a run: data, examples, models, evaluation, tuning, augmentation."""
     reporter = Reporter()
     with reporter.live():
-        result = service.report(run, out, output, reporter).to_json()
+        result = service.report(run, out, output, reporter, force).to_json()
     rows = [
         ("file", result["path"]),
         ("size", f"{result['bytes'] / 1e6:.2f} MB"),
@@ -892,10 +897,11 @@ def export(
         Path | None, typer.Option("--output", help="File to write (default: <model>.onnx beside the model).")
     ] = None,
     out: Out = Path("runs"),
+    force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
     """Export the cnn to ONNX (BatchNorm folded), checked against PyTorch before it is written."""
-    result = service.export_model(service.ExportRequest(model, format, output, out))
+    result = service.export_model(service.ExportRequest(model, format, output, out, force))
     rows = [
         ("file", result["path"]),
         ("opset", result["opset"]),

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from digitlab import progress
-from digitlab.artifacts import atomic_path
+from digitlab.artifacts import atomic_path, check_new_file
 from digitlab.errors import DigitlabError
 from digitlab.service.exporting import load_predictor
 from digitlab.service.predictor import Predictor
@@ -42,6 +42,7 @@ class BatchRequest:
     dask_local: int | None = None
     scheduler: str | None = None
     chunk: int = CHUNK
+    force: bool = False  # write over an existing --output file
 
     def check(self) -> None:
         if not self.paths:
@@ -53,6 +54,7 @@ class BatchRequest:
             raise DigitlabError(f"--output {self.output}: end the name in {', '.join(OUTPUT_FORMATS)}.")
         if Path(self.output).is_dir():
             raise DigitlabError(f"--output {self.output}: is a folder; pass a file name.")
+        check_new_file(self.output, self.force)
         if self.dask_local is not None and self.dask_local < 1:
             raise DigitlabError(f"--dask-local {self.dask_local}: a LocalCluster needs 1 or more workers.")
         if self.dask_local is not None and self.scheduler is not None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.artifacts import atomic_write_bytes
+from digitlab.artifacts import atomic_write_bytes, check_new_file
 from digitlab.errors import DigitlabError
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
@@ -40,12 +40,15 @@ class ExportRequest:
     format: str = "onnx"
     output: Path | None = None  # default: beside the model, <name>.onnx
     out: Path = Path("runs")
+    force: bool = False  # write over an existing --output file
 
     def check(self) -> None:
         if self.format not in FORMATS:
             raise DigitlabError(f"--format {self.format!r}: choose one of {', '.join(FORMATS)}.")
         if self.output is not None and Path(self.output).is_dir():
             raise DigitlabError(f"--output {self.output}: is a folder; pass a file name ending in .onnx.")
+        if self.output is not None:
+            check_new_file(self.output, self.force)
 
 
 def _onnx_modules() -> tuple[Any, Any]:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from digitlab import pipeline, progress
-from digitlab.artifacts import Run, run_folder, to_jsonable
+from digitlab.artifacts import Run, check_new_file, run_folder, to_jsonable
 from digitlab.augment import names as augment_backends
 from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
@@ -339,11 +339,19 @@ def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:
 
 
 def report(
-    run: str | None, out: Path, output: Path | None = None, on_progress: progress.Progress | None = None
+    run: str | None,
+    out: Path,
+    output: Path | None = None,
+    on_progress: progress.Progress | None = None,
+    force: bool = False,
 ) -> StepResult:
-    """The self-contained HTML report of a run folder (default: the latest), your digits measured first if any."""
+    """The self-contained HTML report of a run folder (default: the latest), your digits measured first if any.
+
+    An ``output`` file that is already there is overwritten only with ``force``."""
     from digitlab import report as report_lib
 
+    if output is not None:
+        check_new_file(output, force)
     path = find_run(run, out)
     with progress.reporting(on_progress):
         pipeline.measure_mine_in(Run(path))
