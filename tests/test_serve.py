@@ -161,7 +161,9 @@ def test_open_inference_protocol_metadata_and_infer(server: dict[str, Any], mnis
         }
     ).encode()
     raw = client.post(
-        "/v2/models/cnn/infer", content=head + x.tobytes(), headers={"Inference-Header-Content-Length": str(len(head))}
+        "/v2/models/cnn/infer",
+        content=head + x.tobytes(),
+        headers={"Inference-Header-Content-Length": str(len(head)), "content-type": "application/octet-stream"},
     )
     assert raw.status_code == 200 and raw.headers["content-type"] == "application/octet-stream"
     size = int(raw.headers["inference-header-content-length"])
@@ -200,6 +202,11 @@ def _bad_requests(x: np.ndarray) -> list[tuple[int, str, str, dict[str, Any]]]:
 
     binary_head = json.dumps(tensor(data=None, parameters={"binary_data_size": 784})).encode()
     binary_length = {"Inference-Header-Content-Length": str(len(binary_head))}
+    binary_string_head = json.dumps(tensor(data=None, parameters={"binary_data_size": "784"})).encode()
+    binary_string_length = {"Inference-Header-Content-Length": str(len(binary_string_head))}
+    binary_float_head = json.dumps(tensor(data=None, parameters={"binary_data_size": 784.0})).encode()
+    binary_float_length = {"Inference-Header-Content-Length": str(len(binary_float_head))}
+    octets = {"content-type": "application/octet-stream"}
 
     return [
         (400, "post", "/predict", {"content": b"{oops", "headers": {"content-type": "application/json"}}),
@@ -227,8 +234,28 @@ def _bad_requests(x: np.ndarray) -> list[tuple[int, str, str, dict[str, Any]]]:
         (422, "post", infer, {"json": {"inputs": "images"}}),
         (400, "post", infer, {"content": b"[", "headers": {"content-type": "application/json"}}),
         (400, "post", infer, {"json": dict(tensor(), outputs=[{"name": "logits"}])}),
-        (400, "post", infer, {"content": b"{}", "headers": {"Inference-Header-Content-Length": "many"}}),
-        (422, "post", infer, {"content": binary_head + bytes(100), "headers": binary_length}),
+        (400, "post", infer, {"content": b"{}", "headers": {**octets, "Inference-Header-Content-Length": "many"}}),
+        (422, "post", infer, {"content": binary_head + bytes(100), "headers": {**octets, **binary_length}}),
+        # strict v2 (#30 finding 9): content types, value types, binary sizes
+        (415, "post", infer, {"content": json.dumps(tensor()).encode(), "headers": {"content-type": "text/plain"}}),
+        (415, "post", infer, {"content": json.dumps(tensor()).encode()}),  # no content type at all
+        (
+            415,
+            "post",
+            infer,
+            {"content": binary_head + bytes(784), "headers": {"content-type": "text/plain", **binary_length}},
+        ),
+        (422, "post", infer, {"json": tensor(data=[str(v) for v in one])}),  # numbers sent as strings
+        (422, "post", infer, {"json": tensor(data=[None] * 784)}),
+        (422, "post", infer, {"json": tensor(data=None)}),
+        (422, "post", infer, {"json": tensor(data=[True] * 784)}),
+        (
+            422,
+            "post",
+            infer,
+            {"content": binary_string_head + bytes(784), "headers": {**octets, **binary_string_length}},
+        ),
+        (422, "post", infer, {"content": binary_float_head + bytes(784), "headers": {**octets, **binary_float_length}}),
     ]
 
 

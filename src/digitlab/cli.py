@@ -7,6 +7,8 @@ table on stdout, or with ``--json`` one JSON object; progress and errors go to s
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 import sys
@@ -927,7 +929,9 @@ def serve(
         str, typer.Option("--host", help="Address to listen on; 0.0.0.0 for every network (default: 127.0.0.1).")
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (default: 8000).")] = 8000,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes, each with the models (default: 1).")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", help="Worker processes, each with the models; at most 2 a core (default: 1).")
+    ] = 1,
     runtime: Annotated[
         str, typer.Option("--runtime", help="torch (the saved model) or onnx (its ONNX export) (default: torch).")
     ] = "torch",
@@ -939,16 +943,61 @@ def serve(
         int, typer.Option("--max-bytes", help="Largest request body in bytes (default: 20 MiB).")
     ] = service.MAX_PICTURE_BYTES,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (default: 30).")] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            help="Open connections per worker; past it idle ones are closed first, then 503 (default: 1000).",
+        ),
+    ] = service.serving.MAX_CONNECTIONS,
+    header_timeout: Annotated[
+        float,
+        typer.Option("--header-timeout", help="Seconds a connection has to send whole request headers (default: 10)."),
+    ] = service.serving.HEADER_TIMEOUT_S,
+    max_in_flight: Annotated[
+        int,
+        typer.Option("--max-in-flight", help="Requests answered at once per worker; past it 503 (default: 64)."),
+    ] = service.serving.MAX_IN_FLIGHT,
+    token_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--token-file",
+            help="Require `Authorization: Bearer <token>`, the file's first line (or set "
+            f"{service.serving.TOKEN_ENV}); health routes stay open (default: no token).",
+        ),
+    ] = None,
+    access_log: Annotated[
+        Path | None,
+        typer.Option(
+            "--access-log", help="Append one JSON line per request to this file; - for stderr (default: none)."
+        ),
+    ] = None,
 ) -> None:
-    """Serve the recogniser over HTTP: REST /predict and the Open Inference Protocol v2 (/v2)."""
+    """Serve the recogniser over HTTP: REST /predict and the Open Inference Protocol v2 (/v2).
+
+    SIGHUP (or POST /v2/repository/models/NAME/load) reloads the models from disk without a restart;
+    SIGINT and SIGTERM finish the requests in flight, then stop."""
     import signal
     import socket
 
-    import uvicorn
-
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server handles it: a reload, never a stop
     request = service.ServeRequest(
-        tuple(model or ("best",)), host, port, workers, runtime, out, max_bytes, max_batch, timeout
+        tuple(model or ("best",)),
+        host,
+        port,
+        workers,
+        runtime,
+        out,
+        max_bytes,
+        max_batch,
+        timeout,
+        max_connections,
+        header_timeout,
+        max_in_flight,
+        token_file,
+        access_log,
     )
+    _open_files_up_to_hard_limit()
     served = service.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
     try:
         with socket.create_server((host, port)):
@@ -959,6 +1008,8 @@ def serve(
         ) from None
     os.environ[service.SERVE_ENV] = request.to_env()
     names = ", ".join(f"{m.name} ({m.version})" for m in served)
+    del served  # each worker (or the server below) loads its own; the supervisor keeps no copy
+    gc.collect()
     err_console.print(
         f"digitlab serve: {names} on http://{host}:{port} (docs: http://{host}:{port}/docs); Ctrl-C stops it",
         highlight=False,
@@ -970,16 +1021,20 @@ def serve(
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, drain)
-    uvicorn.run(
-        "digitlab.server.app:from_environment",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        timeout_graceful_shutdown=int(timeout) + 5,
-    )
+    from digitlab.server import supervisor
+
+    supervisor.run(request)
     err_console.print("digitlab serve: stopped", highlight=False)
+
+
+def _open_files_up_to_hard_limit() -> None:
+    """Let the server hold as many connections as the system allows this user (the soft limit is often lower)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @app.command("run")

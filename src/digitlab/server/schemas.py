@@ -140,3 +140,33 @@ class InferenceResponse(BaseModel):
     id: str | None = None
     parameters: dict[str, Any] | None = None
     outputs: list[ResponseOutput]
+
+
+# --- model repository and feedback ---------------------------------------------------------------
+
+
+class RepositoryModel(BaseModel):
+    name: str
+    version: str
+    state: str = Field(description="READY: loaded and served.")
+
+
+class Loaded(BaseModel):
+    name: str
+    version: str | None = Field(None, description="The version now served (none after unload).")
+    models: list[str] = Field(description="Every model served after the change, the default first.")
+
+
+class FeedbackJSON(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image: str = Field(description="The picture (PNG, JPEG …), base64 or a data URL.")
+    label: int = Field(description="The digit it really shows, 0-9.")
+    writer: str = Field(description="Whose digit it is: `digitlab personalise --writer NAME` learns from it.")
+
+
+class FeedbackResponse(BaseModel):
+    id: int = Field(description="The digit's id in the store (`digitlab mine list`).")
+    new: bool = Field(description="False when this writer had already stored the same picture.")
+    label: int = Field(description="The label stored.")
+    writer: str
+    conflict: str | None = Field(None, description="Set when the picture was already stored with another label.")

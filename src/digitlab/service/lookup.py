@@ -209,6 +209,13 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
     )
 
 
+def is_model_name(name: str) -> bool:
+    """Whether ``name`` is a model name (``cnn``, ``svm-tuned``, ``cnn-personal``), not a path or anything else."""
+    return (
+        bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name)) and registry.lookup(registry.base_name(name)) is not None
+    )
+
+
 def personal_models(out: Path) -> list[SavedModel]:
     """The newest saved ``*-personal`` model of each name under ``out`` (``digitlab personalise`` makes them)."""
     seen: dict[str, SavedModel] = {}

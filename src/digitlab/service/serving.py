@@ -24,6 +24,10 @@ from digitlab.service.exporting import RUNTIMES, load_predictor
 from digitlab.service.predictor import PICTURE_SHAPE, Prediction, Predictor
 
 SERVE_ENV = "DIGITLAB_SERVE"  # the ServeRequest as JSON, for each uvicorn worker
+TOKEN_ENV = "DIGITLAB_SERVE_TOKEN"  # the bearer token, when not in --token-file
+MAX_CONNECTIONS = 1000  # open connections per worker; past it idle ones are closed, then 503
+HEADER_TIMEOUT_S = 10.0  # a connection must send whole request headers this soon after opening or answering
+MAX_IN_FLIGHT = 64  # requests being answered at once per worker; past it 503 with Retry-After
 MAX_BATCH = 1024  # images in one request
 TIMEOUT_S = 30.0  # seconds a request may take
 MAX_TIMEOUT_S = 3600.0  # the longest --timeout: a request that may take longer is a stuck one
@@ -53,6 +57,11 @@ class ServeRequest:
     max_bytes: int = MAX_BYTES  # body size
     max_batch: int = MAX_BATCH  # images per request
     timeout_s: float = TIMEOUT_S  # per request
+    max_connections: int = MAX_CONNECTIONS
+    header_timeout_s: float = HEADER_TIMEOUT_S
+    max_in_flight: int = MAX_IN_FLIGHT
+    token_file: Path | None = None  # bearer token (else $DIGITLAB_SERVE_TOKEN, else no authentication)
+    access_log: Path | None = None  # JSON lines, one per request ("-": standard error)
 
     def check(self) -> None:
         if not self.models:
@@ -76,9 +85,32 @@ class ServeRequest:
             raise DigitlabError(
                 f"--timeout {self.timeout_s:g}: use a number of seconds above 0 and at most {MAX_TIMEOUT_S:g}."
             )
+        if not 0 < self.header_timeout_s <= MAX_TIMEOUT_S:
+            raise DigitlabError(
+                f"--header-timeout {self.header_timeout_s:g}: use a number of seconds above 0 and at most "
+                f"{MAX_TIMEOUT_S:g}."
+            )
+        if self.max_connections < 1:
+            raise DigitlabError(f"--max-connections {self.max_connections}: allow at least 1 connection.")
+        if self.max_connections > (fds := _fd_budget()):
+            raise DigitlabError(
+                f"--max-connections {self.max_connections}: this process may open {fds + 64} files; "
+                f"pass at most {fds} (or raise `ulimit -n`)."
+            )
+        if self.max_in_flight < 1:
+            raise DigitlabError(f"--max-in-flight {self.max_in_flight}: allow at least 1 request at a time.")
+        if self.token_file is not None:
+            read_token(self.token_file)
+        if self.access_log is not None and str(self.access_log) != "-":
+            folder = Path(self.access_log).expanduser().parent
+            if not folder.is_dir() or not os.access(folder, os.W_OK):
+                raise DigitlabError(
+                    f"--access-log {self.access_log}: cannot write there; pass a file in a folder you can write to."
+                )
 
     def to_env(self) -> str:
-        return json.dumps(dict(asdict(self), out=str(self.out)))
+        paths = {k: None if v is None else str(v) for k, v in asdict(self).items() if k in _PATHS}
+        return json.dumps(dict(asdict(self), **paths))
 
     @classmethod
     def from_env(cls) -> ServeRequest:
@@ -86,7 +118,43 @@ class ServeRequest:
         if not raw:
             raise DigitlabError(f"{SERVE_ENV} is not set; start the server with `digitlab serve`.")
         data = json.loads(raw)
-        return cls(**dict(data, models=tuple(data["models"]), out=Path(data["out"])))
+        paths = {k: None if data.get(k) is None else Path(data[k]) for k in _PATHS if k in data}
+        return cls(**dict(data, models=tuple(data["models"]), **paths))
+
+    def token(self) -> str | None:
+        """The bearer token clients must send, or None when the server is open."""
+        if self.token_file is not None:
+            return read_token(self.token_file)
+        return os.environ.get(TOKEN_ENV) or None
+
+
+_PATHS = ("out", "token_file", "access_log")
+
+
+def read_token(path: Path) -> str:
+    """The token in ``path`` (its first line, stripped); one line when it cannot be used."""
+    try:
+        lines = Path(path).expanduser().read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        why = getattr(exc, "strerror", None) or "not text"
+        raise DigitlabError(f"--token-file {path}: cannot read it ({why}); pass a file holding the token.") from None
+    token = lines[0].strip() if lines else ""
+    if len(token) < 16:
+        raise DigitlabError(
+            f"--token-file {path}: the token on its first line is under 16 characters; use a longer one."
+        )
+    return token
+
+
+def _fd_budget() -> int:
+    """How many connections this process can hold: its open-file limit less room for models, logs and pipes."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = hard if soft == resource.RLIM_INFINITY or (hard != resource.RLIM_INFINITY and hard > soft) else soft
+    if limit == resource.RLIM_INFINITY:
+        limit = 1 << 20
+    return max(1, int(limit) - 64)
 
 
 def _sha256(path: Path) -> str:

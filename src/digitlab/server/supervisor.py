@@ -1,0 +1,83 @@
+"""How ``digitlab serve`` runs uvicorn: one process, or a supervisor with ``--workers N``.
+
+Both use ``guard.GuardedH11`` (connection cap, header timeout) and a 5 s keep-alive timeout.
+With several workers the supervisor is uvicorn's ``Multiprocess`` with two changes: SIGHUP is
+passed on to every worker (each reloads its models in place and finishes what is in flight,
+instead of uvicorn's restart of every process), and a worker that dies has its Prometheus
+gauges forgotten. Each worker is told its supervisor's pid and stops when the supervisor dies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+
+import uvicorn
+from uvicorn.supervisors.multiprocess import Multiprocess
+
+from digitlab.server.guard import PARENT_ENV, GuardedH11
+from digitlab.service.serving import ServeRequest
+
+APP = "digitlab.server.app:from_environment"
+KEEP_ALIVE_S = 5
+
+
+class Supervisor(Multiprocess):
+    def handle_hup(self) -> None:
+        for process in self.processes:
+            if process.pid is not None and process.is_alive(timeout=1):
+                os.kill(process.pid, signal.SIGHUP)
+
+    def keep_subprocess_alive(self) -> None:
+        before = {p.pid for p in self.processes}
+        super().keep_subprocess_alive()
+        from digitlab.server import metrics
+
+        for pid in before - {p.pid for p in self.processes}:
+            if pid is not None:
+                metrics.worker_exited(pid)
+
+
+def config(request: ServeRequest) -> uvicorn.Config:
+    return uvicorn.Config(
+        APP,
+        factory=True,
+        host=request.host,
+        port=request.port,
+        workers=request.workers,
+        http=GuardedH11,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        log_level="warning",
+        timeout_graceful_shutdown=int(request.timeout_s) + 5,
+    )
+
+
+def run(request: ServeRequest) -> None:
+    """Serve until SIGINT or SIGTERM (in-flight requests finish first)."""
+    multiproc_env = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when each worker imports it
+    if request.workers == 1:
+        uvicorn.run(
+            APP,
+            factory=True,
+            host=request.host,
+            port=request.port,
+            http=GuardedH11,
+            timeout_keep_alive=KEEP_ALIVE_S,
+            log_level="warning",
+            timeout_graceful_shutdown=int(request.timeout_s) + 5,
+        )
+        return
+    made = None
+    if not os.environ.get(multiproc_env):
+        made = tempfile.mkdtemp(prefix="digitlab-metrics-")
+        os.environ[multiproc_env] = made
+    os.environ[PARENT_ENV] = str(os.getpid())
+    try:
+        settings = config(request)
+        sock = settings.bind_socket()
+        Supervisor(settings, sockets=[sock]).run()
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)

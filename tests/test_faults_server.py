@@ -1,0 +1,330 @@
+"""The fault campaign against `digitlab serve` (#30): hostile clients, signals, workers, big pictures.
+
+Every case starts the real server (`python -m digitlab serve` on a free port, a small logistic
+regression on 28×28 digits so it starts in seconds) and attacks it with real sockets and
+signals. The production features are tested here too: Prometheus metrics read by the real
+client parser, the bearer token, the JSON-lines access log, and model reloads.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from digitlab import service
+from digitlab.data import sources
+from digitlab.data.idx import write_idx
+from tests.conftest import mnist_like
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def png(image: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
+class Server:
+    """A real `digitlab serve` process and a client on its port."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log = cwd / f"serve-{self.port}.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "digitlab", "serve", "--port", str(self.port), *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),  # noqa: SIM115 - the file outlives this call; the process holds it
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.stderr()}")
+            try:
+                if self.client.get("/v2/health/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("serve did not become ready in 90 s")
+
+    def stderr(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A working folder with a 28×28 IDX data set and one run holding lr."""
+    root = tmp_path_factory.mktemp("serve-faults")
+    idx = root / "idx"
+    x_tr, y_tr = mnist_like(30, seed=1)
+    x_te, y_te = mnist_like(10, seed=2)
+    for name, array in zip(sources.STANDARD_NAMES, (x_tr, y_tr, x_te, y_te), strict=True):
+        write_idx(idx / name, array)
+    service.train(service.TrainRequest("lr", service.DataRequest(dataset=f"idx:{idx}"), root / "runs"))
+    return root
+
+
+@pytest.fixture
+def serve(home: Path) -> Iterator[Any]:
+    started: list[Server] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> Server:
+        server = Server(["--out", str(home / "runs"), "--model", "lr", *args], home, env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def digits(n: int = 2) -> list[Any]:
+    x, _ = mnist_like(1, seed=3)
+    return x[:n].tolist()
+
+
+def test_slowloris_cannot_exhaust_connections(serve: Any) -> None:
+    """Finding 4: connections that never finish their headers are capped and timed out; good requests go on."""
+    server = serve("--max-connections", "20", "--header-timeout", "1")
+    quiet_fds = server.fds()
+    hostile = []
+    for _ in range(300):  # 15× the cap, each sending half a request and then nothing
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n")
+        hostile.append(s)
+    try:
+        time.sleep(0.3)
+        assert server.fds() <= quiet_fds + 20 + 5  # never more open sockets than the cap
+        answers = [server.client.post("/predict", json={"arrays": digits()}) for _ in range(30)]
+        assert [a.status_code for a in answers] == [200] * 30
+        time.sleep(1.5)  # the header timeout closes whatever is left of them
+        assert server.fds() <= quiet_fds + 2
+    finally:
+        for s in hostile:
+            s.close()
+    log = server.stderr()
+    assert "Traceback" not in log and "Too many open files" not in log and len(log) < 2000
+
+
+def test_past_the_in_flight_limit_a_request_gets_503_with_retry_after(serve: Any) -> None:
+    server = serve("--max-in-flight", "1")
+    slow = socket.create_connection(("127.0.0.1", server.port))
+    try:  # a request whose body never finishes: in flight until its time limit
+        slow.sendall(
+            b"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 999\r\n\r\n{"
+        )
+        time.sleep(0.3)
+        busy = server.client.post("/predict", json={"arrays": digits()})
+        assert busy.status_code == 503 and busy.headers["retry-after"] == "1", busy.text
+        assert "try again" in busy.json()["error"]
+        assert server.client.get("/v2/health/live").status_code == 200  # health is never turned away
+    finally:
+        slow.close()
+    time.sleep(0.2)
+    assert server.client.post("/predict", json={"arrays": digits()}).status_code == 200
+
+
+def test_sighup_under_load_reloads_and_drops_nothing(serve: Any, home: Path) -> None:
+    """Finding 6: SIGHUP (a closed terminal) reloads the models from disk; the requests in flight finish."""
+    server = serve()
+    before = server.client.get("/models").json()["models"][0]["version"]
+    body = json.dumps({"arrays": np.repeat(np.asarray(digits(1)), 256, axis=0).tolist()}).encode()
+    answers: list[int] = []
+    go = threading.Barrier(17)
+
+    def ask() -> None:
+        go.wait()
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=60) as c:
+            answers.append(c.post("/predict", content=body, headers={"content-type": "application/json"}).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(16)]
+    for t in threads:
+        t.start()
+    service.train(service.TrainRequest("lr", service.DataRequest(dataset=f"idx:{home / 'idx'}", seed=1), home / "runs"))
+    go.wait()
+    time.sleep(0.05)
+    server.proc.send_signal(signal.SIGHUP)
+    for t in threads:
+        t.join(60)
+    assert answers == [200] * 16
+    assert server.proc.poll() is None, "SIGHUP stopped the server"
+    deadline = time.monotonic() + 30
+    while server.client.get("/models").json()["models"][0]["version"] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert server.client.get("/models").json()["models"][0]["version"] != before  # the retrained lr is served
+    assert "reloaded: lr" in server.stderr()
+    server.proc.send_signal(signal.SIGTERM)
+    assert server.proc.wait(60) == 0
+
+
+def test_workers_stop_when_their_supervisor_is_killed(serve: Any, home: Path) -> None:
+    """Finding 7: `kill -9` of the supervisor leaves no worker on the port; a new serve can bind it."""
+    import psutil
+
+    server = serve("--workers", "2")
+    workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    assert len(workers) == 2
+    server.proc.kill()
+    server.proc.wait(10)
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert alive == [], [p.pid for p in alive]
+    again = Server(["--out", str(home / "runs"), "--model", "lr"], home, port=server.port)
+    try:
+        assert again.client.get("/v2/health/live").status_code == 200
+    finally:
+        again.stop()
+
+
+def test_sighup_to_the_supervisor_reloads_every_worker(serve: Any) -> None:
+    server = serve("--workers", "2")
+    server.proc.send_signal(signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while server.stderr().count("reloaded: lr") < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.stderr().count("reloaded: lr") == 2, server.stderr()
+    assert server.proc.poll() is None
+    assert server.client.post("/predict", json={"arrays": digits()}).status_code == 200
+
+
+def test_a_huge_picture_is_decoded_off_the_event_loop(serve: Any, tmp_path: Path) -> None:
+    """Finding 8: while a 40-megapixel picture is decoded, health and other requests still answer at once."""
+    server = serve()
+    canvas = Image.new("L", (8000, 4999), 255)
+    big = io.BytesIO()
+    canvas.save(big, "PNG")
+    stalls: list[float] = []
+    done = threading.Event()
+
+    def huge() -> None:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", timeout=120) as c:
+            for _ in range(3):
+                c.post("/predict", files=[("file", ("big.png", big.getvalue(), "image/png"))])
+        done.set()
+
+    sender = threading.Thread(target=huge)
+    sender.start()
+    while not done.is_set():
+        started = time.perf_counter()
+        assert server.client.get("/v2/health/live").status_code == 200
+        stalls.append(time.perf_counter() - started)
+        time.sleep(0.02)
+    sender.join()
+    assert len(stalls) >= 5 and max(stalls) < 0.5, stalls
+
+
+def test_metrics_are_read_by_the_prometheus_parser(serve: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = serve()
+    for _ in range(3):
+        assert server.client.post("/predict", json={"arrays": digits(4)}).status_code == 200
+    assert server.client.post("/predict?model=nope", json={"arrays": digits()}).status_code == 404
+    assert server.client.get("/no/such").status_code == 404
+    text = server.client.get("/metrics").text
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["digitlab_requests"].samples}
+    assert requests[("/predict", "200")] == 3 and requests[("/predict", "404")] == 1
+    assert requests[("unmatched", "404")] == 1
+    errors = {(s.labels["route"], s.labels["status"]): s.value for s in families["digitlab_request_errors"].samples}
+    assert errors == {("/predict", "404"): 1, ("unmatched", "404"): 1}
+    latency = [s for s in families["digitlab_request_duration_seconds"].samples if s.name.endswith("_count")]
+    assert {s.labels["route"]: s.value for s in latency}["/predict"] == 4
+    batches = [s for s in families["digitlab_batch_images"].samples if s.name.endswith("_sum")]
+    assert batches[0].labels["model"] == "lr" and batches[0].value >= 4  # blank digits skip the model
+    models = [s for s in families["digitlab_model_loaded"].samples if s.value == 1]
+    assert [s.labels["model"] for s in models] == ["lr"] and len(models[0].labels["version"]) == 12
+    assert families["digitlab_requests_in_flight"].samples[0].value == 1  # this scrape
+
+
+def test_metrics_add_up_every_worker(serve: Any) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    server = serve("--workers", "2")
+    for _ in range(20):
+        with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as fresh:  # new connections: both workers
+            assert fresh.post("/predict", json={"arrays": digits()}).status_code == 200
+    families = {f.name: f for f in text_string_to_metric_families(server.client.get("/metrics").text)}
+    requests = {(s.labels["route"], s.labels["status"]): s.value for s in families["digitlab_requests"].samples}
+    assert requests[("/predict", "200")] == 20
+    assert len({s.labels["pid"] for s in families["digitlab_model_loaded"].samples}) == 2
+
+
+def test_a_token_guards_everything_but_health_and_docs(serve: Any, tmp_path: Path) -> None:
+    token = "s3cret-token-of-the-test-0123456789"
+    path = tmp_path / "token"
+    path.write_text(token + "\n")
+    server = serve("--token-file", str(path))
+    c = server.client
+    assert c.get("/v2/health/live").status_code == 200 and c.get("/v2/health/ready").status_code == 200
+    assert c.get("/docs").status_code == 200
+    for method, route, kwargs in [
+        ("post", "/predict", {"json": {"arrays": digits()}}),
+        ("get", "/models", {}),
+        ("get", "/metrics", {}),
+        ("post", "/v2/models/lr/infer", {"json": {}}),
+        ("post", "/feedback", {"json": {}}),
+        ("post", "/v2/repository/models/lr/load", {}),
+    ]:
+        for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": token}):
+            reply = getattr(c, method)(route, headers=headers, **kwargs)
+            assert reply.status_code == 401, (route, headers, reply.text)
+            assert reply.headers["www-authenticate"] == "Bearer" and "Authorization: Bearer" in reply.json()["error"]
+    good = c.post("/predict", json={"arrays": digits()}, headers={"Authorization": f"Bearer {token}"})
+    assert good.status_code == 200
+    by_env = serve(env={"DIGITLAB_SERVE_TOKEN": token})
+    assert by_env.client.get("/models").status_code == 401
+    assert by_env.client.get("/models", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+
+
+def test_the_access_log_has_a_json_line_per_request(serve: Any, tmp_path: Path) -> None:
+    log = tmp_path / "access.jsonl"
+    server = serve("--access-log", str(log))
+    server.client.post("/predict", json={"arrays": digits()}, headers={"X-Request-ID": "abc-1"})
+    server.client.get("/v2/models/nope")
+    server.client.get("/v2/health/live")
+    time.sleep(0.2)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    mine = [e for e in lines if e["path"] != "/v2/health/ready"]  # the readiness polls of the fixture
+    assert [(e["method"], e["route"], e["status"]) for e in mine] == [
+        ("POST", "/predict", 200),
+        ("GET", "/v2/models/{name}", 404),
+        ("GET", "/v2/health/live", 200),
+    ]
+    assert mine[0]["request_id"] == "abc-1" and mine[0]["bytes_in"] > 1000 and mine[0]["ms"] > 0
+    assert mine[1]["request_id"] and mine[1]["client"].startswith("127.0.0.1:")
