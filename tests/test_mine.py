@@ -3,6 +3,7 @@ and `digitlab personalise` measured on a stand-in writer whose style MNIST lacks
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -39,9 +40,14 @@ def test_store_adds_deduplicates_counts_and_deletes(tmp_path: Path, hand: tuple)
     ids = fill(store, hand)
     assert len(set(ids)) == 30 and store.counts("me") == {d: 3 for d in range(10)}
     x, y, png = hand
-    again = store.add(x[0], png[0], 5, "other")  # the same picture is stored once, with its first label
-    assert (again.new, again.id, again.label) == (False, ids[0], int(y[0]))
-    assert store.writers() == {"me": 30}
+    other = store.add(x[0], png[0], 5, "other")  # another writer may keep the same picture (#30 finding 12)
+    assert other.new and other.writer == "other" and other.id != ids[0]
+    wrong = (int(y[0]) + 1) % 10
+    again = store.add(x[0], png[0], wrong, "me")  # the same writer: stored once, its label kept, the clash said
+    assert (again.new, again.id, again.label, again.asked, again.conflict) == (False, ids[0], int(y[0]), wrong, True)
+    assert store.add(x[0], png[0], int(y[0]), "me").conflict is False
+    assert store.writers() == {"me": 30, "other": 1}
+    store.remove([other.id])
     images, labels, got_ids = store.arrays("me")
     assert np.array_equal(images, x) and np.array_equal(labels, y) and got_ids.tolist() == ids
     assert store.picture(ids[3]) == png[3]
@@ -75,8 +81,19 @@ def test_corrupt_and_foreign_databases_are_one_line(tmp_path: Path) -> None:
     foreign = tmp_path / "foreign.sqlite3"
     with sqlite3.connect(foreign) as conn:
         conn.execute("CREATE TABLE accounts (id INTEGER)")
+    before = foreign.read_bytes()
     with pytest.raises(DigitlabError, match="not a digitlab digit store"):
         DigitStore(foreign).digits()
+    with pytest.raises(DigitlabError, match="not a digitlab digit store"):
+        DigitStore(foreign).add(np.zeros((28, 28), np.uint8), b"x", 1)
+    assert foreign.read_bytes() == before and not Path(f"{foreign}-wal").exists()  # not even switched to WAL
+    lookalike = tmp_path / "lookalike.sqlite3"  # someone else's table that happens to be called digits
+    with sqlite3.connect(lookalike) as conn:
+        conn.execute("CREATE TABLE digits (n INTEGER)")
+    before = lookalike.read_bytes()
+    with pytest.raises(DigitlabError, match="not a digitlab digit store"):
+        DigitStore(lookalike).add(np.zeros((28, 28), np.uint8), b"x", 1)
+    assert lookalike.read_bytes() == before
     assert (home / "mine.sqlite3").read_bytes() == b"this is not a database" * 100  # left as it was
 
 
@@ -361,3 +378,74 @@ def test_a_damaged_store_does_not_stop_a_report(runs: Path, tmp_path: Path) -> N
     assert proc.returncode == 0, proc.stderr
     assert "your digits left out of the report" in proc.stderr and "damaged digit store" in proc.stderr
     assert Path(json.loads(proc.stdout)["path"]).is_file()
+
+
+def test_a_first_version_store_is_migrated_keeping_every_digit(tmp_path: Path, hand: tuple) -> None:
+    """Stores made before per-writer pictures (sha256 unique across writers) open, keep their digits, and then
+    take the same picture for another writer."""
+    from digitlab.data.mine import APPLICATION_ID
+
+    path = tmp_path / "mine.sqlite3"
+    x, y, png = hand
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE digits (id INTEGER PRIMARY KEY, writer TEXT NOT NULL, label INTEGER NOT NULL, "
+            "image BLOB NOT NULL, picture BLOB NOT NULL, source TEXT NOT NULL, created TEXT NOT NULL, "
+            "sha256 TEXT NOT NULL UNIQUE)"
+        )
+        for k in range(5):
+            digest = hashlib.sha256(png[k]).hexdigest()
+            conn.execute(
+                "INSERT INTO digits VALUES (?, 'me', ?, ?, ?, 'upload', '2026-01-01T00:00:00+00:00', ?)",
+                (k + 1, int(y[k]), x[k].tobytes(), png[k], digest),
+            )
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+    store = DigitStore(path)
+    assert [d.id for d in store.digits()] == [1, 2, 3, 4, 5]
+    assert store.add(x[0], png[0], int(y[0]), "ana").new
+    assert store.writers() == {"me": 5, "ana": 1}
+
+
+def test_relabel_and_conflicts_are_said(tmp_path: Path, hand: tuple, capsys: pytest.CaptureFixture[str]) -> None:
+    home = tmp_path / "home"
+    png = hand[2]
+    picture = tmp_path / "seven.png"
+    picture.write_bytes(png[0])
+    env = {"DIGITLAB_HOME": str(home)}
+    proc = digitlab("mine", "add", str(picture), "--label", "7", "--writer", "ana", "--json", cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    digit_id = json.loads(proc.stdout)["added"][0]["id"]
+    proc = digitlab("mine", "add", str(picture), "--label", "1", "--writer", "ana", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and f"id {digit_id} is already stored as a 7, not a 1" in proc.stdout + proc.stderr
+    assert f"digitlab mine relabel {digit_id} 1" in proc.stdout + proc.stderr
+    proc = digitlab("mine", "relabel", str(digit_id), "1", cwd=tmp_path, env=env)
+    assert proc.returncode == 0 and "from 7 to 1" in proc.stdout, proc.stderr
+    assert DigitStore(home / "mine.sqlite3").digits("ana")[0].label == 1
+    proc = digitlab("mine", "relabel", "999", "1", cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and proc.stderr == "error: no digit with id 999; see `digitlab mine list`.\n"
+    proc = digitlab("mine", "relabel", str(digit_id), "12", cwd=tmp_path, env=env)
+    assert proc.returncode == 1 and "one of 0 to 9" in proc.stderr
+
+
+def test_import_skips_and_warns_about_ambiguous_file_names(tmp_path: Path, hand: tuple) -> None:
+    home = tmp_path / "home"
+    png = hand[2]
+    folder = tmp_path / "pics"
+    (folder / "3").mkdir(parents=True)
+    names = {
+        "d_label3_label7.png": png[0],  # two labels
+        "unlabel5.png": png[1],  # not a label at all
+        "3/sample-label8.png": png[2],  # its folder says 3, its name 8
+        "sample-label4.png": png[3],  # fine
+        "3/plain.png": png[4],  # fine: the folder says 3
+    }
+    for name, data in names.items():
+        (folder / name).write_bytes(data)
+    proc = digitlab("mine", "import", str(folder), "--json", cwd=tmp_path, env={"DIGITLAB_HOME": str(home)})
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["added"] == 2
+    assert sorted(Path(f).name for f in result["ambiguous"]) == ["d_label3_label7.png", "sample-label8.png"]
+    assert [Path(f).name for f in result["unlabelled"]] == ["unlabel5.png"]
+    assert proc.stderr.count("skipped:") == 3 and "two labels" in proc.stderr
+    assert sorted(d.label for d in DigitStore(home / "mine.sqlite3").digits()) == [3, 4]

@@ -1285,6 +1285,11 @@ def _added_line(added: list[Any], writer: str) -> str:
     line = f"saved {new} digit{'s' if new != 1 else ''} for {writer}"
     if already:
         line += f"; {len(already)} already stored (id {', '.join(str(a.id) for a in already[:5])})"
+    for a in [a for a in added if a.conflict][:5]:
+        line += (
+            f"\nnote: id {a.id} is already stored as a {a.label}, not a {a.asked}; "
+            f"`digitlab mine relabel {a.id} {a.asked}` changes it"
+        )
     return line
 
 
@@ -1297,7 +1302,10 @@ def mine_add(
 ) -> None:
     """Save pictures of one digit (all of them, or none if one cannot be read)."""
     added = service.mine.add_pictures([Path(f) for f in files], label, writer, "upload", [str(f) for f in files])
-    result = {"writer": writer, "added": [{"id": a.id, "new": a.new, "label": a.label} for a in added]}
+    result = {
+        "writer": writer,
+        "added": [{"id": a.id, "new": a.new, "label": a.label, "asked": a.asked} for a in added],
+    }
     counts = service.mine.counts(writer)
     _emit(
         result,
@@ -1334,8 +1342,35 @@ def mine_import(
             markup=False,
             soft_wrap=True,
         )
+    for path in result["ambiguous"]:
+        err_console.print(
+            f"skipped: {path}: two labels (its folder and name, or its name twice, say different digits); "
+            "rename it so one label remains",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
     for item in result["unreadable"]:
         err_console.print(f"skipped: {item['error']}", highlight=False, markup=False, soft_wrap=True)
+    for c in result["conflicts"]:
+        err_console.print(
+            f"note: id {c['id']} is already stored as a {c['stored']}, not a {c['asked']}; "
+            f"`digitlab mine relabel {c['id']} {c['asked']}` changes it",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@mine_app.command("relabel")
+def mine_relabel(
+    digit_id: Annotated[int, typer.Argument(help="The digit's id (see `digitlab mine list`).")],
+    label: Annotated[str, typer.Argument(help="Its right label, 0 to 9.")],
+    as_json: Json = False,
+) -> None:
+    """Give a stored digit another label."""
+    result = service.mine.relabel(digit_id, label)
+    _emit(result, as_json, lambda: [], footer=f"id {digit_id}: from {result['old']} to {result['label']}")
 
 
 @mine_app.command("list")
@@ -1417,8 +1452,13 @@ def personalise(
     ] = "cnn",
     writer: Writer = "me",
     epochs: Annotated[
-        int, typer.Option("--epochs", help="Passes over your digits when fine-tuning (default: 40).")
-    ] = 40,
+        int | None,
+        typer.Option(
+            "--epochs",
+            help="Passes over your digits when fine-tuning (default: 40 for a few hundred digits, fewer for more, "
+            "so 10,000 take about 3 minutes on 2 cores).",
+        ),
+    ] = None,
     seed: Seed = 0,
     out: Out = Path("runs"),
     data_dir: DataDir = None,

@@ -28,6 +28,10 @@ from digitlab.models import registry
 REFIT_FAMILIES = ("knn", "svm")  # personalised by adding the digits to their training set
 COPIES = 3  # each of a person's digits counts this many times in a refitted k-NN or SVM
 SPLIT_MIN = 10  # with at least this many of every digit one stratified split, else k-fold
+MAX_EPOCHS = 40  # passes over a few hundred digits
+MIN_EPOCHS = 3
+STEP_BUDGET = 1200  # fine-tuning steps per fit when the epochs are not given: 10,000 digits in ~3 min on 2 cores
+BATCH = 32  # the person's digits in one fine-tuning step (CNNClassifier.fine_tune's batch_size)
 HOLDOUT = 0.3  # share held out by the one split
 MAX_FOLDS = 5
 
@@ -41,6 +45,14 @@ class Outcome:
     after: float  # … of the models adapted without them
     seconds: float  # adapting the saved model (the last fit)
     per_fold: list[dict[str, Any]] = field(default_factory=list)
+    epochs: int | None = None  # passes over the digits (cnn), as given or from auto_epochs
+
+
+def auto_epochs(n_digits: int) -> int:
+    """Passes over ``n_digits`` when none are asked for: 40 for a few hundred digits, fewer for more, so the
+    steps of one fit stay near ``STEP_BUDGET`` (10,000 digits: 4 epochs; personalise makes two fits)."""
+    steps_per_epoch = max(1, -(-n_digits // BATCH))
+    return int(min(MAX_EPOCHS, max(MIN_EPOCHS, STEP_BUDGET // steps_per_epoch)))
 
 
 def kind_of(model: Any, name: str) -> str:
@@ -63,6 +75,7 @@ def adapt(
     replay: tuple[np.ndarray, np.ndarray],
     epochs: int,
     seed: int,
+    label: str = "fine-tune",
 ) -> Any:
     """A new model adapted to ``x, y``; ``model`` is left as it was."""
     if kind == "cnn":
@@ -74,7 +87,9 @@ def adapt(
             augment.augment(x[:1], np.random.default_rng(0))
         except DigitlabError:  # OpenCV missing: fine-tune on the digits as drawn
             augment = None
-        return model.fine_tune(x, y, replay=replay, epochs=epochs, augment=augment, random_state=seed)
+        return model.fine_tune(
+            x, y, replay=replay, epochs=epochs, augment=augment, random_state=seed, batch_size=BATCH, label=label
+        )
     from sklearn.base import clone
     from sklearn.exceptions import ConvergenceWarning
 
@@ -114,11 +129,12 @@ def personalise(
     x: np.ndarray,
     y: np.ndarray,
     replay: tuple[np.ndarray, np.ndarray],
-    epochs: int = 40,
+    epochs: int | None = None,
     seed: int = 0,
 ) -> Outcome:
-    """Held-out before/after over the folds, then the model adapted on every digit."""
+    """Held-out before/after over the folds, then the model adapted on every digit (``epochs``: ``auto_epochs``)."""
     kind = kind_of(model, name)
+    epochs = auto_epochs(len(y)) if epochs is None else epochs
     scheme, splits = folds(y, seed)
     right_before = right_after = scored = 0
     per_fold = []
@@ -127,13 +143,13 @@ def personalise(
             f"fold {k + 1}/{len(splits)}",
             f"fold {k + 1} of {len(splits)}: adapting {name} to {len(train)} digits, scoring {len(test)} held out",
         )
-        adapted = adapt(model, kind, x[train], y[train], replay, epochs, seed + k)
+        adapted = adapt(model, kind, x[train], y[train], replay, epochs, seed + k, f"fold {k + 1}/{len(splits)}")
         before = int((np.asarray(model.predict(x[test])) == y[test]).sum())
         after = int((np.asarray(adapted.predict(x[test])) == y[test]).sum())
         right_before, right_after, scored = right_before + before, right_after + after, scored + len(test)
         per_fold.append({"fold": k + 1, "train": len(train), "held_out": len(test), "before": before, "after": after})
     progress.step("adapt", f"adapting {name} to all {len(y)} digits")
     start = time.perf_counter()
-    final = adapt(model, kind, x, y, replay, epochs, seed)
+    final = adapt(model, kind, x, y, replay, epochs, seed, "all digits")
     seconds = time.perf_counter() - start
-    return Outcome(final, scheme, scored, right_before / scored, right_after / scored, seconds, per_fold)
+    return Outcome(final, scheme, scored, right_before / scored, right_after / scored, seconds, per_fold, epochs)

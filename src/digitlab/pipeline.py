@@ -631,10 +631,12 @@ def personalise(
     mine: Dataset,
     base: Ds_and_model,
     run: Run,
-    epochs: int = 40,
+    epochs: int | None = None,
     seed: int = 0,
 ) -> dict[str, Any]:
-    """Adapt a saved model to your digits (held-out before/after), save ``<name>-personal`` and measure both."""
+    """Adapt a saved model to your digits (held-out before/after), save ``<name>-personal`` and measure both.
+
+    ``epochs`` None: scaled to the number of digits (``personalise.auto_epochs``)."""
     from digitlab import personalise as personal
 
     source, path, (model, meta) = base
@@ -659,7 +661,7 @@ def personalise(
         "test_dataset": source.name,
         "test_before": before_test,
         "test_after": after_test,
-        "epochs": epochs,
+        "epochs": outcome.epochs,
         "adapt_s": outcome.seconds,
         "base_model": str(path),
     }

@@ -2,7 +2,9 @@
 
 Each digit keeps the 28×28 image as the models see it, the original picture as PNG bytes,
 its label, the writer's name, where it came from (canvas, upload, import, correction), when
-it was saved and the SHA-256 of the PNG, so that the same picture is stored once.
+it was saved and the SHA-256 of the PNG, so that the same picture is stored once per writer
+(two writers may each keep it). A file that is not a digit store is refused before anything
+in it is changed (its journal mode included).
 
 Every write is one transaction (``BEGIN IMMEDIATE`` … ``COMMIT``, ``synchronous=FULL``): a
 process killed mid-write leaves the digits saved before it untouched. A damaged, foreign or
@@ -33,8 +35,8 @@ DEFAULT_WRITER = "me"
 SIDE = 28
 WRITER_NAME = re.compile(r"^[\w][\w .'-]{0,39}$")
 APPLICATION_ID = 0x64676C62  # "dglb": marks the file as a digitlab digit store
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS digits (
+SCHEMA_VERSION = 2  # PRAGMA user_version; 0: the first store, where a picture was unique across writers
+TABLE = """CREATE TABLE IF NOT EXISTS {name} (
     id INTEGER PRIMARY KEY,
     writer TEXT NOT NULL,
     label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
@@ -42,10 +44,10 @@ SCHEMA = (
     picture BLOB NOT NULL,
     source TEXT NOT NULL,
     created TEXT NOT NULL,
-    sha256 TEXT NOT NULL UNIQUE
-)""",
-    "CREATE INDEX IF NOT EXISTS digits_writer ON digits (writer, label)",
-)
+    sha256 TEXT NOT NULL,
+    UNIQUE (writer, sha256)
+)"""
+SCHEMA = (TABLE.format(name="digits"), "CREATE INDEX IF NOT EXISTS digits_writer ON digits (writer, label)")
 
 
 def home() -> Path:
@@ -103,9 +105,14 @@ class Digit:
 @dataclass(frozen=True)
 class Added:
     id: int
-    new: bool  # False: the same picture was already stored (under ``id``)
+    new: bool  # False: this writer had already stored the same picture (under ``id``)
     label: int  # the label stored (an existing digit keeps its own)
     writer: str
+    asked: int | None = None  # the label asked for, when it differs from the one stored (a conflict)
+
+    @property
+    def conflict(self) -> bool:
+        return self.asked is not None and self.asked != self.label
 
 
 class DigitStore:
@@ -141,26 +148,51 @@ class DigitStore:
             conn.close()
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
+        """Check the file is ours (or empty) before changing anything in it; then WAL, the schema, migrations."""
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        app = conn.execute("PRAGMA application_id").fetchone()[0]
+        conn.execute("BEGIN")  # one snapshot for both reads: another process may be making the store right now
+        try:
+            app = conn.execute("PRAGMA application_id").fetchone()[0]
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        finally:
+            conn.execute("COMMIT")
         if app not in (0, APPLICATION_ID):
             raise DigitlabError(f"{self.path}: not a digitlab digit store (another program's database); move it away.")
+        if app == 0 and tables:  # a store is marked when it is made: an unmarked file with tables is someone else's
+            raise DigitlabError(f"{self.path}: not a digitlab digit store (it holds other tables); move it away.")
         if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         if app == 0:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables - {"digits"}:
-                raise DigitlabError(f"{self.path}: not a digitlab digit store (it holds other tables); move it away.")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 for statement in SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+        elif conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
+            self._migrate(conn)
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """The first stores kept a picture once across writers (``sha256 UNIQUE``): now once per writer."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:  # another process may have done it
+                conn.execute(TABLE.format(name="digits_v2"))
+                columns = "id, writer, label, image, picture, source, created, sha256"
+                conn.execute(f"INSERT INTO digits_v2 SELECT {columns} FROM digits")
+                conn.execute("DROP TABLE digits")
+                conn.execute("ALTER TABLE digits_v2 RENAME TO digits")
+                conn.execute(SCHEMA[1])
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
 
     def _error(self, exc: sqlite3.Error) -> DigitlabError:
         text = str(exc)
@@ -200,7 +232,8 @@ class DigitStore:
     def add_many(
         self, items: Sequence[tuple[np.ndarray, bytes, int]], writer: str = DEFAULT_WRITER, source: str = "upload"
     ) -> list[Added]:
-        """Store digits in one transaction: all of them or none. A picture already stored is not stored again."""
+        """Store digits in one transaction: all of them or none. A picture this writer already stored is not
+        stored again (it keeps its label; ``Added.asked`` says when another one was asked for)."""
         writer = check_writer(writer)
         if source not in SOURCES:
             raise DigitlabError(f"source {source!r}: one of {', '.join(SOURCES)}.")
@@ -214,9 +247,12 @@ class DigitStore:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         with self._transaction() as conn:
             for image, picture, label, digest in rows:
-                found = conn.execute("SELECT id, label, writer FROM digits WHERE sha256 = ?", (digest,)).fetchone()
+                found = conn.execute(
+                    "SELECT id, label FROM digits WHERE writer = ? AND sha256 = ?", (writer, digest)
+                ).fetchone()
                 if found:
-                    added.append(Added(int(found[0]), False, int(found[1]), str(found[2])))
+                    asked = label if label != int(found[1]) else None
+                    added.append(Added(int(found[0]), False, int(found[1]), writer, asked))
                     continue
                 cur = conn.execute(
                     "INSERT INTO digits (writer, label, image, picture, source, created, sha256) "
@@ -225,6 +261,16 @@ class DigitStore:
                 )
                 added.append(Added(int(cur.lastrowid or 0), True, label, writer))
         return added
+
+    def relabel(self, digit_id: int, label: int) -> tuple[int, int]:
+        """Give a stored digit another label; returns (the old label, the new one)."""
+        label = check_label(label)
+        with self._transaction() as conn:
+            found = conn.execute("SELECT label FROM digits WHERE id = ?", (int(digit_id),)).fetchone()
+            if not found:
+                raise DigitlabError(f"no digit with id {digit_id}; see `digitlab mine list`.")
+            conn.execute("UPDATE digits SET label = ? WHERE id = ?", (label, int(digit_id)))
+        return int(found[0]), label
 
     def remove(self, ids: Sequence[int]) -> list[int]:
         """Delete digits by id; returns the ids that existed (and are now gone)."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -372,6 +373,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         random_state: int | None = 0,
         distill: float = 3.0,
         temperature: float = 2.0,
+        label: str = "fine-tune",
     ) -> CNNClassifier:
         """A copy of this fitted network trained further on ``X, y`` (a person's digits); ``self`` is unchanged.
 
@@ -380,7 +382,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         knew is rehearsed while it learns the new hand. ``epochs`` counts passes over the new digits; the
         learning rate rises and anneals over them (one-cycle). On the replayed digits the loss also pulls the
         network's answers towards the original network's (distillation, weight ``distill``, softened by
-        ``temperature``), which keeps MNIST accuracy where it was. Progress: one event per epoch.
+        ``temperature``), which keeps MNIST accuracy where it was. Progress: a few events per epoch and
+        one when it ends, with the loss and the time left (always: a saved model loads with verbose off,
+        and fine-tuning is the long part of ``digitlab personalise``); ``label`` names the work in them.
         """
         check_is_fitted(self, "network_")
         torch = _torch()
@@ -408,10 +412,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         loss_fn = torch.nn.CrossEntropyLoss()
         teacher = self.network_.eval()
         history = []
+        began = time.perf_counter()
         for epoch in range(epochs):
             net.train()
             order = rng.permutation(len(x))
             total, seen = 0.0, 0
+            bar = _EpochProgress(f"{label} epoch {epoch + 1}/{epochs}", steps_per_epoch, True)
             for start in range(0, len(x), batch_size):
                 idx = order[start : start + batch_size]
                 xb, yb = x[idx], y_idx[idx]
@@ -436,19 +442,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
                 schedule.step()
                 total += loss.item() * len(yb)
                 seen += len(yb)
+                bar.update()
             history.append({"epoch": epoch + 1, "loss": total / seen})
-            if self.verbose:
-                step = f"fine-tune epoch {epoch + 1}/{epochs}"
-                emit(
-                    Event(
-                        step,
-                        epoch + 1,
-                        epochs,
-                        f"cnn {step}: loss {total / seen:.4f}",
-                        {"loss": total / seen},
-                        level=INNER,
-                    )
-                )
+            left = (time.perf_counter() - began) / (epoch + 1) * (epochs - epoch - 1)
+            bar.close({"loss": total / seen}, suffix=f", about {left:.0f} s left" if epoch + 1 < epochs else "")
         tuned.network_ = net.eval()
         tuned.fine_tune_history_ = history
         return tuned
@@ -564,9 +561,9 @@ class _EpochProgress:
         if self.enabled and self.done % self.every == 0 and self.done < self.total:
             emit(Event(self.step, self.done, self.total, f"cnn {self.step}", level=INNER))
 
-    def close(self, record: dict[str, float]) -> None:
+    def close(self, record: dict[str, float], suffix: str = "") -> None:
         if not self.enabled:
             return
         metrics = {k: float(v) for k, v in record.items() if k != "epoch"}
         shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items())
-        emit(Event(self.step, self.total, self.total, f"cnn {self.step}: {shown}", metrics, level=INNER))
+        emit(Event(self.step, self.total, self.total, f"cnn {self.step}: {shown}{suffix}", metrics, level=INNER))

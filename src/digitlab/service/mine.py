@@ -23,7 +23,7 @@ from digitlab.evaluate import evaluate_predictions
 from digitlab.images import load_image, to_mnist
 from digitlab.service.batch import PICTURE_SUFFIXES
 
-LABEL_IN_NAME = re.compile(r"label[-_ ]?(\d)(?!\d)", re.IGNORECASE)
+LABEL_IN_NAME = re.compile(r"(?<![a-z])label[-_ ]?(\d)(?!\d)", re.IGNORECASE)  # "sample-label7", not "unlabel7"
 EXPORT_FORMATS = ("idx", "png")
 
 __all__ = [
@@ -70,13 +70,22 @@ def add_pictures(
     return store().add_many(items, writer, source)
 
 
-def label_of(path: Path, root: Path) -> int | None:
-    """A digit's label from its sub-folder (``0``–``9``) or from ``label<D>`` in its file name."""
+def labels_of(path: Path, root: Path) -> list[int]:
+    """Every label a picture's place gives it: its nearest ``0``–``9`` sub-folder and each ``label<D>`` in its name."""
+    found = []
     for part in path.relative_to(root).parts[:-1][::-1]:
         if part.isdigit() and len(part) == 1:
-            return int(part)
-    found = LABEL_IN_NAME.search(path.stem)
-    return int(found.group(1)) if found else None
+            found.append(int(part))
+            break
+    found += [int(m.group(1)) for m in LABEL_IN_NAME.finditer(path.stem)]
+    return sorted(set(found))
+
+
+def label_of(path: Path, root: Path) -> int | None:
+    """A digit's label from its sub-folder (``0``–``9``) or ``label<D>`` in its file name; None when none
+    or when they disagree (``labels_of`` tells which)."""
+    found = labels_of(path, root)
+    return found[0] if len(found) == 1 else None
 
 
 def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
@@ -91,12 +100,16 @@ def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
             f"{root}: no pictures (PNG, JPEG, BMP, GIF, TIFF, WebP) in it; put them in sub-folders 0 to 9 "
             "or name them with label<D>, e.g. sample-label7.png."
         )
-    items, unlabelled, unreadable = [], [], []
+    items, unlabelled, unreadable, ambiguous = [], [], [], []
     for path in files:
-        label = label_of(path, root)
-        if label is None:
+        found = labels_of(path, root)
+        if len(found) > 1:  # "d_label3_label7.png", or folder 3 and "…label8…": never guessed
+            ambiguous.append(str(path))
+            continue
+        if not found:
             unlabelled.append(str(path))
             continue
+        label = found[0]
         try:
             items.append((*encode(path, str(path)), label))
         except DigitlabError as exc:
@@ -108,9 +121,17 @@ def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
         "added": sum(a.new for a in added),
         "already": sum(not a.new for a in added),
         "unlabelled": unlabelled,
+        "ambiguous": ambiguous,
         "unreadable": unreadable,
+        "conflicts": [{"id": a.id, "stored": a.label, "asked": a.asked} for a in added if a.conflict],
         "ids": [a.id for a in added],
     }
+
+
+def relabel(digit_id: int, label: Any) -> dict[str, Any]:
+    """Give a stored digit another label (`digitlab mine relabel ID LABEL`)."""
+    old, new = store().relabel(digit_id, check_label(label))
+    return {"id": int(digit_id), "old": old, "label": new}
 
 
 def listing(writer: str | None = None) -> dict[str, Any]:

@@ -282,7 +282,7 @@ class DashboardRequest:
 class PersonaliseRequest:
     model: str = "cnn"  # a model file, or the newest saved model of that name (cnn, knn, svm …)
     writer: str = "me"
-    epochs: int = 40  # passes over your digits (cnn)
+    epochs: int | None = None  # passes over your digits (cnn); None: scaled to how many there are
     seed: int = 0
     out: Path = Path("runs")
     data_dir: Path | None = None  # where the model's training data is, if not in the cache
@@ -294,5 +294,7 @@ class PersonaliseRequest:
         check_seed(self.seed)
         check_writer(self.writer)
         check_data_dir(self.data_dir)
-        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000:
+        if self.epochs is not None and (
+            isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or not 1 <= self.epochs <= 1000
+        ):
             raise DigitlabError(f"--epochs {self.epochs}: use a whole number from 1 to 1000.")
