@@ -449,3 +449,62 @@ def test_import_skips_and_warns_about_ambiguous_file_names(tmp_path: Path, hand:
     assert [Path(f).name for f in result["unlabelled"]] == ["unlabel5.png"]
     assert proc.stderr.count("skipped:") == 3 and "two labels" in proc.stderr
     assert sorted(d.label for d in DigitStore(home / "mine.sqlite3").digits()) == [3, 4]
+
+
+def test_feedback_to_personalise_to_reload_serves_a_model_that_reads_the_writer_better(
+    runs: Path, real_mnist: Path, tmp_path: Path
+) -> None:
+    """#30's loop: an application sends a writer's corrected digits to POST /feedback; `digitlab personalise`
+    learns them; the v2 repository load route serves the new cnn-personal without a restart; it reads
+    that writer's new digits better than the cnn it started from."""
+    import base64
+
+    from tests.test_faults_server import Server
+
+    server = Server(["--out", str(runs), "--model", "cnn"], tmp_path)
+    try:
+        _, y, png = writer_digits("continental", 10, seed=3)
+        for k in range(len(y)):
+            sent = {"image": base64.b64encode(png[k]).decode(), "label": int(y[k]), "writer": "ana"}
+            reply = server.client.post("/feedback", json=sent)
+            assert reply.status_code == 200 and reply.json()["new"] and reply.json()["writer"] == "ana", reply.text
+        again = server.client.post(
+            "/feedback",
+            files={"file": ("again.png", png[0], "image/png")},
+            data={"label": str((int(y[0]) + 1) % 10), "writer": "ana"},
+        )
+        assert again.status_code == 200 and not again.json()["new"] and "already stored" in again.json()["conflict"]
+        bad = server.client.post(
+            "/feedback", json={"image": base64.b64encode(png[0]).decode(), "label": 12, "writer": "ana"}
+        )
+        assert bad.status_code == 422 and "0 to 9" in bad.json()["error"]
+        assert DigitStore().counts("ana") == {d: 10 for d in range(10)}
+
+        proc = digitlab("personalise", "--model", "cnn", "--writer", "ana", "--epochs", "20", "--out", str(runs),
+                        "--json", cwd=tmp_path)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        assert server.client.get("/v2/models/cnn-personal").status_code == 404  # not served yet
+        loaded = server.client.post("/v2/repository/models/cnn-personal/load")
+        assert loaded.status_code == 200, loaded.text
+        assert loaded.json()["models"] == ["cnn", "cnn-personal"]
+        index = server.client.post("/v2/repository/index").json()
+        assert {m["name"] for m in index} == {"cnn", "cnn-personal"} and all(m["state"] == "READY" for m in index)
+
+        fresh_x, fresh_y, _ = writer_digits("continental", 30, seed=99)
+
+        def right(model: str) -> int:
+            reply = server.client.post(f"/predict?model={model}", json={"arrays": fresh_x.tolist()})
+            assert reply.status_code == 200, reply.text
+            return sum(
+                p["label"] == str(t) for p, t in zip(reply.json()["results"][0]["predictions"], fresh_y, strict=True)
+            )
+
+        base, personal = right("cnn"), right("cnn-personal")
+        assert personal > base and len(fresh_y) - personal <= (len(fresh_y) - base) / 2, (base, personal)
+        assert server.client.post("/v2/repository/models/cnn/unload").json()["models"] == ["cnn-personal"]
+        assert server.client.post("/v2/repository/models/cnn-personal/unload").status_code == 409  # the last one
+        assert server.client.post("/v2/repository/models/..%2Fetc/load").status_code == 404
+        assert server.client.post("/v2/repository/models/scratch-mlp/load").status_code == 404  # none saved
+    finally:
+        server.stop()
+    assert "Traceback" not in server.stderr()

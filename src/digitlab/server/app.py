@@ -584,7 +584,10 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         if name not in served_names and not service.is_model_name(name):
             raise HTTPError(404, f"unknown model {name!r}; load a registry name such as cnn or cnn-personal.")
         specs = list(state.specs) if name in served_names else [*state.specs, name]
-        models = await state.reload(specs)
+        try:
+            models = await state.reload(specs)
+        except DigitlabError as exc:  # nothing saved under that name, or a damaged file: the old set stays
+            raise HTTPError(404 if "no saved" in str(exc) else 422, str(exc)) from None
         loaded = next((m for m in models if m.name == name), None)
         if loaded is None:
             raise HTTPError(
