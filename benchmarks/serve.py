@@ -4,8 +4,13 @@ Goals (issue 14), on 2 cores with the load generator on the same machine: >= 300
 p99 <= 150 ms and 0 errors (one PNG per request); >= 5,000 images/s with batches of 256; RSS after 10,000 bad
 requests within +50 MB. The load generator is an asyncio client (aiohttp), each client sending its next request
 when the last one is answered (closed loop).
+
+Hostile clients (issue 30): 20,000 connections that send half a request and hold it open (two attacker
+processes, opened while the measurement runs), while 32 clients get answers: 0 errors and p99 within 2× of the
+quiet figure measured just before; the server's RSS, open files and log size before and after. The same load
+from an external generator (wrk, Debian's package) beside the in-process one.
 Writes benchmarks/serve.json and the "serve" section of BENCHMARKS.md.
-Usage: python benchmarks/serve.py [--run RUN | --quick] [--seconds 30] [--workers 1]
+Usage: python benchmarks/serve.py [--run RUN | --quick] [--seconds 30] [--workers 1] [--hostile-only]
 """
 
 from __future__ import annotations
@@ -47,15 +52,17 @@ def make_run(out: Path, quick: bool) -> Path:
     return Path(json.loads(proc.stdout)["run"])
 
 
-def start(model: Path, runtime: str, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    model: Path, runtime: str, workers: int, log: Path | None = None, extra: tuple[str, ...] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "digitlab", "serve", "--model", str(model), "--port", str(port)),
-            *("--runtime", runtime, "--workers", str(workers), "--max-batch", "1024"),
+            *("--runtime", runtime, "--workers", str(workers), "--max-batch", "1024", *extra),
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=open(log, "wb") if log is not None else subprocess.DEVNULL,  # noqa: SIM115 - the child holds it
     )
     url = f"http://127.0.0.1:{port}"
     for _ in range(600):
@@ -206,6 +213,143 @@ def runtimes(model: Path) -> list[dict[str, Any]]:
     return rows
 
 
+ATTACKER = """
+import asyncio, resource, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+port, n, rate, hold = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4])
+async def one(k, opened):
+    await asyncio.sleep(k / rate)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /v2/health/live HTTP/1.1\\r\\nHost: x\\r\\n")  # never finished
+        await writer.drain()
+        opened.append(1)
+        await asyncio.sleep(hold)
+        writer.close()
+    except OSError:
+        pass
+async def main():
+    opened = []
+    await asyncio.gather(*(one(k, opened) for k in range(n)))
+    print(len(opened), flush=True)
+asyncio.run(main())
+"""
+
+
+def open_files(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def hostile(model: Path, seconds: float, singles: list[dict[str, Any]]) -> dict[str, Any]:
+    """32 clients, quiet and then beside 20,000 half-open connections; RSS, open files and log size around it."""
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "serve.log"
+        proc, url = start(model, "torch", 1, log)
+        port = int(url.rsplit(":", 1)[1])
+        try:
+            asyncio.run(load(url, 32, 5, singles, 1))  # warm
+            quiet = asyncio.run(load(url, 32, seconds, singles, 1))
+            print("quiet", quiet, flush=True)
+            before = {"rss_mb": rss_mb(proc.pid), "open_files": open_files(proc.pid), "log_bytes": log.stat().st_size}
+            n, rate = 20_000, 20_000 / max(1.0, seconds / 2)  # all of them open in the first half of the window
+            attackers = [
+                subprocess.Popen(
+                    [sys.executable, "-c", ATTACKER, str(port), str(n // 2), str(rate / 2), str(seconds + 5)],
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(2)
+            ]
+            time.sleep(0.5)
+            attacked = asyncio.run(load(url, 32, seconds, singles, 1))
+            peak_files = open_files(proc.pid)
+            held = sum(int((a.communicate(timeout=seconds + 60)[0] or "0").strip() or 0) for a in attackers)
+            print("attacked", attacked, flush=True)
+            after = {"rss_mb": rss_mb(proc.pid), "open_files": peak_files, "log_bytes": log.stat().st_size}
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    return {
+        "quiet": quiet,
+        "attacked": dict(attacked, half_open_connections=n, opened_by_attackers=held),
+        "before": before,
+        "after": after,
+        "p99_ratio": attacked["p99_ms"] / quiet["p99_ms"],
+    }
+
+
+def wrk(url: str, seconds: float, body: bytes) -> dict[str, Any] | None:
+    """The same 32-client load from wrk (an external generator in C), JSON of one image to /predict."""
+    import re
+    import shutil
+
+    if shutil.which("wrk") is None:
+        print("wrk is not installed (apt-get install wrk); its row is left out", flush=True)
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+            f"wrk.body = {json.dumps(body.decode())}\n"
+        )
+    proc = subprocess.run(
+        ["wrk", "-t2", "-c32", f"-d{int(seconds)}s", "--latency", "-s", script.name, f"{url}/predict"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    text = proc.stdout
+
+    def ms(label: str) -> float:
+        found = re.search(rf"{label}%\s+([\d.]+)(us|ms|s)", text)
+        if not found:
+            return float("nan")
+        value, unit = float(found.group(1)), found.group(2)
+        return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    return {
+        "generator": "wrk",
+        "clients": 32,
+        "req_per_s": float(rate.group(1)) if rate else float("nan"),
+        "p50_ms": ms("50"),
+        "p99_ms": ms("99"),
+        "errors": (int(errors.group(1)) if errors else 0)
+        + (sum(map(int, socket_errors.groups())) if socket_errors else 0),
+    }
+
+
+def hostile_section(results: dict[str, Any]) -> str:
+    h = results["hostile"]
+    q, a, b, f = h["quiet"], h["attacked"], h["before"], h["after"]
+    rows = [
+        ["quiet", f"{q['req_per_s']:.0f}", f"{q['p50_ms']:.1f}", f"{q['p99_ms']:.1f}", q["errors"]],
+        [
+            f"beside {a['half_open_connections']:,} half-open connections",
+            f"{a['req_per_s']:.0f}",
+            f"{a['p50_ms']:.1f}",
+            f"{a['p99_ms']:.1f}",
+            a["errors"],
+        ],
+    ]
+    for w in results.get("wrk") or []:
+        rows.append([f"wrk ({w['generator']}), {w['runtime']}", f"{w['req_per_s']:.0f}", f"{w['p50_ms']:.1f}",
+                     f"{w['p99_ms']:.1f}", w["errors"]])  # fmt: skip
+    return (
+        "\n\n### Hostile clients (issue 30)\n\n"
+        f"32 clients, one PNG per request, {results['machine']['date']}; then the same while two attacker processes "
+        f"open {a['half_open_connections']:,} connections that send half a request and hold it "
+        f"({a['opened_by_attackers']:,} were accepted by the kernel; the server keeps at most 1,000 a worker, "
+        "closing idle ones first, and closes any that has not sent whole headers within 10 s). "
+        f"Goal: 0 errors and p99 within 2× of the quiet figure: **{h['p99_ratio']:.2f}×**.\n\n"
+        + table(["load", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+        + f"\n\nServer: RSS {b['rss_mb']:.0f} → {f['rss_mb']:.0f} MB, open files {b['open_files']} → "
+        f"{f['open_files']} (at the end of the attack), log {b['log_bytes']:,} → {f['log_bytes']:,} bytes.\n"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", type=Path, help="run folder with a saved cnn (default: a fresh quick one)")
@@ -213,6 +357,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0, help="seconds per load level (default: 30)")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn workers (default: 1)")
     parser.add_argument("--bad", type=int, default=10_000, help="bad requests for the memory check")
+    parser.add_argument("--hostile-only", action="store_true", help="only the hostile-clients part (issue 30)")
     args = parser.parse_args()
     x = load_dataset("mnist").x_test
     singles = [{"files": [("file", (f"{k}.png", png(x[k]), "image/png"))]} for k in range(200)]
@@ -224,7 +369,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         run = args.run or make_run(Path(tmp), quick=True)
         model = run / "models" / "cnn.pt"
+        if args.hostile_only:
+            stored = json.loads((HERE / "serve.json").read_text()) if (HERE / "serve.json").is_file() else {}
+            stored.update(machine=machine(), hostile=hostile(model, args.seconds, singles), wrk=[])
+            one = json.dumps({"arrays": x[:1].tolist()}).encode()
+            for runtime in ("torch", "onnx"):
+                proc, url = start(model, runtime, args.workers)
+                try:
+                    found = wrk(url, args.seconds, one)
+                    if found:
+                        stored["wrk"].append(dict(found, runtime=runtime))
+                finally:
+                    proc.terminate()
+                    proc.wait(60)
+            write_json(HERE / "serve.json", stored)
+            print(hostile_section(stored))
+            return
         results: dict[str, Any] = {"machine": machine(), "workers": args.workers, "load": {}}
+        results["hostile"] = hostile(model, args.seconds, singles)
+        one = json.dumps({"arrays": x[:1].tolist()}).encode()
+        results["wrk"] = []
         for runtime in ("torch", "onnx"):
             proc, url = start(model, runtime, args.workers)
             try:
@@ -240,6 +404,9 @@ def main() -> None:
                 if runtime == "torch":
                     results["bad_requests"] = bad_requests(url, proc.pid, args.bad)
                     print(results["bad_requests"], flush=True)
+                found = wrk(url, args.seconds, one)
+                if found:
+                    results["wrk"].append(dict(found, runtime=runtime))
             finally:
                 proc.terminate()
                 proc.wait(60)
@@ -279,6 +446,7 @@ def main() -> None:
         f"{bad['wrong_status']}, still ready: {bad['ready']}.\n\n"
         "In-process, the cnn alone (all 10,000 test images for throughput):\n\n"
         + table(["runtime", "batch 1 median ms", "batch 256 images/s"], rt)
+        + hostile_section(results)
     )
     update_section("serve", body)
 

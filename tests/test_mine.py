@@ -303,6 +303,8 @@ def test_personalise_cnn_halves_the_error_on_a_new_hand(runs: Path, real_mnist: 
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)
     assert result["model"] == "cnn-personal" and result["n_digits"] == 100 and result["held_out"] == 30
+    assert "cnn fold 1/1 epoch 1/20: loss" in proc.stderr and "s left" in proc.stderr  # progress with an estimate
+    assert "cnn all digits epoch 20/20" in proc.stderr
     assert result["held_out_after"] >= result["held_out_before"]
     assert result["test_after"] >= result["test_before"] - 0.005  # quick test set: 1,000 MNIST digits
     assert (runs / "latest").resolve() == latest  # the personal model does not hide the run
@@ -508,3 +510,17 @@ def test_feedback_to_personalise_to_reload_serves_a_model_that_reads_the_writer_
     finally:
         server.stop()
     assert "Traceback" not in server.stderr()
+
+
+def test_personalise_epochs_scale_with_the_number_of_digits() -> None:
+    """#30 finding 11: 10,000 digits no longer take 40 passes (about 18 minutes); a few hundred still do."""
+    from digitlab.personalise import MAX_EPOCHS, STEP_BUDGET, auto_epochs
+
+    assert auto_epochs(2) == auto_epochs(100) == auto_epochs(300) == MAX_EPOCHS
+    assert auto_epochs(10_000) == 3 and auto_epochs(1_000_000) == 3  # never fewer than 3 passes
+    for n in (500, 1_000, 3_000, 10_000):
+        steps = auto_epochs(n) * -(-n // 32)
+        assert steps <= STEP_BUDGET + 32 or auto_epochs(n) == 3, (n, steps)
+    assert [auto_epochs(n) for n in (500, 1_000, 3_000)] == sorted(
+        [auto_epochs(n) for n in (500, 1_000, 3_000)], reverse=True
+    )
