@@ -39,6 +39,26 @@ def mnist_like(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, digits.target[idx].astype(np.uint8)
 
 
+def free_port() -> int:
+    """A port nothing listens on now (tests never bind a fixed one)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def png(image: np.ndarray) -> bytes:
+    """An image as PNG bytes."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, "PNG")
+    return buf.getvalue()
+
+
 def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The `digitlab` command as a user runs it: a new process, no terminal on stdin, ``env`` on top of ours."""
     return subprocess.run(

@@ -29,19 +29,7 @@ from PIL import Image
 from digitlab import service
 from digitlab.data import sources
 from digitlab.data.idx import write_idx
-from tests.conftest import mnist_like
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def png(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "PNG")
-    return buf.getvalue()
+from tests.conftest import free_port, mnist_like
 
 
 class Server:

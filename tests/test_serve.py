@@ -6,11 +6,9 @@ The models are the real quick MNIST run's (``mnist_run``): the cnn and the logis
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,20 +24,9 @@ from PIL import Image
 
 from digitlab import service
 from digitlab.data.datasets import Dataset, load_dataset
+from tests.conftest import free_port, png
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def png(image: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, "PNG")
-    return buf.getvalue()
 
 
 def start_server(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], httpx.Client]:

@@ -40,34 +40,24 @@ class Supervisor(Multiprocess):
                 metrics.worker_exited(pid)
 
 
-def config(request: ServeRequest) -> uvicorn.Config:
-    return uvicorn.Config(
-        APP,
-        factory=True,
-        host=request.host,
-        port=request.port,
-        workers=request.workers,
-        http=GuardedH11,
-        timeout_keep_alive=KEEP_ALIVE_S,
-        log_level="warning",
-        timeout_graceful_shutdown=int(request.timeout_s) + 5,
-    )
+def options(request: ServeRequest) -> dict[str, object]:
+    """What uvicorn is given, in one process or many."""
+    return {
+        "factory": True,
+        "host": request.host,
+        "port": request.port,
+        "http": GuardedH11,
+        "timeout_keep_alive": KEEP_ALIVE_S,
+        "log_level": "warning",
+        "timeout_graceful_shutdown": int(request.timeout_s) + 5,
+    }
 
 
 def run(request: ServeRequest) -> None:
     """Serve until SIGINT or SIGTERM (in-flight requests finish first)."""
     multiproc_env = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when each worker imports it
     if request.workers == 1:
-        uvicorn.run(
-            APP,
-            factory=True,
-            host=request.host,
-            port=request.port,
-            http=GuardedH11,
-            timeout_keep_alive=KEEP_ALIVE_S,
-            log_level="warning",
-            timeout_graceful_shutdown=int(request.timeout_s) + 5,
-        )
+        uvicorn.run(APP, **options(request))  # type: ignore[arg-type]
         return
     made = None
     if not os.environ.get(multiproc_env):
@@ -75,7 +65,7 @@ def run(request: ServeRequest) -> None:
         os.environ[multiproc_env] = made
     os.environ[PARENT_ENV] = str(os.getpid())
     try:
-        settings = config(request)
+        settings = uvicorn.Config(APP, workers=request.workers, **options(request))  # type: ignore[arg-type]
         sock = settings.bind_socket()
         Supervisor(settings, sockets=[sock]).run()
     finally:
