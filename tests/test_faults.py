@@ -627,8 +627,11 @@ def test_bad_input_ends_in_one_clear_line(
     assert snapshot(world.root) == before
 
 
-def test_at_least_sixty_kinds() -> None:
-    assert len(CASES) >= 60
+def test_at_least_150_kinds() -> None:
+    """The fault suite: these command-line cases and the bad requests a real server gets (tests/test_serve.py)."""
+    from tests.test_serve import _bad_requests
+
+    assert len(CASES) >= 115 and len(CASES) + len(_bad_requests(np.zeros((2, 28, 28), np.uint8))) >= 150
 
 
 def test_a_bad_picture_does_not_stop_the_others(world: World, capfd: pytest.CaptureFixture[str]) -> None:

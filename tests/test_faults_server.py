@@ -316,3 +316,51 @@ def test_the_access_log_has_a_json_line_per_request(serve: Any, tmp_path: Path) 
     ]
     assert mine[0]["request_id"] == "abc-1" and mine[0]["bytes_in"] > 1000 and mine[0]["ms"] > 0
     assert mine[1]["request_id"] and mine[1]["client"].startswith("127.0.0.1:")
+
+
+def test_past_the_connection_limit_with_every_connection_busy_a_newcomer_gets_503(serve: Any) -> None:
+    server = serve("--max-connections", "2", "--max-in-flight", "10")
+    busy = []
+    for _ in range(2):  # two connections, each in the middle of a request whose body never ends
+        s = socket.create_connection(("127.0.0.1", server.port))
+        s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n{")
+        busy.append(s)
+    try:
+        time.sleep(0.3)
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as newcomer:
+            newcomer.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            reply = newcomer.recv(4096).decode()
+        assert reply.startswith("HTTP/1.1 503") and "retry-after: 1" in reply.lower(), reply
+    finally:
+        for s in busy:
+            s.close()
+    time.sleep(0.2)
+    assert server.client.get("/v2/health/live").status_code == 200
+
+
+def test_error_logs_are_rate_limited_with_a_count() -> None:
+    import logging
+
+    from digitlab.server.guard import RateLimitedLog
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record.getMessage())
+
+    logger = logging.getLogger("digitlab.test.flood")
+    logger.propagate = False
+    limit = RateLimitedLog(interval_s=0.2)
+    logger.addFilter(limit)
+    logger.addHandler(Keep())
+    for _ in range(1000):
+        logger.error("accept failed: %s", "Too many open files")
+    logger.error("another kind")
+    time.sleep(0.25)
+    logger.error("accept failed: %s", "Too many open files")
+    assert records == [
+        "accept failed: Too many open files",
+        "another kind",
+        "accept failed: Too many open files (999 more like this in the last 0.2 s)",
+    ]
