@@ -320,13 +320,14 @@ def test_the_access_log_has_a_json_line_per_request(serve: Any, tmp_path: Path) 
 
 def test_past_the_connection_limit_with_every_connection_busy_a_newcomer_gets_503(serve: Any) -> None:
     server = serve("--max-connections", "2", "--max-in-flight", "10")
+    server.client.close()  # no idle keep-alive connection of ours: every connection below is busy
     busy = []
     for _ in range(2):  # two connections, each in the middle of a request whose body never ends
         s = socket.create_connection(("127.0.0.1", server.port))
         s.sendall(b"POST /predict HTTP/1.1\r\nHost: x\r\ncontent-type: application/json\r\ncontent-length: 99\r\n\r\n{")
         busy.append(s)
+        time.sleep(0.5)  # the server has read its headers (a fresh connection would be closed to make room)
     try:
-        time.sleep(0.3)
         with socket.create_connection(("127.0.0.1", server.port), timeout=10) as newcomer:
             newcomer.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
             reply = newcomer.recv(4096).decode()
@@ -335,7 +336,7 @@ def test_past_the_connection_limit_with_every_connection_busy_a_newcomer_gets_50
         for s in busy:
             s.close()
     time.sleep(0.2)
-    assert server.client.get("/v2/health/live").status_code == 200
+    assert httpx.get(f"http://127.0.0.1:{server.port}/v2/health/live").status_code == 200
 
 
 def test_error_logs_are_rate_limited_with_a_count() -> None:
