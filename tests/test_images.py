@@ -68,9 +68,26 @@ def test_output_is_mnist_style() -> None:
 
 
 def test_blank_and_faint_pictures_are_blank() -> None:
-    assert not to_mnist(np.full((100, 100), 255.0)).any()
+    """The one definition of blank (#31): white paper, faint noise and an empty canvas are blank, a stroke is not."""
+    from digitlab.images import inked_rows, is_blank
+
     rng = np.random.default_rng(0)
-    assert not to_mnist(240 + rng.normal(0, 3, (100, 100))).any()
+    blank = [np.full((100, 100), 255.0), 240 + rng.normal(0, 3, (100, 100)), np.zeros((280, 280, 4), np.uint8)]
+    stroke = np.full((100, 100), 255.0)
+    stroke[20:80, 45:55] = 0.0
+    read = np.stack([to_mnist(p) for p in [*blank, stroke]])
+    assert [is_blank(image) for image in read] == [True, True, True, False]
+    assert inked_rows(read) == [3] and inked_rows(read[:3]) == []
+
+
+def test_every_reading_path_uses_the_one_blank_check() -> None:
+    """No module decides "blank" by itself: the faces, the service and explain all ask images.is_blank."""
+    import re
+
+    src = Path(__file__).resolve().parents[1] / "src" / "digitlab"
+    own = re.compile(r"if not (image|picture|drawn)\.any\(\)")
+    found = [str(p.relative_to(src)) for p in src.rglob("*.py") if own.search(p.read_text())]
+    assert found == [], found
 
 
 def test_transparent_canvas_with_black_strokes() -> None:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
+from digitlab.images import is_blank
 
 IG_STEPS = 48  # Gauss-Legendre steps: completeness within about 1% on the cnn (tests ask for 5%)
 COMPLETENESS = 0.05  # an IG map must add up to its logit's change within this share when the logit moves by
@@ -165,7 +166,7 @@ def explain(
     image = np.asarray(image)
     if image.ndim != 2 or image.dtype != np.uint8:
         raise DigitlabError(f"explain takes one (H, W) uint8 image, got {image.dtype} {image.shape}.")
-    if not image.any():
+    if is_blank(image):
         raise DigitlabError("the picture is blank (no ink): there is nothing to explain; draw or pick a digit.")
     start = time.perf_counter()
     proba = np.asarray(model.predict_proba(image[None]), dtype=np.float64)[0]

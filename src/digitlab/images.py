@@ -126,6 +126,21 @@ def _gray_from_array(a: np.ndarray, name: str) -> np.ndarray:
     return a
 
 
+def is_blank(image: np.ndarray) -> bool:
+    """Whether a picture, as ``to_mnist`` made it, holds no ink: nothing to read, explain or store.
+
+    The one definition of "blank" (to_mnist gives all zeros when it finds no ink): every face and
+    every reading path asks this, so a picture is blank everywhere or nowhere.
+    """
+    return not np.asarray(image).any()
+
+
+def inked_rows(images: np.ndarray) -> list[int]:
+    """Which of (n, H, W) images are not blank (``is_blank``), in order: the ones a model reads."""
+    flat = np.asarray(images).reshape(len(images), -1)
+    return [int(k) for k in np.flatnonzero(flat.any(axis=1))]
+
+
 def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     """MNIST-style (28, 28) uint8: white ink on black, fit in 20×20, centred by mass.
 

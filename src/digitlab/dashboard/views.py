@@ -434,7 +434,7 @@ def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
     except DigitlabError as exc:
         st.error(str(exc))
         return
-    if not image.any():
+    if service.is_blank(image):
         st.info("No ink found: the picture is blank. Draw or upload a digit.")
         return
     predictors, _ = _loaded(run)

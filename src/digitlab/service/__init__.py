@@ -7,6 +7,7 @@ live here or below. See docs/architecture.md for the floors.
 
 from digitlab.errors import DigitlabError
 from digitlab.images import MAX_BYTES as MAX_PICTURE_BYTES
+from digitlab.images import inked_rows, is_blank
 from digitlab.progress import INNER, JOB, Event, Progress
 from digitlab.service import mine
 from digitlab.service.batch import BatchRequest, batch_predict, picture_files
@@ -109,7 +110,6 @@ from digitlab.service.serving import (
     ServeRequest,
     check_batch,
     check_images,
-    inked_rows,
     load_served,
 )
 
@@ -189,6 +189,7 @@ __all__ = [
     "find_model",
     "find_run",
     "inked_rows",
+    "is_blank",
     "is_model_name",
     "latest_run",
     "library_version",

@@ -18,6 +18,7 @@ from digitlab import pipeline, progress
 from digitlab.artifacts import Run
 from digitlab.data.datasets import Dataset
 from digitlab.errors import DigitlabError
+from digitlab.images import is_blank
 from digitlab.service.batch import picture_files
 from digitlab.service.jobs import StepResult, run_dataset, trained_on
 from digitlab.service.lookup import find_run, run_models
@@ -103,7 +104,7 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
     images = []
     for path in files:  # every picture read before anything is written: one bad file, nothing saved
         image = read_picture(path, str(path))
-        if not image.any():
+        if is_blank(image):
             raise DigitlabError(f"{path}: no ink found (a blank picture); there is nothing to explain.")
         images.append((str(path), image))
     with progress.reporting(on_progress):

@@ -20,7 +20,7 @@ from digitlab.data.idx import write_idx
 from digitlab.data.mine import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
 from digitlab.errors import DigitlabError
 from digitlab.evaluate import evaluate_predictions
-from digitlab.images import load_image, to_mnist
+from digitlab.images import is_blank, load_image, to_mnist
 from digitlab.service.batch import PICTURE_SUFFIXES
 
 LABEL_IN_NAME = re.compile(r"(?<![a-z])label[-_ ]?(\d)(?!\d)", re.IGNORECASE)  # "sample-label7", not "unlabel7"
@@ -49,7 +49,7 @@ def encode(source: Any, name: str) -> tuple[np.ndarray, bytes]:
 
     gray = load_image(source, name)  # (H, W) float in [0, 255], at most about 1024 a side
     image = to_mnist(gray, name)
-    if not image.any():
+    if is_blank(image):
         raise DigitlabError(f"{name}: no ink found (a blank picture); draw or photograph one digit.")
     buf = io.BytesIO()
     Image.fromarray(np.clip(np.rint(gray), 0, 255).astype(np.uint8)).save(buf, format="PNG", optimize=False)

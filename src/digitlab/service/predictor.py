@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
-from digitlab.images import to_mnist
+from digitlab.images import is_blank, to_mnist
 from digitlab.models.store import load_model, model_name
 from digitlab.service.lookup import by_reading, find_model, run_models
 
@@ -82,7 +82,7 @@ class Predictor:
 
     def predict_image(self, image: np.ndarray, name: str = "image") -> Prediction:
         """One (28, 28) uint8 image (from ``read_picture``)."""
-        if not image.any():
+        if is_blank(image):
             return Prediction(name, "blank", model=self.name)
         return self.answer(name, self.probabilities(image[None])[0])
 
@@ -97,7 +97,7 @@ class Predictor:
             except DigitlabError as exc:
                 rows.append(Prediction(name, "error", error=str(exc), model=self.name))
                 continue
-            if not image.any():
+            if is_blank(image):
                 rows.append(Prediction(name, "blank", model=self.name))
                 continue
             rows.append(None)

@@ -228,11 +228,6 @@ class ServedModel:
         return "pytorch" if self.predictor.path.suffix == ".pt" else "sklearn"
 
 
-def inked_rows(images: np.ndarray) -> list[int]:
-    """Which of (n, 28, 28) images have any ink (the others are answered "blank" without the model)."""
-    return [int(k) for k in np.flatnonzero(images.reshape(len(images), -1).any(axis=1))]
-
-
 def load_served(request: ServeRequest) -> list[ServedModel]:
     """Every model asked for, loaded and checked (missing, corrupt, tampered or wrong size: one line)."""
     request.check()
