@@ -949,21 +949,21 @@ def serve(
             "--max-connections",
             help="Open connections per worker; past it idle ones are closed first, then 503 (default: 1000).",
         ),
-    ] = service.serving.MAX_CONNECTIONS,
+    ] = service.MAX_CONNECTIONS,
     header_timeout: Annotated[
         float,
         typer.Option("--header-timeout", help="Seconds a connection has to send whole request headers (default: 10)."),
-    ] = service.serving.HEADER_TIMEOUT_S,
+    ] = service.HEADER_TIMEOUT_S,
     max_in_flight: Annotated[
         int,
         typer.Option("--max-in-flight", help="Requests answered at once per worker; past it 503 (default: 64)."),
-    ] = service.serving.MAX_IN_FLIGHT,
+    ] = service.MAX_IN_FLIGHT,
     token_file: Annotated[
         Path | None,
         typer.Option(
             "--token-file",
             help="Require `Authorization: Bearer <token>`, the file's first line (or set "
-            f"{service.serving.TOKEN_ENV}); health routes stay open (default: no token).",
+            f"{service.TOKEN_ENV}); health routes stay open (default: no token).",
         ),
     ] = None,
     access_log: Annotated[

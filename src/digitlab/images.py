@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError, NotAPicture, TooLarge
+from digitlab.settings import MAX_PICTURE_BYTES as MAX_BYTES
 
-MAX_BYTES = 20 * 1024 * 1024  # a bigger upload is refused before decoding (20 MiB)
 MAX_PIXELS = 40_000_000  # Pillow's decompression-bomb guard, made an error
 WORK_SIDE = 1024  # pictures are decoded or reduced to about this many pixels a side: a digit needs no more
 INK_FRACTION = 0.2  # pixels below this share of the brightest ink are background

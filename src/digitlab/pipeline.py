@@ -34,12 +34,10 @@ from digitlab.features import (
 )
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name, model_path, save_model
+from digitlab.settings import DEFAULT_MODELS, QUICK_TEST, QUICK_TRAIN
 from digitlab.train import Trained, model_metadata, score_model, train_and_score
 
-QUICK_TRAIN = 6000  # --quick: stratified subset sizes
-QUICK_TEST = 1000
 STEPS = ("data", "explore", "preprocess", "compare", "evaluate", "report")
-DEFAULT_MODELS = ("lr", "knn", "svm", "mlp", "cnn")
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
+from digitlab.settings import HOME_ENV
 
-HOME_ENV = "DIGITLAB_HOME"  # folder holding mine.sqlite3 (default: the user data folder)
 FILE_NAME = "mine.sqlite3"
 SOURCES = ("canvas", "upload", "import", "correction")
 DEFAULT_WRITER = "me"

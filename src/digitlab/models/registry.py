@@ -16,6 +16,7 @@ from digitlab.models import classic
 from digitlab.models.cnn import CNNClassifier
 from digitlab.models.ensemble import SoftVote
 from digitlab.models.scratch import estimators as scratch
+from digitlab.settings import READERS
 
 
 @dataclass(frozen=True)
@@ -303,7 +304,6 @@ def without_deskew(estimator: Any) -> Any:
 # svm 94.0%.
 # `predict`, Try it and the server read with the first of these a run has (the best reader by default);
 # models not measured there follow, most accurate on MNIST first.
-READERS = ("cnn-hands", "cnn-aug", "ensemble", "cnn-fast", "cnn", "cnn-classic", "svm")
 CNNS = tuple(name for name, spec in _SPECS.items() if spec.family == "pytorch")  # export to ONNX; need PyTorch
 
 

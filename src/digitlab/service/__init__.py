@@ -3,115 +3,256 @@
 Faces parse what the user typed into a typed request, call one function here and render
 what comes back; all checking, run-folder handling, model lookup, prediction and progress
 live here or below. See docs/architecture.md for the floors.
+
+Names are imported when first used (PEP 562), so a face that only needs a default or two
+(`digitlab --help`, `digitlab runs`) does not pay for scikit-learn, PyTorch or Dask.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from digitlab.errors import DigitlabError
-from digitlab.images import MAX_BYTES as MAX_PICTURE_BYTES
-from digitlab.images import inked_rows, is_blank
-from digitlab.progress import INNER, JOB, Event, Progress
-from digitlab.service import mine
-from digitlab.service.batch import BatchRequest, batch_predict, picture_files
-from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
-from digitlab.service.exporting import export as export_model
-from digitlab.service.history import (
-    RunSummary,
-    diff_runs,
-    prune_candidates,
-    removable_runs,
-    remove_runs,
-    run_facts,
-    run_history,
-)
-from digitlab.service.jobs import (
-    AUGMENTERS,
-    DEFAULT_MODELS,
-    QUICK_TEST,
-    QUICK_TRAIN,
-    RUN_ENV,
-    RUNS_ENV,
-    Launch,
-    ModelInfo,
-    StepResult,
-    aspects,
-    augment,
-    compare,
-    dashboard_launch,
-    data_info,
-    ensemble,
-    evaluate,
-    explore,
-    mlflow_log,
-    model_catalogue,
-    model_names,
-    personalise,
-    preprocess,
-    report,
-    run,
-    train,
-    tune,
-)
-from digitlab.service.looking import (
-    MAP_FEATURES,
-    MAP_METHODS,
-    MAP_SPLITS,
-    DigitMap,
-    ExplainRequest,
-    MapRequest,
-    digit_map,
-    evaluation_answers,
-    explain,
-    explain_image,
-    explanation_kind,
-    place_on_map,
-    read_map,
-    run_cnn,
-    run_dataset,
-    run_maps,
-    training_curves,
-    training_digits,
-)
-from digitlab.service.lookup import (
-    READERS,
-    SavedModel,
-    find_model,
-    find_run,
-    is_model_name,
-    latest_run,
-    list_runs,
-    personal_models,
-    run_models,
-)
-from digitlab.service.predictor import (
-    PICTURE_SHAPE,
-    UNCERTAIN,
-    Prediction,
-    Predictor,
-    predict_each,
-    read_picture,
-    run_predictors,
-)
-from digitlab.service.requests import (
-    AugmentRequest,
-    CompareRequest,
-    DashboardRequest,
-    DataRequest,
-    EnsembleRequest,
-    EvaluateRequest,
-    PersonaliseRequest,
-    RunRequest,
-    TrainRequest,
-    TuneRequest,
-)
-from digitlab.service.serving import (
-    MAX_BATCH,
-    RUNTIMES,
-    SERVE_ENV,
-    ServedModel,
-    ServeRequest,
-    check_batch,
-    check_images,
-    load_served,
-)
+
+_WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the module itself)
+    "AUGMENTERS": ("digitlab.service.jobs", "AUGMENTERS"),
+    "AugmentRequest": ("digitlab.service.requests", "AugmentRequest"),
+    "BatchRequest": ("digitlab.service.batch", "BatchRequest"),
+    "CompareRequest": ("digitlab.service.requests", "CompareRequest"),
+    "DEFAULT_MODELS": ("digitlab.settings", "DEFAULT_MODELS"),
+    "DashboardRequest": ("digitlab.service.requests", "DashboardRequest"),
+    "DataRequest": ("digitlab.service.requests", "DataRequest"),
+    "DigitMap": ("digitlab.service.looking", "DigitMap"),
+    "EnsembleRequest": ("digitlab.service.requests", "EnsembleRequest"),
+    "EvaluateRequest": ("digitlab.service.requests", "EvaluateRequest"),
+    "Event": ("digitlab.progress", "Event"),
+    "ExplainRequest": ("digitlab.service.looking", "ExplainRequest"),
+    "ExportRequest": ("digitlab.service.exporting", "ExportRequest"),
+    "HEADER_TIMEOUT_S": ("digitlab.settings", "HEADER_TIMEOUT_S"),
+    "INNER": ("digitlab.progress", "INNER"),
+    "JOB": ("digitlab.progress", "JOB"),
+    "Launch": ("digitlab.service.jobs", "Launch"),
+    "MAP_FEATURES": ("digitlab.service.looking", "MAP_FEATURES"),
+    "MAP_METHODS": ("digitlab.service.looking", "MAP_METHODS"),
+    "MAP_SPLITS": ("digitlab.service.looking", "MAP_SPLITS"),
+    "MAX_BATCH": ("digitlab.settings", "MAX_BATCH"),
+    "MAX_CONNECTIONS": ("digitlab.settings", "MAX_CONNECTIONS"),
+    "MAX_IN_FLIGHT": ("digitlab.settings", "MAX_IN_FLIGHT"),
+    "MAX_PICTURE_BYTES": ("digitlab.settings", "MAX_PICTURE_BYTES"),
+    "MapRequest": ("digitlab.service.looking", "MapRequest"),
+    "ModelInfo": ("digitlab.service.jobs", "ModelInfo"),
+    "ONNX_OPSET": ("digitlab.service.exporting", "ONNX_OPSET"),
+    "PICTURE_SHAPE": ("digitlab.service.predictor", "PICTURE_SHAPE"),
+    "PersonaliseRequest": ("digitlab.service.requests", "PersonaliseRequest"),
+    "Prediction": ("digitlab.service.predictor", "Prediction"),
+    "Predictor": ("digitlab.service.predictor", "Predictor"),
+    "Progress": ("digitlab.progress", "Progress"),
+    "QUICK_TEST": ("digitlab.settings", "QUICK_TEST"),
+    "QUICK_TRAIN": ("digitlab.settings", "QUICK_TRAIN"),
+    "READERS": ("digitlab.settings", "READERS"),
+    "RUNS_ENV": ("digitlab.settings", "RUNS_ENV"),
+    "RUNTIMES": ("digitlab.service.serving", "RUNTIMES"),
+    "RUN_ENV": ("digitlab.settings", "RUN_ENV"),
+    "RunRequest": ("digitlab.service.requests", "RunRequest"),
+    "RunSummary": ("digitlab.service.history", "RunSummary"),
+    "SERVE_ENV": ("digitlab.settings", "SERVE_ENV"),
+    "SavedModel": ("digitlab.service.lookup", "SavedModel"),
+    "ServeRequest": ("digitlab.service.serving", "ServeRequest"),
+    "ServedModel": ("digitlab.service.serving", "ServedModel"),
+    "StepResult": ("digitlab.service.jobs", "StepResult"),
+    "TIMEOUT_S": ("digitlab.settings", "TIMEOUT_S"),
+    "TOKEN_ENV": ("digitlab.settings", "TOKEN_ENV"),
+    "TrainRequest": ("digitlab.service.requests", "TrainRequest"),
+    "TuneRequest": ("digitlab.service.requests", "TuneRequest"),
+    "UNCERTAIN": ("digitlab.service.predictor", "UNCERTAIN"),
+    "aspects": ("digitlab.service.jobs", "aspects"),
+    "augment": ("digitlab.service.jobs", "augment"),
+    "batch_predict": ("digitlab.service.batch", "batch_predict"),
+    "check_batch": ("digitlab.service.serving", "check_batch"),
+    "check_images": ("digitlab.service.serving", "check_images"),
+    "compare": ("digitlab.service.jobs", "compare"),
+    "dashboard_launch": ("digitlab.service.jobs", "dashboard_launch"),
+    "data_info": ("digitlab.service.jobs", "data_info"),
+    "diff_runs": ("digitlab.service.history", "diff_runs"),
+    "digit_map": ("digitlab.service.looking", "digit_map"),
+    "ensemble": ("digitlab.service.jobs", "ensemble"),
+    "evaluate": ("digitlab.service.jobs", "evaluate"),
+    "evaluation_answers": ("digitlab.service.looking", "evaluation_answers"),
+    "explain": ("digitlab.service.looking", "explain"),
+    "explain_image": ("digitlab.service.looking", "explain_image"),
+    "explanation_kind": ("digitlab.service.looking", "explanation_kind"),
+    "explore": ("digitlab.service.jobs", "explore"),
+    "export_model": ("digitlab.service.exporting", "export"),
+    "find_model": ("digitlab.service.lookup", "find_model"),
+    "find_run": ("digitlab.service.lookup", "find_run"),
+    "inked_rows": ("digitlab.images", "inked_rows"),
+    "is_blank": ("digitlab.images", "is_blank"),
+    "is_model_name": ("digitlab.service.lookup", "is_model_name"),
+    "latest_run": ("digitlab.service.lookup", "latest_run"),
+    "list_runs": ("digitlab.service.lookup", "list_runs"),
+    "load_predictor": ("digitlab.service.exporting", "load_predictor"),
+    "load_served": ("digitlab.service.serving", "load_served"),
+    "mine": ("digitlab.service.mine", ""),
+    "mlflow_log": ("digitlab.service.jobs", "mlflow_log"),
+    "model_catalogue": ("digitlab.service.jobs", "model_catalogue"),
+    "model_names": ("digitlab.service.jobs", "model_names"),
+    "personal_models": ("digitlab.service.lookup", "personal_models"),
+    "personalise": ("digitlab.service.jobs", "personalise"),
+    "picture_files": ("digitlab.service.batch", "picture_files"),
+    "place_on_map": ("digitlab.service.looking", "place_on_map"),
+    "predict_each": ("digitlab.service.predictor", "predict_each"),
+    "preprocess": ("digitlab.service.jobs", "preprocess"),
+    "prune_candidates": ("digitlab.service.history", "prune_candidates"),
+    "read_map": ("digitlab.service.looking", "read_map"),
+    "read_picture": ("digitlab.service.predictor", "read_picture"),
+    "removable_runs": ("digitlab.service.history", "removable_runs"),
+    "remove_runs": ("digitlab.service.history", "remove_runs"),
+    "report": ("digitlab.service.jobs", "report"),
+    "run": ("digitlab.service.jobs", "run"),
+    "run_cnn": ("digitlab.service.looking", "run_cnn"),
+    "run_dataset": ("digitlab.service.looking", "run_dataset"),
+    "run_facts": ("digitlab.service.history", "run_facts"),
+    "run_history": ("digitlab.service.history", "run_history"),
+    "run_maps": ("digitlab.service.looking", "run_maps"),
+    "run_models": ("digitlab.service.lookup", "run_models"),
+    "run_predictors": ("digitlab.service.predictor", "run_predictors"),
+    "train": ("digitlab.service.jobs", "train"),
+    "training_curves": ("digitlab.service.looking", "training_curves"),
+    "training_digits": ("digitlab.service.looking", "training_digits"),
+    "tune": ("digitlab.service.jobs", "tune"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        module, attribute = _WHERE[name]
+    except KeyError:
+        raise AttributeError(f"module 'digitlab.service' has no attribute {name!r}") from None
+    found = importlib.import_module(module)
+    value = getattr(found, attribute) if attribute else found
+    globals()[name] = value  # the next use is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
+
+if TYPE_CHECKING:
+    from digitlab.images import inked_rows, is_blank
+    from digitlab.progress import INNER, JOB, Event, Progress
+    from digitlab.service import mine
+    from digitlab.service.batch import BatchRequest, batch_predict, picture_files
+    from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
+    from digitlab.service.exporting import export as export_model
+    from digitlab.service.history import (
+        RunSummary,
+        diff_runs,
+        prune_candidates,
+        removable_runs,
+        remove_runs,
+        run_facts,
+        run_history,
+    )
+    from digitlab.service.jobs import (
+        AUGMENTERS,
+        Launch,
+        ModelInfo,
+        StepResult,
+        aspects,
+        augment,
+        compare,
+        dashboard_launch,
+        data_info,
+        ensemble,
+        evaluate,
+        explore,
+        mlflow_log,
+        model_catalogue,
+        model_names,
+        personalise,
+        preprocess,
+        report,
+        run,
+        train,
+        tune,
+    )
+    from digitlab.service.looking import (
+        MAP_FEATURES,
+        MAP_METHODS,
+        MAP_SPLITS,
+        DigitMap,
+        ExplainRequest,
+        MapRequest,
+        digit_map,
+        evaluation_answers,
+        explain,
+        explain_image,
+        explanation_kind,
+        place_on_map,
+        read_map,
+        run_cnn,
+        run_dataset,
+        run_maps,
+        training_curves,
+        training_digits,
+    )
+    from digitlab.service.lookup import (
+        SavedModel,
+        find_model,
+        find_run,
+        is_model_name,
+        latest_run,
+        list_runs,
+        personal_models,
+        run_models,
+    )
+    from digitlab.service.predictor import (
+        PICTURE_SHAPE,
+        UNCERTAIN,
+        Prediction,
+        Predictor,
+        predict_each,
+        read_picture,
+        run_predictors,
+    )
+    from digitlab.service.requests import (
+        AugmentRequest,
+        CompareRequest,
+        DashboardRequest,
+        DataRequest,
+        EnsembleRequest,
+        EvaluateRequest,
+        PersonaliseRequest,
+        RunRequest,
+        TrainRequest,
+        TuneRequest,
+    )
+    from digitlab.service.serving import (
+        RUNTIMES,
+        ServedModel,
+        ServeRequest,
+        check_batch,
+        check_images,
+        load_served,
+    )
+    from digitlab.settings import (
+        DEFAULT_MODELS,
+        HEADER_TIMEOUT_S,
+        MAX_BATCH,
+        MAX_CONNECTIONS,
+        MAX_IN_FLIGHT,
+        MAX_PICTURE_BYTES,
+        QUICK_TEST,
+        QUICK_TRAIN,
+        READERS,
+        RUN_ENV,
+        RUNS_ENV,
+        SERVE_ENV,
+        TIMEOUT_S,
+        TOKEN_ENV,
+    )
 
 
 def library_version() -> str:
@@ -124,12 +265,15 @@ def library_version() -> str:
 __all__ = [
     "AUGMENTERS",
     "DEFAULT_MODELS",
+    "HEADER_TIMEOUT_S",
     "INNER",
     "JOB",
     "MAP_FEATURES",
     "MAP_METHODS",
     "MAP_SPLITS",
     "MAX_BATCH",
+    "MAX_CONNECTIONS",
+    "MAX_IN_FLIGHT",
     "MAX_PICTURE_BYTES",
     "ONNX_OPSET",
     "PICTURE_SHAPE",
@@ -140,6 +284,8 @@ __all__ = [
     "RUNTIMES",
     "RUN_ENV",
     "SERVE_ENV",
+    "TIMEOUT_S",
+    "TOKEN_ENV",
     "UNCERTAIN",
     "AugmentRequest",
     "BatchRequest",

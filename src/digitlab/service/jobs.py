@@ -40,6 +40,7 @@ from digitlab.service.requests import (
     TuneRequest,
     image_shape_of,
 )
+from digitlab.settings import RUN_ENV, RUNS_ENV
 
 QUICK_TRAIN, QUICK_TEST = pipeline.QUICK_TRAIN, pipeline.QUICK_TEST
 AUGMENTERS = tuple(augment_backends())  # albumentations, opencv, keras, elastic
@@ -406,10 +407,6 @@ class Launch:
     command: list[str]
     env: dict[str, str]
     run: Path | None
-
-
-RUN_ENV = "DIGITLAB_RUN"  # run folder the dashboard opens
-RUNS_ENV = "DIGITLAB_RUNS"  # folder holding the run folders
 
 
 def dashboard_launch(request: DashboardRequest) -> Launch:

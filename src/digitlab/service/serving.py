@@ -22,16 +22,17 @@ from digitlab.errors import DigitlabError, TooLarge
 from digitlab.images import MAX_BYTES
 from digitlab.service.exporting import RUNTIMES, load_predictor
 from digitlab.service.predictor import PICTURE_SHAPE, Prediction, Predictor
-
-SERVE_ENV = "DIGITLAB_SERVE"  # the ServeRequest as JSON, for each uvicorn worker
-TOKEN_ENV = "DIGITLAB_SERVE_TOKEN"  # the bearer token, when not in --token-file
-MAX_CONNECTIONS = 1000  # open connections per worker; past it idle ones are closed, then 503
-HEADER_TIMEOUT_S = 10.0  # a connection must send whole request headers this soon after opening or answering
-MAX_IN_FLIGHT = 64  # requests being answered at once per worker; past it 503 with Retry-After
-MAX_BATCH = 1024  # images in one request
-TIMEOUT_S = 30.0  # seconds a request may take
-MAX_TIMEOUT_S = 3600.0  # the longest --timeout: a request that may take longer is a stuck one
-WORKER_MIB = 500  # what one worker holds with the models loaded (measured: ~490 MB with torch and the cnn)
+from digitlab.settings import (
+    HEADER_TIMEOUT_S,
+    MAX_BATCH,
+    MAX_CONNECTIONS,
+    MAX_IN_FLIGHT,
+    MAX_TIMEOUT_S,
+    SERVE_ENV,
+    TIMEOUT_S,
+    TOKEN_ENV,
+    WORKER_MIB,
+)
 
 
 def max_workers() -> int:
