@@ -6,17 +6,58 @@ train, compare, evaluate, tune and the dashboard treat all models alike.
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from digitlab.errors import DigitlabError
-from digitlab.features import Deskew
-from digitlab.models import classic
-from digitlab.models.cnn import CNNClassifier
-from digitlab.models.ensemble import SoftVote
-from digitlab.models.scratch import estimators as scratch
 from digitlab.settings import READERS
+
+
+class _Module:
+    """A model family's module, imported the first time something of it is used.
+
+    The registry names every model; listing, ranking or checking a name must not import
+    scikit-learn, PyTorch and every family (seconds at each CLI start): a spec's ``build`` and
+    search space reach their module only when a model is built or tuned.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attribute: str) -> Any:
+        return getattr(importlib.import_module(self._name), attribute)
+
+
+class _Later(Sequence[Any]):
+    """A search space's list of values, made on first use (it may hold estimators such as Deskew())."""
+
+    def __init__(self, make: Callable[[], list[Any]]) -> None:
+        self._make = make
+        self._values: list[Any] | None = None
+
+    def _all(self) -> list[Any]:
+        if self._values is None:
+            self._values = self._make()
+        return self._values
+
+    def __getitem__(self, k: Any) -> Any:
+        return self._all()[k]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+    def __repr__(self) -> str:
+        return repr(self._all())
+
+
+classic = _Module("digitlab.models.classic")
+scratch = _Module("digitlab.models.scratch.estimators")
+cnn = _Module("digitlab.models.cnn")
+ensemble = _Module("digitlab.models.ensemble")
+features = _Module("digitlab.features")
+DESKEW_CHOICES = _Later(lambda: ["passthrough", features.Deskew()])
 
 
 @dataclass(frozen=True)
@@ -44,10 +85,10 @@ def register(spec: ModelSpec) -> ModelSpec:
 register(
     ModelSpec(
         name="lr",
-        build=classic.build_lr,
+        build=lambda rs: classic.build_lr(rs),
         description="Multinomial logistic regression on deskewed pixels.",
         family="scikit-learn",
-        search_space={"clf__C": [0.01, 0.1, 1.0, 10.0], "deskew": ["passthrough", Deskew()]},
+        search_space={"clf__C": [0.01, 0.1, 1.0, 10.0], "deskew": DESKEW_CHOICES},
         pros="Fast, convex (same answer every run), weights are readable as per-class templates.",
         cons="Linear: about 4 points below the non-linear models; strokes that shift or bend confuse it.",
     )
@@ -55,7 +96,7 @@ register(
 register(
     ModelSpec(
         name="knn",
-        build=classic.build_knn,
+        build=lambda rs: classic.build_knn(rs),
         description="k-nearest neighbours (k=4, distance-weighted) in 50 PCA dimensions of deskewed pixels.",
         family="scikit-learn",
         search_space={
@@ -70,14 +111,14 @@ register(
 register(
     ModelSpec(
         name="svm",
-        build=classic.build_svm,
+        build=lambda rs: classic.build_svm(rs),
         description="RBF support-vector machine (C=10) in 50 PCA dimensions of deskewed pixels.",
         family="scikit-learn",
         search_space={
             "clf__C": [1.0, 5.0, 10.0, 30.0],
             "clf__gamma": ["scale", 0.01, 0.02, 0.04],
             "pca__n_components": [40, 50, 80, 100],
-            "deskew": ["passthrough", Deskew()],
+            "deskew": DESKEW_CHOICES,
         },
         pros="The most accurate classical model here; few parameters; a well-understood margin.",
         cons="Fit time grows about quadratically with the data; probabilities are a softmax of scores.",
@@ -87,7 +128,7 @@ register(
 register(
     ModelSpec(
         name="mlp",
-        build=classic.build_mlp,
+        build=lambda rs: classic.build_mlp(rs),
         description="Multi-layer perceptron, one hidden layer of 256 ReLUs, Adam, 20 epochs, deskewed pixels.",
         family="scikit-learn",
         search_space={
@@ -104,7 +145,7 @@ register(
 register(
     ModelSpec(
         name="cnn",
-        build=CNNClassifier.with_seed,
+        build=lambda rs: cnn.CNNClassifier.with_seed(rs),
         description=(
             "Convolutional network shaped for CPUs (3 conv-pool-BN-ReLU blocks, 16/32/128 channels), batches "
             "shifted by up to 1 pixel, one-cycle AdamW, 8 epochs; reads each digit at its 9 one-pixel shifts."
@@ -123,7 +164,7 @@ register(
 register(
     ModelSpec(
         name="cnn-aug",
-        build=CNNClassifier.augmented,
+        build=lambda rs: cnn.CNNClassifier.augmented(rs),
         description="cnn-classic trained 20 epochs on freshly augmented batches (rotate, shift, scale, stroke width).",
         family="pytorch",
         search_space={"max_lr": [1e-3, 3e-3, 6e-3], "epochs": [15, 20, 30]},
@@ -134,7 +175,7 @@ register(
 register(
     ModelSpec(
         name="cnn-hands",
-        build=CNNClassifier.hands,
+        build=lambda rs: cnn.CNNClassifier.hands(rs),
         description=(
             "The cnn trained 12 epochs on MNIST plus 10,000 digits pen-drawn in random hands (continental 1s "
             "and 7s, slants, fine pens to markers), on OpenCV-augmented batches; reads 9 shifts of each digit."
@@ -148,10 +189,10 @@ register(
 register(
     ModelSpec(
         name="ensemble",
-        build=lambda rs: SoftVote(
+        build=lambda rs: ensemble.SoftVote(
             members=(
-                ("cnn", CNNClassifier.with_seed(rs)),
-                ("cnn-aug", CNNClassifier.augmented(rs)),
+                ("cnn", cnn.CNNClassifier.with_seed(rs)),
+                ("cnn-aug", cnn.CNNClassifier.augmented(rs)),
                 ("svm", classic.build_svm(rs)),
             )
         ),
@@ -165,7 +206,7 @@ register(
 register(
     ModelSpec(
         name="cnn-fast",
-        build=CNNClassifier.fast,
+        build=lambda rs: cnn.CNNClassifier.fast(rs),
         description=(
             "Convolutional network shaped for CPUs (3 conv-pool-BN-ReLU blocks, 16/32/128 channels), "
             "batches shifted by up to 1 pixel, one-cycle AdamW, 8 epochs."
@@ -184,7 +225,7 @@ register(
 register(
     ModelSpec(
         name="cnn-classic",
-        build=CNNClassifier.classic,
+        build=lambda rs: cnn.CNNClassifier.classic(rs),
         description="The cnn until #18: 2×2 conv-BN-ReLU blocks (16/32 channels), dense 128, AdamW, 10 epochs.",
         family="pytorch",
         search_space={
@@ -287,7 +328,7 @@ def build(name: str, random_state: int | None = 0, dataset: str | None = None) -
 
 def without_deskew(estimator: Any) -> Any:
     """``estimator`` with its deskew step off: a pipeline's ``deskew`` step, a scratch model's flag, each member."""
-    if isinstance(estimator, SoftVote):
+    if isinstance(estimator, ensemble.SoftVote):
         members = tuple((name, without_deskew(member)) for name, member in estimator.members)
         return estimator.set_params(members=members)
     steps = getattr(estimator, "named_steps", {})
