@@ -199,8 +199,23 @@ def test_workers_stop_when_their_supervisor_is_killed(serve: Any, home: Path) ->
         again.stop()
 
 
+def both_workers_up(server: Server) -> None:
+    """Wait until both workers have loaded their models (each then shows its own row in the metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        families = {f.name: f for f in text_string_to_metric_families(server.client.get("/metrics").text)}
+        if len({s.labels["pid"] for s in families["digitlab_model_loaded"].samples}) == 2:
+            time.sleep(0.5)  # its lifespan (the SIGHUP handler) follows the app at once
+            return
+        time.sleep(0.2)
+    raise AssertionError("the second worker did not start in 60 s")
+
+
 def test_sighup_to_the_supervisor_reloads_every_worker(serve: Any) -> None:
     server = serve("--workers", "2")
+    both_workers_up(server)  # a worker still starting is loading the models from disk anyway
     server.proc.send_signal(signal.SIGHUP)
     deadline = time.monotonic() + 60
     while server.stderr().count("reloaded: lr") < 2 and time.monotonic() < deadline:
@@ -264,6 +279,7 @@ def test_metrics_add_up_every_worker(serve: Any) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     server = serve("--workers", "2")
+    both_workers_up(server)
     for _ in range(20):
         with httpx.Client(base_url=f"http://127.0.0.1:{server.port}") as fresh:  # new connections: both workers
             assert fresh.post("/predict", json={"arrays": digits()}).status_code == 200
