@@ -187,6 +187,18 @@ def _quick_run(mnist_cache: Path, migrated_mlflow_db: Path, tmp_path_factory: py
     return Path(json.loads(proc.stdout)["run"])
 
 
+@pytest.fixture
+def private_runs(mnist_run: Path, tmp_path: Path) -> Path:
+    """A runs folder of this test's own holding a copy of the quick MNIST run (``latest`` points at it).
+
+    For tests that write into a run or beside it (personalise, explanations, a changed index): the shared
+    run stays as every other test expects it. MLflow's store is left out (it is large and shared)."""
+    out = tmp_path / "runs"
+    shutil.copytree(mnist_run, out / mnist_run.name, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    (out / "latest").symlink_to(mnist_run.name)
+    return out
+
+
 @pytest.fixture(scope="session")
 def mapped_run(mnist_run: Path, mnist_cache: Path, tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
     """`digitlab map` (cnn features, UMAP) on the real quick run, as a user runs it (once per test run)."""

@@ -217,15 +217,12 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
 
 
 def test_your_digits_page_counts_measures_deletes_and_personalises(
-    mnist_run: Path, real_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    mnist_run: Path, private_runs: Path, real_mnist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import shutil
-
     from digitlab.data.mine import DigitStore
     from digitlab.strokes import writer_digits
 
-    runs = tmp_path / "runs"  # a copy: personalising adds a run folder
-    shutil.copytree(mnist_run, runs / mnist_run.name, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
+    runs = private_runs  # a copy: personalising adds a run folder
     monkeypatch.setenv(views.RUN_ENV, str(runs / mnist_run.name))
     monkeypatch.setenv(views.RUNS_ENV, str(runs))
     x, y, png = writer_digits("continental", 2, seed=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -189,16 +188,14 @@ def test_explain_command_writes_a_figure_and_json_per_picture(
 
 @pytest.mark.slow
 def test_explain_command_faults_are_one_line(
-    mnist_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    private_runs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     blank = tmp_path / "blank.png"
     Image.new("L", (50, 50), 255).save(blank)
     text = tmp_path / "note.png"
     text.write_text("not a picture")
-    runs = tmp_path / "runs"  # a copy: another worker may be writing explanations into the shared run
-    run = runs / mnist_run.name
-    shutil.copytree(mnist_run, run, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
-    (runs / "latest").symlink_to(run.name)
+    runs = private_runs  # a copy: another worker may be writing explanations into the shared run
+    run = (runs / "latest").resolve()
     out = str(runs)
     for args, expected in [
         ([str(blank)], "no ink found"),

@@ -265,12 +265,9 @@ def test_mine_faults_are_one_line(
 
 
 @pytest.fixture
-def runs(mnist_run: Path, tmp_path: Path) -> Path:
+def runs(private_runs: Path) -> Path:
     """A copy of the session's quick MNIST run under its own runs folder (personalise adds run folders)."""
-    out = tmp_path / "runs"
-    shutil.copytree(mnist_run, out / mnist_run.name, ignore=shutil.ignore_patterns("mlflow*", "mlartifacts"))
-    os.symlink(mnist_run.name, out / "latest")
-    return out
+    return private_runs
 
 
 def test_evaluate_on_your_digits(runs: Path, real_mnist: Path, tmp_path: Path, hand: tuple) -> None:
