@@ -383,13 +383,7 @@ def load_predictors(
 ) -> tuple[list[service.Predictor], list[str]]:
     """Every saved 28×28 model of the run, the best reader of real pictures first, then your personal models;
     problems as one line each."""
-    predictors, problems = service.run_predictors(Path(run))
-    for path in personal:
-        try:
-            predictors.append(service.Predictor(path))
-        except DigitlabError as exc:
-            problems.append(str(exc))
-    return predictors, problems
+    return service.run_predictors(Path(run), [Path(p) for p in personal])
 
 
 def _show_headline(top: service.Prediction) -> None:
@@ -675,13 +669,7 @@ def _your_grid(writer: str) -> None:
 def _your_models(run: Path | None) -> list[service.Predictor]:
     if run is not None:
         return _loaded(run)[0]
-    predictors = []
-    for saved in service.personal_models(runs_root()):
-        try:
-            predictors.append(service.Predictor(saved.path))
-        except DigitlabError:
-            continue
-    return predictors
+    return service.run_predictors(None, [m.path for m in service.personal_models(runs_root())])[0]
 
 
 def _your_scores(writer: str) -> None:

@@ -83,68 +83,6 @@ def _error(status: int, message: str, headers: dict[str, str] | None = None) -> 
     return JSONResponse({"error": " ".join(str(message).split())}, status_code=status, headers=headers)
 
 
-class Batcher:
-    """Micro-batching: images of requests that arrive together go through the model as one batch.
-
-    Requests put their images on a queue; one task takes whatever is waiting (up to ``max_images``),
-    runs the model once on the inference thread, and hands each request its rows. One image per request
-    under load costs one model call per batch, not per request.
-    """
-
-    def __init__(self, served: service.ServedModel, thread: ThreadPoolExecutor, max_images: int = 256) -> None:
-        self.served, self.thread, self.max_images = served, thread, max_images
-        self.queue: asyncio.Queue[tuple[np.ndarray, asyncio.Future[np.ndarray]] | None] = asyncio.Queue()
-        self.task: asyncio.Task[None] | None = None
-        self.retired = False
-
-    async def probabilities(self, images: np.ndarray) -> np.ndarray:
-        if len(images) == 0:
-            return np.zeros((0, len(self.served.classes)), np.float32)
-        if self.task is None or self.task.done():
-            self.task = asyncio.get_running_loop().create_task(self._run())
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
-        await self.queue.put((images, future))
-        return await future
-
-    def retire(self) -> None:
-        """A reload replaced this model: answer what is queued, then stop."""
-        self.retired = True
-        self.queue.put_nowait(None)
-
-    async def _run(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            if self.retired and self.queue.empty():
-                return
-            first = await self.queue.get()
-            if first is None:
-                continue
-            waiting = [first]
-            size = len(first[0])
-            while not self.queue.empty() and size < self.max_images:
-                item = self.queue.get_nowait()
-                if item is not None:
-                    waiting.append(item)
-                    size += len(item[0])
-            live = [(images, future) for images, future in waiting if not future.cancelled()]
-            if not live:
-                continue
-            batch = np.concatenate([images for images, _ in live]) if len(live) > 1 else live[0][0]
-            metrics.BATCH.labels(self.served.name).observe(len(batch))
-            try:
-                proba = await loop.run_in_executor(self.thread, self.served.probabilities, batch)
-            except Exception as exc:  # handed to each waiting request
-                for _, future in live:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
-            start = 0
-            for images, future in live:
-                if not future.done():
-                    future.set_result(proba[start : start + len(images)])
-                start += len(images)
-
-
 class Limits:
     """ASGI middleware: a cap on the body (413 before the app reads past it), on each request's time, and on
     the requests answered at once (503 with ``Retry-After`` past ``max_in_flight``; health and metrics exempt)."""
@@ -274,6 +212,9 @@ class Observe:
             self.access.write(metrics.access_entry(scope, route, status, started, bytes_in, bytes_out, rid))
 
 
+Batcher = service.Batcher
+
+
 class Served:
     """The models being served now, each with its micro-batcher; ``reload`` swaps in a fresh set from disk."""
 
@@ -301,7 +242,9 @@ class Served:
         for served in models:
             kept = old.get(served.name)
             same = kept is not None and kept.served.version == served.version and kept.served.runtime == served.runtime
-            new[served.name] = kept if same and kept is not None else Batcher(served, self.thread)
+            new[served.name] = (
+                kept if same and kept is not None else service.Batcher(served, self.thread, on_batch=_count_batch)
+            )
         self.batchers = new  # one assignment: a request sees the old set or the new one, never a mix
         for name, batcher in old.items():
             if new.get(name) is not batcher:
@@ -438,11 +381,9 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         chosen = list(state.batchers.values()) if all else [pick(model)]
         images, names = await _read_body(http, request.max_batch, request.max_bytes)
         results = []
-        inked = service.inked_rows(images)
         for batcher in chosen:
             served = batcher.served
-            proba = await batcher.probabilities(images[inked])
-            answers = served.answers(proba, inked, names)
+            answers = await batcher.answers(images, names)
             results.append(
                 schemas.ModelResult(
                     model=served.name,
@@ -527,7 +468,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
                 else:
                     output.data = proba.ravel().tolist()
             else:
-                labels = [served.classes[int(i)] for i in proba.argmax(axis=1)]
+                labels = served.predictor.labels(proba)
                 output = schemas.ResponseOutput(name=name, shape=[len(labels)], datatype="BYTES", data=labels)
             outputs.append(output)
         reply = schemas.InferenceResponse(
@@ -654,6 +595,10 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
         )
 
     return app
+
+
+def _count_batch(model: str, images: int) -> None:
+    metrics.BATCH.labels(model).observe(images)
 
 
 def _row(answer: service.Prediction, served: service.ServedModel) -> schemas.ImagePrediction:

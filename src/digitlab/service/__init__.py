@@ -19,6 +19,7 @@ _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the
     "AUGMENTERS": ("digitlab.service.jobs", "AUGMENTERS"),
     "AugmentRequest": ("digitlab.service.requests", "AugmentRequest"),
     "BatchRequest": ("digitlab.service.batch", "BatchRequest"),
+    "Batcher": ("digitlab.service.batching", "Batcher"),
     "CompareRequest": ("digitlab.service.requests", "CompareRequest"),
     "DEFAULT_MODELS": ("digitlab.settings", "DEFAULT_MODELS"),
     "DashboardRequest": ("digitlab.service.requests", "DashboardRequest"),
@@ -102,6 +103,7 @@ _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the
     "picture_files": ("digitlab.service.batch", "picture_files"),
     "place_on_map": ("digitlab.service.looking", "place_on_map"),
     "predict_each": ("digitlab.service.predictor", "predict_each"),
+    "load_predictors": ("digitlab.service.predictor", "load_predictors"),
     "preprocess": ("digitlab.service.jobs", "preprocess"),
     "prune_candidates": ("digitlab.service.history", "prune_candidates"),
     "read_map": ("digitlab.service.looking", "read_map"),
@@ -144,6 +146,7 @@ if TYPE_CHECKING:
     from digitlab.progress import INNER, JOB, Event, Progress
     from digitlab.service import mine
     from digitlab.service.batch import BatchRequest, batch_predict, picture_files
+    from digitlab.service.batching import Batcher
     from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
     from digitlab.service.exporting import export as export_model
     from digitlab.service.history import (
@@ -213,6 +216,7 @@ if TYPE_CHECKING:
         UNCERTAIN,
         Prediction,
         Predictor,
+        load_predictors,
         predict_each,
         read_picture,
         run_predictors,
@@ -289,6 +293,7 @@ __all__ = [
     "UNCERTAIN",
     "AugmentRequest",
     "BatchRequest",
+    "Batcher",
     "CompareRequest",
     "DashboardRequest",
     "DataRequest",
@@ -341,6 +346,7 @@ __all__ = [
     "library_version",
     "list_runs",
     "load_predictor",
+    "load_predictors",
     "load_served",
     "mine",
     "mlflow_log",

@@ -1,8 +1,13 @@
-"""Prediction through one ``Predictor``: the CLI's ``predict``, the dashboard's Try it and the server.
+"""The one reading path: pictures -> answers, for the CLI's ``predict`` (files, folders, batch, Dask),
+the dashboard (Try it, Your digits), the server (REST, v2, micro-batching) and explain.
 
-A ``Predictor`` loads one saved model once and reads any picture (path, bytes, PIL image or
-array) through ``images.to_mnist``; each answer is a ``Prediction``: label, confidence, top 3,
-and whether the picture was blank, the answer uncertain or the file unreadable.
+A ``Predictor`` loads one saved model once. ``read`` takes any pictures (paths, bytes, PIL
+images, arrays) through ``images.to_mnist`` (intake: an unreadable one is an error row) and
+hands the 28×28 images to ``answers``, the one place that decides: a blank picture
+(``images.is_blank``) is answered without the model, the others go through the model in one
+call, and each answer is uncertain below ``UNCERTAIN``. The server's micro-batching
+(``batching.Batcher``) ends in the same ``answers``, with the model call made for many
+requests at once.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from digitlab.errors import DigitlabError
-from digitlab.images import is_blank, to_mnist
+from digitlab.images import inked_rows, to_mnist
 from digitlab.models.store import load_model, model_name
 from digitlab.service.lookup import by_reading, find_model, run_models
 
@@ -82,30 +87,44 @@ class Predictor:
 
     def predict_image(self, image: np.ndarray, name: str = "image") -> Prediction:
         """One (28, 28) uint8 image (from ``read_picture``)."""
-        if is_blank(image):
-            return Prediction(name, "blank", model=self.name)
-        return self.answer(name, self.probabilities(image[None])[0])
+        return self.answers(image[None], [name])[0]
 
     def predict(self, sources: Sequence[Any], names: Sequence[str] | None = None) -> list[Prediction]:
         """One prediction per picture; an unreadable one is an error row and the others are still read."""
-        rows: list[Prediction | None] = []
-        images: list[np.ndarray] = []
+        return self.read(sources, names)
+
+    def read(self, sources: Sequence[Any], names: Sequence[str] | None = None) -> list[Prediction]:
+        """Pictures -> answers: each read through ``to_mnist`` (an unreadable one is an error row, the others
+        are still read), then ``answers`` for all of them at once."""
         labels = [str(names[k] if names else source) for k, source in enumerate(sources)]
-        for source, name in zip(sources, labels, strict=True):
+        errors: dict[int, Prediction] = {}
+        images: list[np.ndarray] = []
+        for k, (source, name) in enumerate(zip(sources, labels, strict=True)):
             try:
-                image = read_picture(source, name)
+                images.append(read_picture(source, name))
             except DigitlabError as exc:
-                rows.append(Prediction(name, "error", error=str(exc), model=self.name))
-                continue
-            if is_blank(image):
-                rows.append(Prediction(name, "blank", model=self.name))
-                continue
-            rows.append(None)
-            images.append(image)
-        proba = self.probabilities(np.stack(images)) if images else np.zeros((0, len(self.classes)))
-        pending = [name for name, row in zip(labels, rows, strict=True) if row is None]
-        answers = iter([self.answer(name, p) for name, p in zip(pending, proba, strict=True)])
-        return [row if row is not None else next(answers) for row in rows]
+                errors[k] = Prediction(name, "error", error=str(exc), model=self.name)
+        readable = [name for k, name in enumerate(labels) if k not in errors]
+        stack = np.stack(images) if images else np.zeros((0, *PICTURE_SHAPE), np.uint8)
+        answered = iter(self.answers(stack, readable))
+        return [errors[k] if k in errors else next(answered) for k in range(len(labels))]
+
+    def answers(
+        self, images: np.ndarray, names: Sequence[str], probabilities: np.ndarray | None = None
+    ) -> list[Prediction]:
+        """The answer for each (28, 28) image: blank ones (``is_blank``) without the model, the rest from one
+        model call (or from ``probabilities``, the rows of the inked images when a batcher made that call)."""
+        inked = inked_rows(images)
+        if probabilities is None:
+            probabilities = self.probabilities(images[inked]) if inked else np.zeros((0, len(self.classes)))
+        rows = [Prediction(name, "blank", model=self.name) for name in names]
+        for k, p in zip(inked, probabilities, strict=True):
+            rows[k] = self.answer(names[k], np.asarray(p, dtype=np.float64))
+        return rows
+
+    def labels(self, probabilities: np.ndarray) -> list[str]:
+        """The most probable class of each row (what v2's ``labels`` output holds)."""
+        return [self.classes[int(i)] for i in np.asarray(probabilities).argmax(axis=1)]
 
     def answer(self, name: str, p: np.ndarray) -> Prediction:
         """The Prediction for class probabilities ``p`` (k,) of the picture called ``name``."""
@@ -122,17 +141,23 @@ class Predictor:
         )
 
 
-def run_predictors(run: Path) -> tuple[list[Predictor], list[str]]:
-    """Every model of a run that reads 28×28 pictures, the best reader of real pictures first (``by_reading``);
-    problems as one line each."""
+def load_predictors(paths: Sequence[Path]) -> tuple[list[Predictor], list[str]]:
+    """A Predictor for each model file that reads 28×28 pictures, in order; the others' problems as one line each."""
     predictors: list[Predictor] = []
     problems: list[str] = []
-    for saved in by_reading(run_models(run)):
+    for path in paths:
         try:
-            predictors.append(Predictor(saved.path))
+            predictors.append(Predictor(path))
         except DigitlabError as exc:
             problems.append(str(exc))
     return predictors, problems
+
+
+def run_predictors(run: Path | None, extra: Sequence[Path] = ()) -> tuple[list[Predictor], list[str]]:
+    """Every model of a run that reads 28×28 pictures, the best reader of real pictures first (``by_reading``),
+    then ``extra`` (your personal models); problems as one line each."""
+    saved = [m.path for m in by_reading(run_models(run))] if run is not None else []
+    return load_predictors([*saved, *extra])
 
 
 def _one_openmp_thread() -> None:

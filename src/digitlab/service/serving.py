@@ -21,7 +21,7 @@ import numpy as np
 from digitlab.errors import DigitlabError, TooLarge
 from digitlab.images import MAX_BYTES
 from digitlab.service.exporting import RUNTIMES, load_predictor
-from digitlab.service.predictor import PICTURE_SHAPE, Prediction, Predictor
+from digitlab.service.predictor import PICTURE_SHAPE, Predictor
 from digitlab.settings import (
     HEADER_TIMEOUT_S,
     MAX_BATCH,
@@ -196,14 +196,6 @@ class ServedModel:
         if len(images) == 0:
             return np.zeros((0, len(self.classes)), np.float32)
         return self.predictor.probabilities(np.asarray(images)).astype(np.float32)
-
-    def answers(self, proba: np.ndarray, inked: list[int], names: list[str]) -> list[Prediction]:
-        """A Prediction per picture called ``names``: from ``proba``, the probabilities of the inked ones
-        (``inked_rows``, which the model reads in one batch); the others are blank."""
-        rows = [Prediction(name, "blank", model=self.name) for name in names]
-        for k, p in zip(inked, proba, strict=True):
-            rows[k] = self.predictor.answer(names[k], np.asarray(p, dtype=np.float64))
-        return rows
 
     def metadata(self) -> dict[str, Any]:
         """The model's entry in ``GET /models``."""
