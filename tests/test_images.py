@@ -77,7 +77,7 @@ def test_blank_and_faint_pictures_are_blank() -> None:
     stroke[20:80, 45:55] = 0.0
     read = np.stack([to_mnist(p) for p in [*blank, stroke]])
     assert [is_blank(image) for image in read] == [True, True, True, False]
-    assert inked_rows(read) == [3] and inked_rows(read[:3]) == []
+    assert inked_rows(read) == [3] and inked_rows(read[:3]) == [] and inked_rows(read[:0]) == []
 
 
 def test_every_reading_path_uses_the_one_blank_check() -> None:

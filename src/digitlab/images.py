@@ -137,8 +137,10 @@ def is_blank(image: np.ndarray) -> bool:
 
 def inked_rows(images: np.ndarray) -> list[int]:
     """Which of (n, H, W) images are not blank (``is_blank``), in order: the ones a model reads."""
-    flat = np.asarray(images).reshape(len(images), -1)
-    return [int(k) for k in np.flatnonzero(flat.any(axis=1))]
+    images = np.asarray(images)
+    if len(images) == 0:  # every picture unreadable: nothing to read
+        return []
+    return [int(k) for k in np.flatnonzero(images.reshape(len(images), -1).any(axis=1))]
 
 
 def to_mnist(image: Any, name: str = "image") -> np.ndarray:
