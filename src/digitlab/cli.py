@@ -511,7 +511,7 @@ def predict(
         return
     if dask_local is not None or scheduler is not None:
         raise DigitlabError("--dask-local and --scheduler score into a file; add --output results.csv.")
-    predictor = service.load_predictor(model, out, runtime)
+    predictor = service.load_predictor(model, out, runtime, reading=True)
     predictions = predictor.predict(list(service.picture_files(files)))
     result = {
         "model": predictor.name,

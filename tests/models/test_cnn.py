@@ -259,3 +259,39 @@ def test_pen_drawn_digits_join_the_training_set_and_only_for_28_by_28_digits(dig
     eight_by_eight = CNNClassifier(epochs=1, channels=(4, 8), hidden=16, synthetic=2, verbose=False)
     with pytest.raises(DigitlabError, match=r"28×28 digits 0–9.*set synthetic=0"):
         eight_by_eight.fit(digits.x_train[:100], digits.y_train[:100])
+
+
+@pytest.mark.parametrize(
+    ("views", "poses"), [(0, ()), (1, ()), (1, ((8, 1), (0, 0.9)))], ids=["once", "9-shifts", "shifts-and-poses"]
+)
+def test_the_reader_reads_as_the_classifier_without_scikit_learn(
+    fitted: CNNClassifier, digits: Dataset, tmp_path: Path, views: int, poses: tuple
+) -> None:
+    """`digitlab predict` loads a cnn as nets.CNNReader (PyTorch alone): the same probabilities, the same refusals."""
+    import subprocess
+    import sys
+
+    from digitlab.models.nets import CNNReader
+
+    cnn = fitted.set_params(views=views, poses=poses)
+    try:
+        path = save_model(tmp_path / "cnn.pt", cnn, {"model": "cnn"})
+        reader, meta = load_model(path, reading=True)
+        assert isinstance(reader, CNNReader) and meta["model"] == "cnn"
+        np.testing.assert_allclose(reader.predict_proba(digits.x_test), cnn.predict_proba(digits.x_test), atol=1e-5)
+        assert list(reader.classes_) == list(cnn.classes_)
+        np.testing.assert_array_equal(reader.predict(digits.x_test[:50]), cnn.predict(digits.x_test[:50]))
+    finally:
+        cnn.set_params(views=0, poses=())
+    with pytest.raises(DigitlabError, match=r"trained on \(8, 8\) images"):
+        reader.predict_proba(np.zeros((1, 28, 28), np.uint8))
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = b"\x00" * 64
+    path.write_bytes(bytes(data))
+    with pytest.raises(DigitlabError, match=r"cnn.pt: refused: not a matching cnn weights file"):
+        load_model(path, reading=True)
+    probe = "import sys; from digitlab.models.store import load_model; load_model(sys.argv[1], reading=True); "
+    probe += "print(any(m == 'sklearn' or m.startswith('sklearn.') for m in sys.modules))"
+    good = save_model(tmp_path / "again.pt", cnn, {"model": "cnn"})
+    found = subprocess.run([sys.executable, "-c", probe, str(good)], capture_output=True, text=True, check=True)
+    assert found.stdout.strip() == "False", found.stderr  # reading a cnn imports no scikit-learn

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -24,82 +23,11 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.errors import DigitlabError, shielded
+from digitlab.errors import DigitlabError
 from digitlab.features import as_images
+from digitlab.models.nets import build_network, config_path, read_poses
+from digitlab.models.nets import torch_module as _torch
 from digitlab.progress import INNER, Event, emit
-
-
-def _torch() -> Any:
-    try:
-        with shielded():  # a stop in the middle of torch's import would abort the process
-            import torch
-    except ImportError:
-        raise DigitlabError(
-            "the cnn model needs PyTorch; install it with `pip install 'digitlab[torch]'` "
-            "(pins the CPU-friendly torch==2.13.0)."
-        ) from None
-    return torch
-
-
-ARCHES = ("fast", "classic")
-
-
-def build_network(
-    n_classes: int,
-    channels: tuple[int, ...] = (16, 32),
-    hidden: int = 128,
-    dropout: float = 0.25,
-    image_shape: tuple[int, int] = (28, 28),
-    arch: str = "classic",
-) -> Any:
-    """The network for ``arch``, in channels-last memory format (the faster layout for CPU convolutions).
-
-    ``fast`` (shaped for a CPU; cnn-fast): one block per entry of ``channels``, each
-    conv 3×3 → maxpool 2 → BN → ReLU, pooling before the normalisation so that BN and ReLU
-    run on a quarter of the pixels; then flatten → [dense ``hidden`` → ReLU → dropout] → dense.
-    With (16, 32, 64): (B, 1, 28, 28) → (B, 16, 14, 14) → (B, 32, 7, 7) → (B, 64, 3, 3) → (B, 576) → (B, k).
-
-    ``classic`` (the default; cnn, cnn-aug): conv-BN-ReLU ×2 → maxpool → conv-BN-ReLU ×2 → maxpool
-    → dense ``hidden`` → dropout → dense,
-    with ``channels`` = (c1, c2): (B, 1, 28, 28) → (B, c1, 14, 14) → (B, c2, 7, 7) → (B, c2·49) → (B, hidden) → (B, k).
-
-    Accuracy and training time of both: benchmarks/cnn.json and benchmarks/cnn_speed.json.
-    """
-    torch = _torch()
-    nn = torch.nn
-    if arch not in ARCHES:
-        raise DigitlabError(f"cnn arch {arch!r}: unknown; use one of {', '.join(ARCHES)}.")
-    if not channels or any(int(c) < 1 for c in channels):
-        raise DigitlabError(f"cnn channels {tuple(channels)!r}: give one or more positive channel counts.")
-
-    def cbr(c_in: int, c_out: int) -> list[Any]:
-        return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-    h, w = image_shape
-    if arch == "classic":
-        if len(channels) != 2:
-            raise DigitlabError(f"cnn channels {tuple(channels)!r}: the classic arch takes two, (c1, c2).")
-        c1, c2 = (int(c) for c in channels)
-        layers = [*cbr(1, c1), *cbr(c1, c1), nn.MaxPool2d(2), *cbr(c1, c2), *cbr(c2, c2), nn.MaxPool2d(2)]
-        c_out, h, w = c2, h // 4, w // 4
-    else:
-        layers, c_out = [], 1
-        for c in (int(c) for c in channels):
-            if h < 2 or w < 2:
-                raise DigitlabError(
-                    f"cnn channels {tuple(channels)!r}: too many blocks for {image_shape} images; use fewer."
-                )
-            conv = nn.Conv2d(c_out, c, 3, padding=1, bias=False)
-            layers += [conv, nn.MaxPool2d(2), nn.BatchNorm2d(c), nn.ReLU(inplace=True)]
-            c_out, h, w = c, h // 2, w // 2
-    width = c_out * h * w
-    layers.append(nn.Flatten())
-    if hidden:
-        layers += [nn.Linear(width, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)]
-        width = hidden
-    layers.append(nn.Linear(width, n_classes))
-    return nn.Sequential(*layers).to(memory_format=torch.channels_last)
-
 
 # The classic net (the cnn until #18: 99.5% in 10 epochs); cnn-aug trains it on augmented batches.
 CLASSIC: dict[str, Any] = {"arch": "classic", "channels": (16, 32), "hidden": 128, "max_lr": 3e-3, "shift": 0}
@@ -242,7 +170,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             raise ValueError("CNNClassifier requires y to be passed, but the target y is None.")
         torch = _torch()
         x = as_images(X)
-        _poses(self.poses)  # a bad reading setting fails before the training, not after it
+        read_poses(self.poses)  # a bad reading setting fails before the training, not after it
         if self.arch == "classic" and (x.shape[1] % 4 or x.shape[2] % 4):
             raise DigitlabError(f"the classic cnn needs image sides divisible by 4, got {x.shape[1:]}.")
         y = np.asarray(y)
@@ -326,7 +254,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         torch = _torch()
         from digitlab.models.exported import pose_matrices, view_logits
 
-        views, poses = (0, ()) if once else (int(self.views), _poses(self.poses))
+        views, poses = (0, ()) if once else (int(self.views), read_poses(self.poses))
         maps = None
         if poses:  # (P, H·W, H·W), made once for these poses (about 0.1 s a pose at 28×28), not per call
             key = (poses, x.shape[1:3], str(device))
@@ -457,7 +385,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
         network = copy.deepcopy(self.network_).cpu().eval()
         classes, shape = self.classes_.tolist(), self.image_shape_
-        return ImageNetwork(network, classes, int(self.views), _poses(self.poses), shape).eval()
+        return ImageNetwork(network, classes, int(self.views), read_poses(self.poses), shape).eval()
 
     # --- files ----------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
@@ -480,14 +408,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         with atomic_path(path) as tmp:
             torch.save({k: v.cpu() for k, v in self.network_.state_dict().items()}, tmp)
             config["weights_sha256"] = sha256_file(tmp)  # ties the weights to this config
-        write_json(_config_path(path), config)
+        write_json(config_path(path), config)
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[CNNClassifier, dict[str, Any]]:
         torch = _torch()
         path = Path(path)
         try:
-            config = json.loads(_config_path(path).read_text())
+            config = json.loads(config_path(path).read_text())
             params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
             params["poses"] = tuple(tuple(pose) for pose in params.get("poses", ()))  # JSON lists back to pairs
             if "arch" not in params:  # saved before the fast design: the classic net, without shifts
@@ -501,7 +429,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             model.n_epochs_ = len(model.history_)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DigitlabError(
-                f"{_config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again."
+                f"{config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again."
             ) from None
         from digitlab.data.sources import sha256_file
 
@@ -509,7 +437,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         if actual != config.get("weights_sha256"):
             raise DigitlabError(
                 f"{path}: refused: not a matching cnn weights file (SHA-256 {actual[:16]}… is not the "
-                f"one recorded in {_config_path(path).name}); train the model again."
+                f"one recorded in {config_path(path).name}); train the model again."
             )
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -521,23 +449,6 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             ) from None
         model.network_ = net.eval().to(model._device())
         return model, config.get("metadata", {})
-
-
-def _poses(poses: Any) -> tuple[tuple[float, float], ...]:
-    """``poses`` as (angle in degrees, scale) pairs; anything else refused in one line."""
-    try:
-        out = tuple((float(angle), float(scale)) for angle, scale in poses)
-    except (TypeError, ValueError):
-        out = None
-    if out is None or any(not (math.isfinite(a) and math.isfinite(s) and s > 0) for a, s in out):
-        raise DigitlabError(
-            f"cnn poses {poses!r}: give (angle in degrees, scale) pairs with a positive scale, e.g. ((6, 1), (-6, 1))."
-        )
-    return out
-
-
-def _config_path(path: Path) -> Path:
-    return path.with_name(path.name + ".json")
 
 
 def _seed(random_state: Any) -> int:

@@ -84,13 +84,20 @@ def save_model(path: str | Path, model: Any, metadata: dict[str, Any]) -> Path:
     return path
 
 
-def load_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
-    """Read a model file written by ``save_model``; refuse unknown types and damaged files."""
+def load_model(path: str | Path, reading: bool = False) -> tuple[Any, dict[str, Any]]:
+    """Read a model file written by ``save_model``; refuse unknown types and damaged files.
+
+    ``reading``: only to read pictures with (``predict_proba``, ``classes_``); a cnn then loads as a
+    ``nets.CNNReader``, which needs PyTorch but not scikit-learn (a faster cold start)."""
     path = Path(path)
     if not path.is_file():
         raise DigitlabError(f"{path}: no such model file; train one with `digitlab train --model NAME`.")
     if path.name.endswith(".ensemble.json"):
         return _load_ensemble(path)
+    if path.suffix == ".pt" and reading:
+        from digitlab.models.nets import CNNReader
+
+        return CNNReader.load(path)
     if path.suffix == ".pt":
         from digitlab.models.cnn import CNNClassifier
 

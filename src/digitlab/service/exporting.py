@@ -147,14 +147,17 @@ def use_onnx(predictor: Predictor) -> Predictor:
 RUNTIMES = ("torch", "onnx")
 
 
-def load_predictor(spec: str, out: Path, runtime: str = "torch") -> Predictor:
-    """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``)."""
+def load_predictor(spec: str, out: Path, runtime: str = "torch", reading: bool = False) -> Predictor:
+    """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``).
+
+    ``reading``: for answers only (`digitlab predict`): a cnn loads without scikit-learn."""
     if runtime not in RUNTIMES:
         raise DigitlabError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     if runtime == "onnx" and spec == BEST:  # the best reader that onnxruntime can run
         return use_onnx(Predictor(best_reader(out, PICTURE_SHAPE, registry.CNNS)))
-    predictor = Predictor.for_model(spec, out)
-    return use_onnx(predictor) if runtime == "onnx" else predictor
+    if runtime == "onnx":
+        return use_onnx(Predictor.for_model(spec, out))
+    return Predictor.for_model(spec, out, reading=reading)
 
 
 def parity(model: Any, sess: Any, images: np.ndarray) -> float:

@@ -61,9 +61,11 @@ def read_picture(source: Any, name: str = "image") -> np.ndarray:
 class Predictor:
     """One saved model, loaded once, that reads pictures of digits."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, reading: bool = False) -> None:
+        """``reading``: the model is only asked for answers (no explanations, no export): a cnn loads without
+        scikit-learn (``nets.CNNReader``), so `digitlab predict` starts faster."""
         self.path = Path(path)
-        self.model, self.metadata = load_model(self.path)
+        self.model, self.metadata = load_model(self.path, reading=reading)
         shape = list(self.metadata.get("image_shape", PICTURE_SHAPE))
         self.name = str(self.metadata.get("model", model_name(self.path)))
         if shape != list(PICTURE_SHAPE):
@@ -77,9 +79,9 @@ class Predictor:
         self.runtime = "torch"  # or "onnx" once exporting.use_onnx has swapped the model
 
     @classmethod
-    def for_model(cls, spec: str, out: Path) -> Predictor:
+    def for_model(cls, spec: str, out: Path, reading: bool = False) -> Predictor:
         """A model file, or the newest saved model of that name that reads 28×28 pictures."""
-        return cls(find_model(spec, out, PICTURE_SHAPE))
+        return cls(find_model(spec, out, PICTURE_SHAPE), reading=reading)
 
     def probabilities(self, images: np.ndarray) -> np.ndarray:
         """Class probabilities for (n, 28, 28) uint8 images: (n, k)."""
