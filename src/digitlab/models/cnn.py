@@ -12,7 +12,6 @@ Saved as a ``state_dict`` (loaded with ``weights_only=True``) plus a JSON config
 from __future__ import annotations
 
 import copy
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +24,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from digitlab.errors import DigitlabError
 from digitlab.features import as_images
-from digitlab.models.nets import build_network, config_path, read_poses
+from digitlab.models.nets import build_network, config_path, load_weights, read_config, read_poses, unreadable_config
 from digitlab.models.nets import torch_module as _torch
 from digitlab.progress import INNER, Event, emit
 
@@ -412,10 +411,9 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def load(cls, path: str | Path) -> tuple[CNNClassifier, dict[str, Any]]:
-        torch = _torch()
         path = Path(path)
+        config = read_config(path)
         try:
-            config = json.loads(config_path(path).read_text())
             params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
             params["poses"] = tuple(tuple(pose) for pose in params.get("poses", ()))  # JSON lists back to pairs
             if "arch" not in params:  # saved before the fast design: the classic net, without shifts
@@ -427,27 +425,10 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             model.n_features_in_ = int(np.prod(model.image_shape_))
             model.history_ = config.get("history", [])
             model.n_epochs_ = len(model.history_)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DigitlabError(
-                f"{config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again."
-            ) from None
-        from digitlab.data.sources import sha256_file
-
-        actual = sha256_file(path)
-        if actual != config.get("weights_sha256"):
-            raise DigitlabError(
-                f"{path}: refused: not a matching cnn weights file (SHA-256 {actual[:16]}… is not the "
-                f"one recorded in {config_path(path).name}); train the model again."
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            net = model._network(len(model.classes_), model.image_shape_)
-            net.load_state_dict(state)
-        except Exception as exc:  # unpickling, zip and shape errors all mean a damaged or foreign file
-            raise DigitlabError(
-                f"{path}: refused: not a matching cnn weights file ({type(exc).__name__}); train the model again."
-            ) from None
-        model.network_ = net.eval().to(model._device())
+        except (ValueError, KeyError, TypeError) as exc:
+            raise unreadable_config(path, exc) from None
+        net = load_weights(path, config, model._network(len(model.classes_), model.image_shape_))
+        model.network_ = net.to(model._device())
         return model, config.get("metadata", {})
 
 

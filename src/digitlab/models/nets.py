@@ -109,6 +109,42 @@ def config_path(path: Path) -> Path:
     return path.with_name(path.name + ".json")
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """A saved cnn's config (``<name>.pt.json``); one line when it cannot be read."""
+    try:
+        config = json.loads(config_path(path).read_text())
+        if not isinstance(config, dict):
+            raise TypeError("not an object")
+        return config
+    except (OSError, ValueError, TypeError) as exc:
+        raise unreadable_config(path, exc) from None
+
+
+def unreadable_config(path: Path, exc: Exception) -> DigitlabError:
+    return DigitlabError(f"{config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again.")
+
+
+def load_weights(path: Path, config: dict[str, Any], network: Any) -> Any:
+    """``network`` with the weights of ``path``, after their SHA-256 is checked against ``config``; a damaged,
+    tampered or foreign file (or a network that does not fit them) is one line."""
+    from digitlab.data.sources import sha256_file
+
+    torch = torch_module()
+    actual = sha256_file(path)
+    if actual != config.get("weights_sha256"):
+        raise DigitlabError(
+            f"{path}: refused: not a matching cnn weights file (SHA-256 {actual[:16]}… is not the "
+            f"one recorded in {config_path(path).name}); train the model again."
+        )
+    try:
+        network.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except Exception as exc:  # unpickling, zip and shape errors all mean a damaged or foreign file
+        raise DigitlabError(
+            f"{path}: refused: not a matching cnn weights file ({type(exc).__name__}); train the model again."
+        ) from None
+    return network.eval()
+
+
 class CNNReader:
     """A saved cnn, loaded for reading pictures only (see the module's text)."""
 
@@ -140,36 +176,16 @@ class CNNReader:
     @classmethod
     def load(cls, path: str | Path) -> tuple[CNNReader, dict[str, Any]]:
         """The reader of ``path`` and its metadata; a damaged, tampered or foreign file is one line."""
-        from digitlab.data.sources import sha256_file
-
-        torch = torch_module()
         path = Path(path)
+        config = read_config(path)
         try:
-            config = json.loads(config_path(path).read_text())
             params = dict(config["params"])
             arch = params.get("arch", "classic")  # saved before the fast design: the classic net, no shifts
             classes, shape = list(config["classes"]), (int(config["image_shape"][0]), int(config["image_shape"][1]))
             views = int(params.get("views", 0)) if "arch" in params else 0
             poses = tuple(tuple(pose) for pose in params.get("poses", ()))
             build = (tuple(params["channels"]), int(params.get("hidden", 128)), float(params.get("dropout", 0.25)))
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as exc:
-            raise DigitlabError(
-                f"{config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again."
-            ) from None
-        actual = sha256_file(path)
-        if actual != config.get("weights_sha256"):
-            raise DigitlabError(
-                f"{path}: refused: not a matching cnn weights file (SHA-256 {actual[:16]}… is not the "
-                f"one recorded in {config_path(path).name}); train the model again."
-            )
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-            network = build_network(len(classes), *build, shape, arch)
-            network.load_state_dict(state)
-        except DigitlabError:
-            raise
-        except Exception as exc:  # unpickling, zip and shape errors all mean a damaged or foreign file
-            raise DigitlabError(
-                f"{path}: refused: not a matching cnn weights file ({type(exc).__name__}); train the model again."
-            ) from None
-        return cls(network.eval(), classes, shape, views, poses), config.get("metadata", {})
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            raise unreadable_config(path, exc) from None
+        network = load_weights(path, config, build_network(len(classes), *build, shape, arch))
+        return cls(network, classes, shape, views, poses), config.get("metadata", {})
