@@ -188,6 +188,10 @@ def test_workers_stop_when_their_supervisor_is_killed(serve: Any, home: Path) ->
     server = serve("--workers", "2")
     workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
     assert len(workers) == 2
+    import tempfile
+
+    left = list(Path(tempfile.gettempdir()).glob(f"digitlab-metrics-{server.proc.pid}-*"))
+    assert len(left) == 1  # the workers' metrics folder
     server.proc.kill()
     server.proc.wait(10)
     _, alive = psutil.wait_procs(workers, timeout=30)
@@ -195,6 +199,7 @@ def test_workers_stop_when_their_supervisor_is_killed(serve: Any, home: Path) ->
     again = Server(["--out", str(home / "runs"), "--model", "lr"], home, port=server.port)
     try:
         assert again.client.get("/v2/health/live").status_code == 200
+        assert not left[0].exists()  # the dead supervisor's folder is cleaned up by the next serve
     finally:
         again.stop()
 

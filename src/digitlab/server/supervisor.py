@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import tempfile
+from pathlib import Path
 
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess
@@ -53,15 +54,36 @@ def options(request: ServeRequest) -> dict[str, object]:
     }
 
 
+METRICS_PREFIX = "digitlab-metrics-"  # + the supervisor's pid + "-": the workers' Prometheus files
+
+
+def forget_dead_metrics() -> list[Path]:
+    """Remove the metrics folders of supervisors that are gone (a `kill -9` leaves its folder behind)."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
+        pid = folder.name[len(METRICS_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        except PermissionError:  # alive, someone else's
+            continue
+    return removed
+
+
 def run(request: ServeRequest) -> None:
     """Serve until SIGINT or SIGTERM (in-flight requests finish first)."""
     multiproc_env = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when each worker imports it
+    forget_dead_metrics()
     if request.workers == 1:
         uvicorn.run(APP, **options(request))  # type: ignore[arg-type]
         return
     made = None
     if not os.environ.get(multiproc_env):
-        made = tempfile.mkdtemp(prefix="digitlab-metrics-")
+        made = tempfile.mkdtemp(prefix=f"{METRICS_PREFIX}{os.getpid()}-")
         os.environ[multiproc_env] = made
     os.environ[PARENT_ENV] = str(os.getpid())
     try:
