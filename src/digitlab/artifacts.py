@@ -11,6 +11,7 @@ import fcntl
 import itertools
 import json
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -70,9 +71,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
 
 def check_new_file(path: str | Path, force: bool, option: str = "--output") -> None:
     """Refuse, in one line, to write over a file this call did not make, unless ``force``."""
-    path = Path(path)
-    if (path.exists() or path.is_symlink()) and not force:
-        raise DigitlabError(f"{option} {path}: already there; add --force to overwrite it (nothing was written).")
+    check_new_files([Path(path)], force, f"{option} ")
+
+
+def check_new_files(paths: list[Path], force: bool, option: str = "") -> None:
+    """Refuse, in one line naming the first (and how many more), to write over files already there, unless
+    ``force``; a symbolic link counts as there, wherever it points."""
+    there = [p for p in paths if p.exists() or p.is_symlink()]
+    if there and not force:
+        more = f" and {len(there) - 1} more" if len(there) > 1 else ""
+        raise DigitlabError(
+            f"{option}{there[0]}{more}: already there; add --force to overwrite it (nothing was written)."
+        )
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -334,18 +344,16 @@ def resolve_run(root: str | Path, name: str | None = None) -> Path | None:
     return candidate.resolve() if candidate.exists() else None
 
 
-RUN_NAME_PATTERN = r"\d{8}-\d{6}-"  # 20261130-161826-compare: how new_run names a run
+RUN_NAME = re.compile(r"\d{8}-\d{6}-")  # 20261130-161826-compare: how new_run names a run
 
 
 def is_ours(path: Path) -> bool:
     """Whether ``path`` is a run folder digitlab made: it holds the marker, or (runs made before the
     marker existed) a ``run.json`` that digitlab wrote in a folder named as ``new_run`` names them."""
-    import re
-
     try:
         if stat.S_ISREG(os.stat(path / MARKER, follow_symlinks=False).st_mode):
             return True
-        if not re.match(RUN_NAME_PATTERN, path.name):
+        if not RUN_NAME.match(path.name):
             return False
         info = json.loads((path / RUN_FILE).read_text())
     except (OSError, ValueError):
@@ -404,6 +412,14 @@ def run_writer(path: Path) -> str | None:
     return None
 
 
+def being_written(path: Path, writer: str | None = None) -> DigitlabError:
+    """The one-line refusal for a run folder its writer still holds (``writer``: who, when already known)."""
+    return DigitlabError(
+        f"{path.name}: is being written ({writer or _writer_text(path)}); wait for it to finish or stop it, "
+        "then remove it."
+    )
+
+
 def _writer_text(path: Path) -> str:
     try:
         info = json.loads((path / MARKER).read_text())
@@ -431,10 +447,7 @@ def remove_run(path: Path, root: str | Path) -> None:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise DigitlabError(
-                    f"{path.name}: is being written ({_writer_text(path)}); wait for it to finish or stop it, "
-                    "then remove it."
-                ) from None
+                raise being_written(path) from None
         trash = Path(root) / f".removing-{path.name}-{os.getpid()}"
         os.rename(path, trash)
         moved = os.stat(trash, follow_symlinks=False)

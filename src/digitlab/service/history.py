@@ -13,7 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import LATEST, RUN_FILE, is_complete, is_latest, owned_run, remove_run, run_writer
+from digitlab.artifacts import (
+    LATEST,
+    RUN_FILE,
+    being_written,
+    is_complete,
+    is_latest,
+    owned_run,
+    remove_run,
+    run_writer,
+)
 from digitlab.errors import DigitlabError
 from digitlab.service.lookup import find_run, latest_run, run_folders
 
@@ -177,16 +186,15 @@ def remove_runs(names: list[str], out: Path, force: bool = False) -> list[Path]:
     paths = removable_runs(names, out)
     link = Path(out) / LATEST
     current = link.resolve() if link.is_symlink() else None
-    for path in paths:
+    for path in paths:  # every refusal before the first removal: all of them go, or none
         if current is not None and path == current and not force:
             raise DigitlabError(f"{path.name} is the latest run; add --force to remove it too.")
         writer = run_writer(path)
         if writer is not None:
-            raise DigitlabError(
-                f"{path.name}: is being written ({writer}); wait for it to finish or stop it, then remove it."
-            )
+            raise being_written(path, writer)
+    root = Path(out).expanduser().resolve()
     for path in paths:
-        remove_run(path, Path(out).expanduser().resolve())
+        remove_run(path, root)
         if current is not None and path == current:
             (Path(out) / LATEST).unlink(missing_ok=True)
     return paths

@@ -13,12 +13,11 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from digitlab import settings
-from digitlab.artifacts import RUN_FILE, RUN_NAME_PATTERN, is_complete, is_ours, model_index, resolve_run
+from digitlab.artifacts import RUN_FILE, RUN_NAME, is_complete, is_ours, model_index, resolve_run
 from digitlab.errors import DigitlabError
+from digitlab.models import registry  # light: it imports a model family only to build a model
 from digitlab.models.store import SUFFIXES, load_model, model_name
 
 
@@ -30,13 +29,6 @@ class SavedModel:
     path: Path
     image_shape: tuple[int, ...] | None  # what it reads; None when the file does not say
     accuracy: float | None  # test accuracy when the run recorded one
-
-
-def _registry() -> ModuleType:
-    """The model registry, imported when a name must be checked (it imports every model family)."""
-    from digitlab.models import registry
-
-    return registry
 
 
 def find_run(run: str | None, out: Path) -> Path:
@@ -54,9 +46,6 @@ def latest_run(out: Path) -> Path | None:
     """Where ``out/latest`` points, if that is a complete run (a folder whose run.json was lost is no run)."""
     path = resolve_run(out, None)
     return path if path is not None and path.is_dir() and is_complete(path) else None
-
-
-RUN_NAME = re.compile(RUN_NAME_PATTERN)  # 20261130-161826-compare: how artifacts.new_run names a run
 
 
 def run_folders(out: Path) -> list[Path]:
@@ -135,12 +124,12 @@ def model_shape(model: SavedModel) -> tuple[int, ...] | None:
 
 
 BEST = "best"  # the model name that stands for the best reader of real pictures a run has
-READERS = settings.READERS  # the order `best` ranks them in, for the faces' help texts
+READERS = registry.READERS  # the order `best` ranks them in, for the faces' help texts
 
 
 def by_reading(models: list[SavedModel]) -> list[SavedModel]:
     """``models`` (most accurate first) with the best readers of real pictures first (``registry.READERS``)."""
-    return sorted(models, key=lambda m: _registry().reader_rank(m.name))  # stable: accuracy decides within a rank
+    return sorted(models, key=lambda m: registry.reader_rank(m.name))  # stable: accuracy decides within a rank
 
 
 def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tuple[str, ...] | None = None) -> Path:
@@ -155,11 +144,11 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
     found: list[tuple[int, int, int, Path]] = []  # (reader rank, run order, order in the run, file)
     for r, run in enumerate(_runs(out)):
         for k, m in enumerate(run_models(run)):
-            if m.name.endswith("-personal") or (kinds is not None and _registry().base_name(m.name) not in kinds):
+            if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
                 continue
             shape = model_shape(m) if image_shape is not None else None
             if image_shape is None or shape is None or tuple(shape) == tuple(image_shape):  # as find_model
-                found.append((_registry().reader_rank(m.name), r, k, m.path))
+                found.append((registry.reader_rank(m.name), r, k, m.path))
     if found:
         return min(found)[3]
     size = f" reads {image_shape[0]}×{image_shape[1]} pictures" if image_shape else ""
@@ -191,10 +180,10 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
         return path
     if spec == BEST:
         return best_reader(out, image_shape)
-    if _registry().lookup(_registry().base_name(spec)) is None:  # an unknown name: one line listing the known ones
+    if registry.lookup(registry.base_name(spec)) is None:  # an unknown name: one line listing the known ones
         raise DigitlabError(
             f"unknown model {spec!r}; choose {BEST} (the best reader of real pictures saved) or one of "
-            f"{', '.join(_registry().names())} (see `digitlab models`), or pass a model file."
+            f"{', '.join(registry.names())} (see `digitlab models`), or pass a model file."
         )
     runs = _runs(out)
     wrong: list[tuple[Path, tuple[int, ...] | None]] = []
@@ -220,8 +209,7 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
 def is_model_name(name: str) -> bool:
     """Whether ``name`` is a model name (``cnn``, ``svm-tuned``, ``cnn-personal``), not a path or anything else."""
     return (
-        bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name))
-        and _registry().lookup(_registry().base_name(name)) is not None
+        bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name)) and registry.lookup(registry.base_name(name)) is not None
     )
 
 
