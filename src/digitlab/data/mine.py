@@ -112,7 +112,19 @@ class Added:
 
     @property
     def conflict(self) -> bool:
-        return self.asked is not None and self.asked != self.label
+        return self.asked is not None
+
+
+@contextmanager
+def _immediate(conn: sqlite3.Connection) -> Iterator[None]:
+    """One write transaction on ``conn`` (taken at once: ``BEGIN IMMEDIATE``): committed whole or rolled back."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class DigitStore:
@@ -164,23 +176,17 @@ class DigitStore:
             conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         if app == 0:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
+            with _immediate(conn):
                 for statement in SCHEMA:
                     conn.execute(statement)
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
         elif conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             self._migrate(conn)
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         """The first stores kept a picture once across writers (``sha256 UNIQUE``): now once per writer."""
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with _immediate(conn):
             if conn.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:  # another process may have done it
                 conn.execute(TABLE.format(name="digits_v2"))
                 columns = "id, writer, label, image, picture, source, created, sha256"
@@ -189,10 +195,6 @@ class DigitStore:
                 conn.execute("ALTER TABLE digits_v2 RENAME TO digits")
                 conn.execute(SCHEMA[1])
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
 
     def _error(self, exc: sqlite3.Error) -> DigitlabError:
         text = str(exc)
@@ -214,14 +216,8 @@ class DigitStore:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._connect(write=True) as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect(write=True) as conn, _immediate(conn):
+            yield conn
 
     # --- writes -----------------------------------------------------------------------------
     def add(

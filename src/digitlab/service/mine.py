@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.artifacts import atomic_write_bytes, check_new_files
 from digitlab.data.datasets import DIGIT_NAMES
 from digitlab.data.idx import write_idx
 from digitlab.data.mine import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
@@ -79,13 +80,6 @@ def labels_of(path: Path, root: Path) -> list[int]:
             break
     found += [int(m.group(1)) for m in LABEL_IN_NAME.finditer(path.stem)]
     return sorted(set(found))
-
-
-def label_of(path: Path, root: Path) -> int | None:
-    """A digit's label from its sub-folder (``0``–``9``) or ``label<D>`` in its file name; None when none
-    or when they disagree (``labels_of`` tells which)."""
-    found = labels_of(path, root)
-    return found[0] if len(found) == 1 else None
 
 
 def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
@@ -169,10 +163,7 @@ def export(folder: Path, fmt: str, writer: str | None = None, force: bool = Fals
         targets = [root / "t10k-images-idx3-ubyte", root / "t10k-labels-idx1-ubyte"]
     else:
         targets = [root / str(d.label) / f"{d.writer}-{d.id}.png" for d in digits]
-    there = [t for t in targets if t.exists() or t.is_symlink()]
-    if there and not force:
-        more = f" and {len(there) - 1} more" if len(there) > 1 else ""
-        raise DigitlabError(f"{there[0]}{more}: already there; add --force to overwrite (nothing was written).")
+    check_new_files(targets, force)
     try:
         root.mkdir(parents=True, exist_ok=True)
         if fmt == "idx":
@@ -181,8 +172,6 @@ def export(folder: Path, fmt: str, writer: str | None = None, force: bool = Fals
             write_idx(targets[0], images)
             write_idx(targets[1], labels)
         else:
-            from digitlab.artifacts import atomic_write_bytes
-
             for d, target in zip(digits, targets, strict=True):
                 target.parent.mkdir(exist_ok=True)
                 atomic_write_bytes(target, db.picture(d.id) or b"")
