@@ -7,7 +7,6 @@ table on stdout, or with ``--json`` one JSON object; progress and errors go to s
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
@@ -997,7 +996,6 @@ def serve(
         token_file,
         access_log,
     )
-    _open_files_up_to_hard_limit()
     served = service.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
     try:
         with socket.create_server((host, port)):
@@ -1025,16 +1023,6 @@ def serve(
 
     supervisor.run(request)
     err_console.print("digitlab serve: stopped", highlight=False)
-
-
-def _open_files_up_to_hard_limit() -> None:
-    """Let the server hold as many connections as the system allows this user (the soft limit is often lower)."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 @app.command("run")

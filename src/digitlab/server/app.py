@@ -209,10 +209,8 @@ class Observe:
             if status >= 400:
                 metrics.ERRORS.labels(route, str(status)).inc()
             metrics.LATENCY.labels(route).observe(elapsed)
-            self.access.write(metrics.access_entry(scope, route, status, started, bytes_in, bytes_out, rid))
-
-
-Batcher = service.Batcher
+            if self.access.enabled:  # the entry is made only when there is a log to write it to
+                self.access.write(metrics.access_entry(scope, route, status, elapsed, bytes_in, bytes_out, rid))
 
 
 class Served:
@@ -222,9 +220,8 @@ class Served:
         self.request = request
         self.specs = list(request.models)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="digitlab-infer")
-        self.batchers: dict[str, Batcher] = {}
+        self.batchers: dict[str, service.Batcher] = {}
         self.lock = asyncio.Lock()
-        self.reloads = 0
         self._use(models)
 
     @property
@@ -232,19 +229,18 @@ class Served:
         return [b.served for b in self.batchers.values()]
 
     @property
-    def default(self) -> Batcher:
+    def default(self) -> service.Batcher:
         return next(iter(self.batchers.values()))
 
     def _use(self, models: list[service.ServedModel]) -> None:
         before = [(m.name, m.version, m.runtime) for m in self.models]
         old = self.batchers
-        new: dict[str, Batcher] = {}
+        new: dict[str, service.Batcher] = {}
         for served in models:
-            kept = old.get(served.name)
-            same = kept is not None and kept.served.version == served.version and kept.served.runtime == served.runtime
-            new[served.name] = (
-                kept if same and kept is not None else service.Batcher(served, self.thread, on_batch=_count_batch)
-            )
+            kept = old.get(served.name)  # an unchanged model keeps its batcher (and its queue)
+            if kept is None or (kept.served.version, kept.served.runtime) != (served.version, served.runtime):
+                kept = service.Batcher(served, self.thread, on_batch=_count_batch)
+            new[served.name] = kept
         self.batchers = new  # one assignment: a request sees the old set or the new one, never a mix
         for name, batcher in old.items():
             if new.get(name) is not batcher:
@@ -263,7 +259,6 @@ class Served:
                 raise
             self.specs = wanted
             self._use(models)
-            self.reloads += 1
             metrics.RELOADS.labels("ok").inc()
             return models
 
@@ -343,7 +338,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:  # a bug, never user input: no traceback out
         return _error(500, f"internal error ({type(exc).__name__}); the server is still running.")
 
-    def pick(name: str | None) -> Batcher:
+    def pick(name: str | None) -> service.Batcher:
         batchers = state.batchers
         if name is None:
             return state.default
@@ -412,7 +407,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def ready() -> schemas.Ready:
         return schemas.Ready(ready=True)  # models are loaded before the port is bound
 
-    def versioned(name: str, model_version: str | None) -> Batcher:
+    def versioned(name: str, model_version: str | None) -> service.Batcher:
         batcher = pick(name)
         if model_version is not None and model_version != batcher.served.version:
             raise HTTPError(404, f"model {name!r} has version {batcher.served.version}, not {model_version!r}.")
@@ -447,7 +442,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def model_ready(name: str) -> schemas.ModelReady:
         return schemas.ModelReady(name=versioned(name, None).served.name, ready=True)
 
-    async def run_infer(batcher: Batcher, http: Request) -> Response:
+    async def run_infer(batcher: service.Batcher, http: Request) -> Response:
         served = batcher.served
         body, binary = await _v2_body(http)
         images = _v2_images(body, binary, request.max_batch)
@@ -591,7 +586,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
             new=added.new,
             label=added.label,
             writer=added.writer,
-            conflict=None if added.label == label else f"this picture is already stored with label {added.label}",
+            conflict=f"this picture is already stored with label {added.label}" if added.conflict else None,
         )
 
     return app

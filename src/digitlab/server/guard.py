@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -25,15 +26,15 @@ from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from digitlab.settings import HEADER_TIMEOUT_S, MAX_CONNECTIONS
+
 PARENT_ENV = "DIGITLAB_SERVE_PARENT"  # the supervisor's pid, in each worker of `serve --workers N`
-MAX_CONNECTIONS = 1000  # per worker process
-HEADER_TIMEOUT_S = 10.0
 RETRY_AFTER_S = 1
 
 
 def busy_reply(message: str, retry_after: int = RETRY_AFTER_S) -> bytes:
     """A whole HTTP/1.1 503 response with ``Retry-After``, written straight to a socket."""
-    body = ('{"error": "' + message.replace('"', "'") + '"}').encode()
+    body = json.dumps({"error": message}).encode()
     head = (
         "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
         f"retry-after: {retry_after}\r\nconnection: close\r\ncontent-length: {len(body)}\r\n\r\n"
@@ -42,14 +43,12 @@ def busy_reply(message: str, retry_after: int = RETRY_AFTER_S) -> bytes:
 
 
 class _Table:
-    """The connections of this process: the idle ones in the order they became idle, and a count."""
+    """The connections of this process: the idle ones in the order they became idle, and how many are open."""
 
     def __init__(self) -> None:
         self.fresh: OrderedDict[GuardedH11, None] = OrderedDict()  # never sent a whole request yet
         self.kept: OrderedDict[GuardedH11, None] = OrderedDict()  # idle between requests (keep-alive)
         self.open = 0
-        self.evicted = 0
-        self.refused = 0
 
     def idle(self, conn: GuardedH11, fresh: bool) -> None:
         (self.fresh if fresh else self.kept)[conn] = None
@@ -98,11 +97,9 @@ class GuardedH11(H11Protocol):
         if TABLE.open > self.max_connections:
             victim = TABLE.oldest_idle(besides=self)
             if victim is None:  # every other connection is in the middle of a request
-                TABLE.refused += 1
                 transport.write(busy_reply(f"the server has {self.max_connections} connections busy; try again."))
                 transport.close()
                 return
-            TABLE.evicted += 1
             victim.close_now()
         self._idle(fresh=True)
 

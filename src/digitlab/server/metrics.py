@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import sys
-import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -94,6 +93,10 @@ class AccessLog:
         else:
             self.stream = open(Path(path).expanduser(), "a", buffering=1, encoding="utf-8")  # noqa: SIM115
 
+    @property
+    def enabled(self) -> bool:
+        return self.stream is not None
+
     def write(self, entry: dict[str, Any]) -> None:
         if self.stream is None:
             return
@@ -102,7 +105,7 @@ class AccessLog:
 
 
 def access_entry(
-    scope: dict[str, Any], route: str, status: int, started: float, bytes_in: int, bytes_out: int, request_id: str
+    scope: dict[str, Any], route: str, status: int, seconds: float, bytes_in: int, bytes_out: int, request_id: str
 ) -> dict[str, Any]:
     client = scope.get("client")
     headers = dict(scope.get("headers") or [])
@@ -114,7 +117,7 @@ def access_entry(
         "path": scope.get("path"),
         "route": route,
         "status": status,
-        "ms": round((time.perf_counter() - started) * 1000, 2),
+        "ms": round(seconds * 1000, 2),
         "bytes_in": bytes_in,
         "bytes_out": bytes_out,
         "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:200] or None,

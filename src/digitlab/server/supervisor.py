@@ -9,6 +9,7 @@ gauges forgotten. Each worker is told its supervisor's pid and stops when the su
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -57,9 +58,8 @@ def options(request: ServeRequest) -> dict[str, object]:
 METRICS_PREFIX = "digitlab-metrics-"  # + the supervisor's pid + "-": the workers' Prometheus files
 
 
-def forget_dead_metrics() -> list[Path]:
+def forget_dead_metrics() -> None:
     """Remove the metrics folders of supervisors that are gone (a `kill -9` leaves its folder behind)."""
-    removed = []
     for folder in Path(tempfile.gettempdir()).glob(f"{METRICS_PREFIX}*-*"):
         pid = folder.name[len(METRICS_PREFIX) :].split("-", 1)[0]
         if not pid.isdigit() or folder.is_symlink() or not folder.is_dir() or folder.stat().st_uid != os.getuid():
@@ -68,15 +68,25 @@ def forget_dead_metrics() -> list[Path]:
             os.kill(int(pid), 0)
         except ProcessLookupError:
             shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
         except PermissionError:  # alive, someone else's
             continue
-    return removed
+
+
+def open_files_up_to_hard_limit() -> None:
+    """Let the server hold as many connections as the system allows this user (the soft limit is often lower;
+    ``ServeRequest.check`` allows ``--max-connections`` up to the hard one)."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
 def run(request: ServeRequest) -> None:
     """Serve until SIGINT or SIGTERM (in-flight requests finish first)."""
     multiproc_env = "PROMETHEUS_MULTIPROC_DIR"  # read by prometheus_client when each worker imports it
+    open_files_up_to_hard_limit()  # workers inherit it
     forget_dead_metrics()
     if request.workers == 1:
         uvicorn.run(APP, **options(request))  # type: ignore[arg-type]
