@@ -41,7 +41,7 @@ class Batcher:
         """The answer for each (28, 28) image, as ``Predictor.answers`` gives it, the model call shared."""
         inked = inked_rows(images)
         proba = await self.probabilities(images[inked])
-        return self.served.predictor.answers(images, names, proba)
+        return self.served.predictor.answers(images, names, proba, inked)
 
     async def probabilities(self, images: np.ndarray) -> np.ndarray:
         """(n, k) float32 class probabilities of (n, 28, 28) images (every one: v2 reads blank ones too)."""

@@ -112,11 +112,15 @@ class Predictor:
         return [errors[k] if k in errors else next(answered) for k in range(len(labels))]
 
     def answers(
-        self, images: np.ndarray, names: Sequence[str], probabilities: np.ndarray | None = None
+        self,
+        images: np.ndarray,
+        names: Sequence[str],
+        probabilities: np.ndarray | None = None,
+        inked: Sequence[int] | None = None,
     ) -> list[Prediction]:
         """The answer for each (28, 28) image: blank ones (``is_blank``) without the model, the rest from one
-        model call (or from ``probabilities``, the rows of the inked images when a batcher made that call)."""
-        inked = inked_rows(images)
+        model call (or from ``probabilities``, the rows of the ``inked`` images when a batcher made that call)."""
+        inked = inked_rows(images) if inked is None else list(inked)
         if probabilities is None:
             probabilities = self.probabilities(images[inked]) if inked else np.zeros((0, len(self.classes)))
         rows = [Prediction(name, "blank", model=self.name) for name in names]
