@@ -24,7 +24,15 @@ from sklearn.utils.validation import check_is_fitted
 
 from digitlab.errors import DigitlabError
 from digitlab.features import as_images
-from digitlab.models.nets import build_network, config_path, load_weights, read_config, read_poses, unreadable_config
+from digitlab.models.nets import (
+    build_network,
+    config_path,
+    load_weights,
+    read_config,
+    read_poses,
+    saved_params,
+    unreadable_config,
+)
 from digitlab.models.nets import torch_module as _torch
 from digitlab.progress import INNER, Event, emit
 
@@ -414,12 +422,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         path = Path(path)
         config = read_config(path)
         try:
-            params = dict(config["params"], channels=tuple(config["params"]["channels"]), verbose=False)
-            params["poses"] = tuple(tuple(pose) for pose in params.get("poses", ()))  # JSON lists back to pairs
-            if "arch" not in params:  # saved before the fast design: the classic net, without shifts
-                params.update(arch="classic", shift=0)
-            params["device"] = "auto"  # a model trained on a GPU (or named for one) still loads here
-            model = cls(**params)
+            # verbose off; device auto: a model trained on a GPU (or named for one) still loads here
+            model = cls(**dict(saved_params(config), verbose=False, device="auto"))
             model.classes_ = np.asarray(config["classes"])
             model.image_shape_ = tuple(config["image_shape"])
             model.n_features_in_ = int(np.prod(model.image_shape_))

@@ -124,6 +124,16 @@ def unreadable_config(path: Path, exc: Exception) -> DigitlabError:
     return DigitlabError(f"{config_path(path)}: unreadable cnn config ({type(exc).__name__}); train the model again.")
 
 
+def saved_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved cnn's parameters as ``CNNClassifier`` takes them: channels and poses back to tuples; a file
+    saved before the fast design (no ``arch``) is the classic net, trained without shifts."""
+    params = dict(config["params"], channels=tuple(config["params"]["channels"]))
+    params["poses"] = tuple(tuple(pose) for pose in params.get("poses", ()))  # JSON lists back to pairs
+    if "arch" not in params:
+        params.update(arch="classic", shift=0)
+    return params
+
+
 def load_weights(path: Path, config: dict[str, Any], network: Any) -> Any:
     """``network`` with the weights of ``path``, after their SHA-256 is checked against ``config``; a damaged,
     tampered or foreign file (or a network that does not fit them) is one line."""
@@ -179,13 +189,11 @@ class CNNReader:
         path = Path(path)
         config = read_config(path)
         try:
-            params = dict(config["params"])
-            arch = params.get("arch", "classic")  # saved before the fast design: the classic net, no shifts
+            params = saved_params(config)
             classes, shape = list(config["classes"]), (int(config["image_shape"][0]), int(config["image_shape"][1]))
-            views = int(params.get("views", 0)) if "arch" in params else 0
-            poses = tuple(tuple(pose) for pose in params.get("poses", ()))
-            build = (tuple(params["channels"]), int(params.get("hidden", 128)), float(params.get("dropout", 0.25)))
+            build = (params["channels"], int(params.get("hidden", 128)), float(params.get("dropout", 0.25)))
+            views = int(params.get("views", 0))
         except (ValueError, KeyError, TypeError, IndexError) as exc:
             raise unreadable_config(path, exc) from None
-        network = load_weights(path, config, build_network(len(classes), *build, shape, arch))
-        return cls(network, classes, shape, views, poses), config.get("metadata", {})
+        network = load_weights(path, config, build_network(len(classes), *build, shape, params["arch"]))
+        return cls(network, classes, shape, views, params["poses"]), config.get("metadata", {})
