@@ -24,6 +24,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,26 +54,34 @@ def make_run(out: Path, quick: bool) -> Path:
     return Path(json.loads(proc.stdout)["run"])
 
 
-def start(
-    model: Path, runtime: str, workers: int, log: Path | None = None, extra: tuple[str, ...] = ()
-) -> tuple[subprocess.Popen[bytes], str]:
+@contextmanager
+def serving(
+    model: Path, runtime: str, workers: int, log: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`digitlab serve` on a free port, ready: (its process, its URL); stopped (SIGTERM) at the end."""
     port = free_port()
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "digitlab", "serve", "--model", str(model), "--port", str(port)),
-            *("--runtime", runtime, "--workers", str(workers), "--max-batch", "1024", *extra),
+            *("--runtime", runtime, "--workers", str(workers), "--max-batch", "1024"),
         ],
         stdout=subprocess.DEVNULL,
         stderr=open(log, "wb") if log is not None else subprocess.DEVNULL,  # noqa: SIM115 - the child holds it
     )
     url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit("serve did not start")
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        else:
+            raise SystemExit("serve did not start")
+        yield proc, url
+    finally:
+        proc.terminate()
+        proc.wait(60)
 
 
 def png(image: np.ndarray) -> bytes:
@@ -245,9 +255,8 @@ def hostile(model: Path, seconds: float, singles: list[dict[str, Any]]) -> dict[
     """32 clients, quiet and then beside 20,000 half-open connections; RSS, open files and log size around it."""
     with tempfile.TemporaryDirectory() as tmp:
         log = Path(tmp) / "serve.log"
-        proc, url = start(model, "torch", 1, log)
-        port = int(url.rsplit(":", 1)[1])
-        try:
+        with serving(model, "torch", 1, log) as (proc, url):
+            port = int(url.rsplit(":", 1)[1])
             asyncio.run(load(url, 32, 5, singles, 1))  # warm
             quiet = asyncio.run(load(url, 32, seconds, singles, 1))
             print("quiet", quiet, flush=True)
@@ -267,9 +276,6 @@ def hostile(model: Path, seconds: float, singles: list[dict[str, Any]]) -> dict[
             held = sum(int((a.communicate(timeout=seconds + 60)[0] or "0").strip() or 0) for a in attackers)
             print("attacked", attacked, flush=True)
             after = {"rss_mb": rss_mb(proc.pid), "open_files": peak_files, "log_bytes": log.stat().st_size}
-        finally:
-            proc.terminate()
-            proc.wait(60)
     return {
         "quiet": quiet,
         "attacked": dict(attacked, half_open_connections=n, opened_by_attackers=held),
@@ -378,14 +384,10 @@ def main() -> None:
             stored.update(machine=machine(), hostile=hostile(model, args.seconds, singles), wrk=[])
             one = json.dumps({"arrays": x[:1].tolist()}).encode()
             for runtime in ("torch", "onnx"):
-                proc, url = start(model, runtime, args.workers)
-                try:
+                with serving(model, runtime, args.workers) as (_, url):
                     found = wrk(url, args.seconds, one)
-                    if found:
-                        stored["wrk"].append(dict(found, runtime=runtime))
-                finally:
-                    proc.terminate()
-                    proc.wait(60)
+                if found:
+                    stored["wrk"].append(dict(found, runtime=runtime))
             write_json(HERE / "serve.json", stored)
             update_section("serve_hostile", hostile_section(stored))
             return
@@ -394,8 +396,7 @@ def main() -> None:
         one = json.dumps({"arrays": x[:1].tolist()}).encode()
         results["wrk"] = []
         for runtime in ("torch", "onnx"):
-            proc, url = start(model, runtime, args.workers)
-            try:
+            with serving(model, runtime, args.workers) as (proc, url):
                 levels = []
                 for clients in (1, 8, 32):
                     levels.append(asyncio.run(load(url, clients, args.seconds, singles, 1)))
@@ -411,9 +412,6 @@ def main() -> None:
                 found = wrk(url, args.seconds, one)
                 if found:
                     results["wrk"].append(dict(found, runtime=runtime))
-            finally:
-                proc.terminate()
-                proc.wait(60)
         results["runtimes"] = runtimes(model)
     write_json(HERE / "serve.json", results)
     m = results["machine"]

@@ -98,7 +98,11 @@ def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def tiny_idx_dir(tmp_path: Path) -> Path:
     """A folder with the four standard IDX files: 300 train / 100 test MNIST-like digits."""
-    folder = tmp_path / "tiny-idx"
+    return write_tiny_idx(tmp_path / "tiny-idx")
+
+
+def write_tiny_idx(folder: Path) -> Path:
+    """The four standard IDX files in ``folder``: 300 train / 100 test MNIST-like 28×28 digits."""
     x_tr, y_tr = mnist_like(30, seed=1)
     x_te, y_te = mnist_like(10, seed=2)
     for name, array in zip(sources.STANDARD_NAMES, (x_tr, y_tr, x_te, y_te), strict=True):

@@ -25,7 +25,7 @@ import pytest
 from digitlab import service
 from digitlab.data import sources
 from digitlab.data.idx import write_idx
-from tests.conftest import digitlab, mnist_like
+from tests.conftest import digitlab, mnist_like, write_tiny_idx
 
 
 @dataclass
@@ -52,11 +52,7 @@ class World:
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("world")
-    idx = root / "idx"
-    x_tr, y_tr = mnist_like(30, seed=1)
-    x_te, y_te = mnist_like(10, seed=2)
-    for name, array in zip(sources.STANDARD_NAMES, (x_tr, y_tr, x_te, y_te), strict=True):
-        write_idx(idx / name, array)
+    idx = write_tiny_idx(root / "idx")
     runs = root / "runs"
     data = service.DataRequest(dataset=f"idx:{idx}")
     service.compare(service.CompareRequest(("lr", "knn"), data, runs))

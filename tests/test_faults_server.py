@@ -27,9 +27,7 @@ import pytest
 from PIL import Image
 
 from digitlab import service
-from digitlab.data import sources
-from digitlab.data.idx import write_idx
-from tests.conftest import free_port, mnist_like
+from tests.conftest import free_port, mnist_like, write_tiny_idx
 
 
 class Server:
@@ -79,11 +77,7 @@ class Server:
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A working folder with a 28×28 IDX data set and one run holding lr."""
     root = tmp_path_factory.mktemp("serve-faults")
-    idx = root / "idx"
-    x_tr, y_tr = mnist_like(30, seed=1)
-    x_te, y_te = mnist_like(10, seed=2)
-    for name, array in zip(sources.STANDARD_NAMES, (x_tr, y_tr, x_te, y_te), strict=True):
-        write_idx(idx / name, array)
+    idx = write_tiny_idx(root / "idx")
     service.train(service.TrainRequest("lr", service.DataRequest(dataset=f"idx:{idx}"), root / "runs"))
     return root
 
