@@ -1352,8 +1352,8 @@ def mine_import(
 
 @mine_app.command("relabel")
 def mine_relabel(
-    digit_id: Annotated[int, typer.Argument(help="The digit's id (see `digitlab mine list`).")],
-    label: Annotated[str, typer.Argument(help="Its right label, 0 to 9.")],
+    digit_id: Annotated[int, typer.Argument(metavar="ID", help="The digit's id (see `digitlab mine list`).")],
+    label: Annotated[str, typer.Argument(metavar="LABEL", help="Its right label, 0 to 9.")],
     as_json: Json = False,
 ) -> None:
     """Give a stored digit another label."""
