@@ -14,7 +14,7 @@ MARKDOWN = HERE / "BENCHMARKS.md"
 
 
 def machine() -> dict[str, Any]:
-    from digitlab.artifacts import library_versions
+    from digitlab.core.files import library_versions
 
     return {
         "date": datetime.now().strftime("%Y-%m-%d %H:%M"),
@@ -31,7 +31,7 @@ def update_section(name: str, body: str) -> None:
     text = MARKDOWN.read_text() if MARKDOWN.exists() else "# Benchmarks\n\nMeasured by `make bench`.\n"
     pattern = re.compile(re.escape(start) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _m: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
-    from digitlab.artifacts import atomic_write_bytes
+    from digitlab.core.files import atomic_write_bytes
 
     atomic_write_bytes(MARKDOWN, text.encode())
 

@@ -13,13 +13,13 @@ import hashlib
 import time
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
-from digitlab.augment.robustness import robustness
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
+from digitlab.features.augment.robustness import robustness
 from digitlab.models import registry
 from digitlab.models.augmented import Augmented
 from digitlab.models.store import load_model
-from digitlab.train import train_and_score
+from digitlab.training.train import train_and_score
 
 
 def main() -> None:

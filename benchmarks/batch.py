@@ -19,7 +19,7 @@ from typing import Any
 from PIL import Image
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from serve import make_run
 

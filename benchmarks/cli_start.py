@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 
 
 def seconds(args: list[str], cwd: Path, repeat: int) -> float:

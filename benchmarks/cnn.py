@@ -15,11 +15,11 @@ import time
 import numpy as np
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models.ensemble import SoftVote
 from digitlab.models.store import load_model, model_path, save_model
-from digitlab.train import Trained, model_metadata, score_model, train_and_score
+from digitlab.training.train import Trained, model_metadata, score_model, train_and_score
 
 
 def latency(model, images: np.ndarray, repeats: int = 200) -> dict[str, float]:

@@ -24,7 +24,7 @@ import statistics
 import time
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models.cnn import CLASSIC, DEFAULT, CNNClassifier
 from digitlab.models.store import save_model

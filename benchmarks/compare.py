@@ -13,10 +13,10 @@ import numpy as np
 from sklearn.svm import SVC
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models.store import model_path, save_model
-from digitlab.train import model_metadata, train_and_score
+from digitlab.training.train import model_metadata, train_and_score
 
 # model -> (minimum test accuracy, time limit in seconds, what the limit covers)
 TARGETS = {

@@ -26,8 +26,8 @@ sys.path.insert(0, str(HERE.parent))  # the browser helpers the end-to-end tests
 from playwright.sync_api import Page, sync_playwright
 from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, draw, free_port, wait_healthy
 
-from digitlab import report
-from digitlab.artifacts import write_json
+from digitlab.analysis import report
+from digitlab.core.files import write_json
 
 # In the page: when the pen is lifted (mouseup) and when the prediction's text enters the page.
 CLOCKS = """

@@ -17,7 +17,7 @@ import argparse
 import json
 
 from _report import HERE, fit_score, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models import registry
 

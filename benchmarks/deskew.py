@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 
 from _report import HERE, fit_score, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models import registry
 

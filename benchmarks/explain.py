@@ -49,7 +49,7 @@ def one_map(model: str, features: str, method: str, split: str, exact: bool) -> 
     from sklearn.model_selection import cross_val_score
     from sklearn.neighbors import KNeighborsClassifier
 
-    from digitlab import digitmap
+    from digitlab.analysis import digitmap
     from digitlab.data.datasets import load_dataset
     from digitlab.models.store import load_model
 
@@ -83,7 +83,7 @@ def one_map(model: str, features: str, method: str, split: str, exact: bool) -> 
 
 
 def explain_timing(model_path: str) -> dict[str, object]:
-    from digitlab import explain, plots
+    from digitlab.analysis import explain, plots
     from digitlab.data.datasets import load_dataset
     from digitlab.models.store import load_model
 
@@ -148,7 +148,7 @@ def main() -> None:
         "maps": maps,
         "goals": {"explain_within_300_ms": timing["median_ms"] <= 300, "map_10k_within_60_s": goal_map},
     }
-    from digitlab.artifacts import write_json
+    from digitlab.core.files import write_json
 
     write_json(HERE / "explain.json", result)
     body = [

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from _report import HERE, machine, table, update_section
 from cnn_speed import REFERENCE_BASELINE_S, Before18
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 
 GOAL_S = 180.0

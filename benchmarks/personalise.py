@@ -1,6 +1,6 @@
 """Personalisation: the full-MNIST cnn fine-tuned to a stand-in writer whose style MNIST lacks.
 
-The writer is ``digitlab.strokes``' "continental" hand (1 with a long flag and a base, crossed 7
+The writer is ``digitlab.data.strokes``' "continental" hand (1 with a long flag and a base, crossed 7
 with a serif, open 4, straight-tailed 9, narrow slashed 0, looped 2, flat-topped 3, 35° slant, fine pen),
 drawn on a 280 × 280 canvas and read through ``images.to_mnist`` as the dashboard's drawings are.
 
@@ -18,13 +18,13 @@ import time
 from pathlib import Path
 
 from _report import HERE, machine, table, update_section
-from digitlab import personalise
-from digitlab.artifacts import save_figure, write_json
+from digitlab.analysis.plots import learning_curve
+from digitlab.core.files import save_figure, write_json
 from digitlab.data.datasets import load_dataset
+from digitlab.data.strokes import writer_digits
 from digitlab.models.store import load_model, model_path, save_model
-from digitlab.plots import learning_curve
-from digitlab.strokes import writer_digits
-from digitlab.train import model_metadata, train_and_score
+from digitlab.training import personalise
+from digitlab.training.train import model_metadata, train_and_score
 
 SIZES = (1, 3, 5, 10, 20)
 HELD_OUT = 100  # per class: 1,000 digits of the writer never used for fine-tuning
@@ -83,7 +83,7 @@ def main() -> None:
                 flush=True,
             )
     # k-NN, personalised by adding the digits to its training set (10 per class)
-    from digitlab.train import fit_model
+    from digitlab.training.train import fit_model
 
     print("k-NN on full MNIST, then refitted with 10 digits per class ...", flush=True)
     knn_model, _ = fit_model("knn", ds, args.seed)
@@ -115,7 +115,7 @@ def main() -> None:
     result = {
         "machine": machine(),
         "base_model": str(path),
-        "writer": "continental (digitlab.strokes)",
+        "writer": "continental (digitlab.data.strokes)",
         "held_out": len(held_y),
         "epochs": args.epochs,
         "seed": args.seed,
@@ -129,7 +129,7 @@ def main() -> None:
         "## Personalisation (`benchmarks/personalise.py`)",
         "",
         f"The full-MNIST cnn ({before_mnist:.2%} on the MNIST test set) fine-tuned to the stand-in *continental* "
-        "writer of `digitlab.strokes` (1 with a long flag and a base, crossed 7, open 4, straight-tailed 9, "
+        "writer of `digitlab.data.strokes` (1 with a long flag and a base, crossed 7, open 4, straight-tailed 9, "
         f"narrow slashed 0, 35° slant, fine pen), {args.epochs} epochs over the writer's digits, each batch 32 of "
         "theirs (freshly augmented) and 96 replayed MNIST training digits whose answers are distilled from the "
         "original network. Scored on "

@@ -1,6 +1,6 @@
 """The real-world check set: digits in several hands, photographed badly, read by each model.
 
-Not MNIST: every digit is drawn from stroke templates in a personal style (``digitlab.strokes``:
+Not MNIST: every digit is drawn from stroke templates in a personal style (``digitlab.data.strokes``:
 plain; continental, with the flagged and based 1, the crossed 7 and a fine pen; a felt marker
 leaning left; a hurried shaky hand), then photographed under one condition (the canvas as it is,
 a clean phone photo, a thin pen on a large photo, grey paper, uneven light, a shadow across the
@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from _report import HERE, machine, table, update_section
-from digitlab import strokes
-from digitlab.artifacts import atomic_path, write_json
+from digitlab.core.files import atomic_path, write_json
+from digitlab.data import strokes
 from digitlab.models.ensemble import SoftVote
 from digitlab.models.store import load_model, model_path, save_model
 
@@ -53,7 +53,7 @@ def saved(name: str, seed: int) -> tuple[Any, dict[str, Any]]:
     if found:
         return load_model(found[0])
     from digitlab.data.datasets import load_dataset
-    from digitlab.train import model_metadata, train_and_score
+    from digitlab.training.train import model_metadata, train_and_score
 
     ds = load_dataset("mnist")
     family = name.removeprefix(HELD_OUT) if name.startswith(HELD_OUT) else None
@@ -87,7 +87,7 @@ def check_set(n_per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.n
     """
     import hashlib
 
-    from digitlab import images
+    from digitlab.data import pictures as images
 
     code = b"".join(Path(m.__file__).read_bytes() for m in (strokes, images) if m.__file__)
     digest = hashlib.blake2b(code, digest_size=8).hexdigest()
@@ -183,7 +183,7 @@ def report(result: dict) -> None:
         "## Real-world check set: styles and photo conditions\n\n"
         f"{result['n']:,} pictures (seed {result['seed']}): each of {len(strokes.STYLES)} writing styles "
         f"× {len(strokes.CONDITIONS)} photo conditions × 10 digits × {result['n_per_cell'] // 10}, made by "
-        "`digitlab.strokes.check_set` and read through `images.to_mnist` as `digitlab predict` reads a picture. "
+        "`digitlab.data.strokes.check_set` and read through `images.to_mnist` as `digitlab predict` reads a picture. "
         f"A style's row counts {per_style:,} pictures, a condition's {per_condition:,}. "
         f"Models trained on full MNIST (benchmarks/runs), {result['machine']['cpus']} CPUs, "
         f"{result['machine']['date']}. Goal (#18): every row >= {GOAL:.1%} for the default reader. "

@@ -20,11 +20,11 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models import classic
 from digitlab.models.scratch.estimators import ScratchMLP
-from digitlab.train import train_and_score
+from digitlab.training.train import train_and_score
 
 TARGETS = {
     "scratch-lr": "≥ 92%, ≤ 30 s",

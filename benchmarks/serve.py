@@ -35,7 +35,7 @@ from PIL import Image
 
 from _report import HERE, machine, table, update_section
 from digitlab import service
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 
 sys.path.insert(0, str(HERE.parent))

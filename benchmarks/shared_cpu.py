@@ -98,7 +98,7 @@ def main() -> None:
         "goal_slowdown_within_2x": ours["slowdown"] <= 2.0,
         "alone_cost_vs_default": ours["alone_s"] / base["alone_s"],
     }
-    from digitlab.artifacts import write_json
+    from digitlab.core.files import write_json
 
     write_json(HERE / "shared_cpu.json", result)
     body = [

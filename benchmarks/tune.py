@@ -13,9 +13,9 @@ import argparse
 from sklearn.model_selection import ParameterGrid
 
 from _report import HERE, machine, table, update_section
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
-from digitlab.tune import describe_params, space_for, tune
+from digitlab.training.tune import describe_params, space_for, tune
 
 # C and gamma replace the registry's entries; PCA size and deskew on/off keep its values
 SPACE = {"clf__C": [3.0, 10.0, 30.0], "clf__gamma": [0.01, 0.02, 0.04]}

@@ -29,7 +29,7 @@ import numpy as np
 
 from _report import HERE, machine, table, update_section
 from cnn_speed import REFERENCE_BASELINE_S
-from digitlab.artifacts import write_json
+from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 from digitlab.models.cnn import CLASSIC
 from digitlab.models.store import load_model, save_model
@@ -60,7 +60,7 @@ def train(name: str, ds) -> dict:
     """Train recipe ``name`` on full MNIST, save it in benchmarks/runs, time it against the speed reference.
 
     With OMP_NUM_THREADS=1 both the net and the reference train on one thread (two recipes side by side)."""
-    from digitlab.augment.opencv import OpenCVAugmenter
+    from digitlab.features.augment.opencv import OpenCVAugmenter
     from digitlab.models.cnn import CNNClassifier
     from make_run import calibrate
 

@@ -74,13 +74,13 @@ def digitlab(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subpro
 
 
 class Cli:
-    """The CLI's own entry point in this process (``digitlab.cli.main``): exit code, stdout, stderr."""
+    """The CLI's own entry point in this process (``digitlab.faces.cli.main.main``): exit code, stdout, stderr."""
 
     def __init__(self, capsys: pytest.CaptureFixture[str]) -> None:
         self.capsys = capsys
 
     def __call__(self, *args: str) -> subprocess.CompletedProcess[str]:
-        from digitlab.cli import main
+        from digitlab.faces.cli.main import main
 
         self.capsys.readouterr()
         code = main(list(args))

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.augment import get_augmenter, names
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import load_dataset
-from digitlab.errors import DigitlabError
+from digitlab.features.augment import get_augmenter, names
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def test_augmented_cnn_trains_on_fresh_batches_without_touching_the_test_set() -
 
 
 def test_robustness_suite_is_deterministic_and_scores_every_transform() -> None:
-    from digitlab.augment.robustness import TRANSFORMS, robustness
+    from digitlab.features.augment.robustness import TRANSFORMS, robustness
     from digitlab.models import registry
 
     ds = load_dataset("digits")
@@ -70,8 +70,8 @@ def test_robustness_suite_is_deterministic_and_scores_every_transform() -> None:
 def test_augment_step_leaves_the_test_split_untouched(tmp_path) -> None:
     import hashlib
 
-    from digitlab import pipeline
-    from digitlab.artifacts import new_run
+    from digitlab.runs.folders import new_run
+    from digitlab.service import steps as pipeline
 
     ds = load_dataset("digits")
     before = hashlib.sha256(ds.x_test.tobytes()).hexdigest()

@@ -233,7 +233,7 @@ def test_your_digits_draw_a_digit_press_its_label_and_the_count_goes_up(
     page.locator(".st-key-label_3 button").click()  # so there is nothing to save
     expect(page.get_by_text("Draw a digit on the canvas (or upload one) first")).to_be_visible(timeout=WAIT_MS)
     expect(total).to_contain_text("ana has 1 digit saved")
-    from digitlab.data.mine import DigitStore
+    from digitlab.data.your_digits import DigitStore
 
     saved = DigitStore(dashboard_home / "mine.sqlite3").digits("ana")
     assert [(d.label, d.source) for d in saved] == [(7, "canvas")] and saved[0].image.any()
@@ -245,7 +245,7 @@ def test_try_it_saves_a_correction(dashboard: str, page: Page, dashboard_home: P
     prediction(page)
     page.locator(".st-key-fix_6 button").click()  # "Wrong? It was: 6" (whatever the models said)
     expect(page.get_by_text("as a 6 in me's digits")).to_be_visible(timeout=WAIT_MS)
-    from digitlab.data.mine import DigitStore
+    from digitlab.data.your_digits import DigitStore
 
     saved = DigitStore(dashboard_home / "mine.sqlite3").digits("me")
     assert [(d.label, d.source) for d in saved] == [(6, "correction")]

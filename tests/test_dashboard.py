@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from digitlab import service
-from digitlab.dashboard import APP, PAGES, views
 from digitlab.data.datasets import load_dataset
+from digitlab.faces.dashboard import APP, PAGES, views
 
 TIMEOUT = 120  # seconds for one script run (model loading on a busy CI machine)
 
@@ -219,8 +219,8 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
 def test_your_digits_page_counts_measures_deletes_and_personalises(
     mnist_run: Path, private_runs: Path, real_mnist: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from digitlab.data.mine import DigitStore
-    from digitlab.strokes import writer_digits
+    from digitlab.data.strokes import writer_digits
+    from digitlab.data.your_digits import DigitStore
 
     runs = private_runs  # a copy: personalising adds a run folder
     monkeypatch.setenv(views.RUN_ENV, str(runs / mnist_run.name))

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import pipeline, service
-from digitlab.artifacts import run_folder
+from digitlab import service
 from digitlab.data.datasets import load_dataset
+from digitlab.runs.folders import run_folder
+from digitlab.service import steps as pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,7 +54,7 @@ def test_readme_model_table_matches_the_benchmark_json() -> None:
 
 
 def test_evaluate_robustness_is_saved_and_reported(tmp_path: Path) -> None:
-    from digitlab import report
+    from digitlab.analysis import report
 
     data = service.DataRequest(dataset="digits")
     service.train(service.TrainRequest("lr", data, tmp_path))
@@ -69,7 +70,7 @@ def test_evaluate_robustness_is_saved_and_reported(tmp_path: Path) -> None:
 
 def test_metadata_of_a_tuned_scratch_model_names_its_family() -> None:
     from digitlab.models import registry
-    from digitlab.train import Trained, model_metadata
+    from digitlab.training.train import Trained, model_metadata
 
     ds = load_dataset("digits")
     model = registry.get("scratch-mlp").build(0)
@@ -85,7 +86,7 @@ def test_metadata_of_a_tuned_scratch_model_names_its_family() -> None:
 
 def test_augment_reports_a_test_split_that_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The flag is computed from hashes, not written as True: a step that touches the test split is caught."""
-    import digitlab.augment.robustness as robustness_module
+    import digitlab.features.augment.robustness as robustness_module
 
     ds = load_dataset("digits")
     real = robustness_module.robustness

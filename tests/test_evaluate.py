@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from digitlab.evaluate import confused_pairs, evaluate_predictions, misclassified
+from digitlab.analysis.evaluate import confused_pairs, evaluate_predictions, misclassified
 
 
 def test_confused_pairs_are_the_largest_off_diagonal_cells_by_direction() -> None:

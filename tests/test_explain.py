@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import explain, service
-from digitlab.errors import DigitlabError
+from digitlab import service
+from digitlab.analysis import explain
+from digitlab.core.errors import DigitlabError
 from digitlab.models import registry
 from digitlab.models.cnn import CNNClassifier
 from digitlab.models.ensemble import SoftVote

@@ -332,7 +332,7 @@ def _rm_latest_outside(w: World) -> list[str]:
 
 
 def _rm_run_with_marker_replaced(w: World) -> list[str]:
-    from digitlab.artifacts import MARKER
+    from digitlab.runs.folders import MARKER
 
     run = next(p for p in w.runs.iterdir() if p.is_dir() and not p.is_symlink())
     (run / MARKER).unlink()
@@ -346,7 +346,7 @@ def _show_outside(w: World) -> list[str]:
 
 
 def _mine_with_digits(w: World) -> None:
-    from digitlab.data.mine import DigitStore
+    from digitlab.data.your_digits import DigitStore
 
     w.env["DIGITLAB_HOME"] = str(w.root / "home")
     digit = np.zeros((28, 28), np.uint8)
@@ -707,7 +707,7 @@ def _own_run_dirs(runs: Path) -> list[Path]:
 
 
 def test_rm_and_prune_refuse_a_run_being_written_then_remove_it_once_finished(world: World) -> None:
-    from digitlab.artifacts import run_folder
+    from digitlab.runs.folders import run_folder
 
     out = world.root / "fresh"
     with run_folder(out, "compare") as run:
@@ -782,8 +782,8 @@ def test_two_rm_at_once_remove_the_run_once_and_nothing_else(world: World) -> No
 
 
 def test_a_run_folder_removed_under_a_writer_is_not_recreated_or_reported_complete(tmp_path: Path) -> None:
-    from digitlab.artifacts import record_model, run_folder
-    from digitlab.errors import DigitlabError
+    from digitlab.core.errors import DigitlabError
+    from digitlab.runs.folders import record_model, run_folder
 
     with run_folder(tmp_path, "good") as good:
         pass

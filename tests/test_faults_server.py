@@ -357,7 +357,7 @@ def test_past_the_connection_limit_with_every_connection_busy_a_newcomer_gets_50
 def test_error_logs_are_rate_limited_with_a_count() -> None:
     import logging
 
-    from digitlab.server.guard import RateLimitedLog
+    from digitlab.faces.server.guard import RateLimitedLog
 
     records = []
 

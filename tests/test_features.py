@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from digitlab.errors import DigitlabError
-from digitlab.features import (
+from digitlab.core.errors import DigitlabError
+from digitlab.features.transforms import (
     Deskew,
     Flatten,
     ReduceDims,

@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from digitlab import service
-from digitlab.dashboard import PAGES, views
+from digitlab.faces.dashboard import PAGES, views
 from tests.conftest import digitlab
 
 

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
-from digitlab.errors import DigitlabError
-from digitlab.images import to_mnist
+from digitlab.data.pictures import to_mnist
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +69,7 @@ def test_output_is_mnist_style() -> None:
 
 def test_blank_and_faint_pictures_are_blank() -> None:
     """The one definition of blank (#31): white paper, faint noise and an empty canvas are blank, a stroke is not."""
-    from digitlab.images import inked_rows, is_blank
+    from digitlab.data.pictures import inked_rows, is_blank
 
     rng = np.random.default_rng(0)
     blank = [np.full((100, 100), 255.0), 240 + rng.normal(0, 3, (100, 100)), np.zeros((280, 280, 4), np.uint8)]
@@ -142,7 +142,7 @@ def _corr(a: np.ndarray, b: np.ndarray) -> float:
 @pytest.mark.parametrize("condition", ["grey paper", "uneven light", "shadow", "noise", "blur", "jpeg", "off-centre"])
 def test_a_photographed_drawing_reads_like_the_drawing(condition: str) -> None:
     """Grey paper, a lighting gradient, a shadow across the page, noise, blur, JPEG: evened out by to_mnist."""
-    from digitlab.strokes import STYLES, draw, photograph
+    from digitlab.data.strokes import STYLES, draw, photograph
 
     for seed in range(8):
         canvas = draw(STYLES["plain"], seed, np.random.default_rng(seed))
@@ -154,7 +154,7 @@ def test_a_photographed_drawing_reads_like_the_drawing(condition: str) -> None:
 def test_a_thin_pen_is_thickened_to_mnist_strokes() -> None:
     from dataclasses import replace
 
-    from digitlab.strokes import STYLES, draw
+    from digitlab.data.strokes import STYLES, draw
 
     for seed in range(5):  # the same seed draws the same digit, only the pen differs
         thick = to_mnist(draw(STYLES["plain"], seed, np.random.default_rng(seed)))
@@ -164,7 +164,7 @@ def test_a_thin_pen_is_thickened_to_mnist_strokes() -> None:
 
 
 def test_the_real_world_check_set_is_the_same_for_the_same_seed() -> None:
-    from digitlab.strokes import CONDITIONS, check_set
+    from digitlab.data.strokes import CONDITIONS, check_set
 
     first = check_set(("continental",), n_per_class=1, seed=3)
     assert list(first) == [("continental", c) for c in CONDITIONS]
@@ -177,8 +177,8 @@ def test_the_real_world_check_set_is_the_same_for_the_same_seed() -> None:
 
 def test_opencv_filters_give_what_pillow_and_scipy_give(monkeypatch: pytest.MonkeyPatch) -> None:
     """OpenCV's median and closing only make to_mnist faster: without OpenCV every picture reads the same."""
-    from digitlab import images
-    from digitlab.strokes import CONDITIONS, STYLES, draw, photograph
+    from digitlab.data import pictures as images
+    from digitlab.data.strokes import CONDITIONS, STYLES, draw, photograph
 
     assert images._cv2() is not None  # the test environment has the augment extra
     rng = np.random.default_rng(5)
@@ -190,7 +190,7 @@ def test_opencv_filters_give_what_pillow_and_scipy_give(monkeypatch: pytest.Monk
 
 
 def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None:
-    from digitlab.strokes import FAMILIES, random_writer, synthetic_digits
+    from digitlab.data.strokes import FAMILIES, random_writer, synthetic_digits
 
     x, y = synthetic_digits(3, seed=4)
     assert x.shape == (30, 28, 28) and x.dtype == np.uint8 and y.tolist() == list(range(10)) * 3
@@ -205,7 +205,7 @@ def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None
 
 def test_a_mark_far_from_the_digit_is_not_part_of_it() -> None:
     """A blot in a corner (or what a shadow's edge leaves) must not stretch the crop and shrink the digit."""
-    from digitlab.strokes import STYLES, draw
+    from digitlab.data.strokes import STYLES, draw
 
     for digit in (1, 4, 7):  # a 4 and a continental 7 are two strokes each: both stay
         canvas = draw(STYLES["continental"], digit, np.random.default_rng(digit))

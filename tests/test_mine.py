@@ -17,10 +17,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.idx import read_idx
-from digitlab.data.mine import DigitStore
-from digitlab.errors import DigitlabError
-from digitlab.strokes import writer_digits
+from digitlab.data.strokes import writer_digits
+from digitlab.data.your_digits import DigitStore
 from tests.conftest import Cli, digitlab
 
 
@@ -115,7 +115,7 @@ WRITER = textwrap.dedent(
     """
     import sys
     import numpy as np
-    from digitlab.data.mine import DigitStore
+    from digitlab.data.your_digits import DigitStore
     store = DigitStore(sys.argv[1])
     tag, n = sys.argv[2], int(sys.argv[3])
     image = np.zeros((28, 28), np.uint8)
@@ -142,7 +142,7 @@ KILLED = textwrap.dedent(
     """
     import os, signal, sys
     import numpy as np
-    from digitlab.data.mine import DigitStore
+    from digitlab.data.your_digits import DigitStore
     store = DigitStore(sys.argv[1])
     image = np.zeros((28, 28), np.uint8)
     store.add_many([(image, f"kept-{k}".encode(), k % 10) for k in range(20)], "me", "canvas")
@@ -250,7 +250,7 @@ def test_mine_faults_are_one_line(
     tmp_path: Path, args: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
     """Through the CLI's own entry (in this process: the real-process fault campaign is tests/test_faults.py)."""
-    from digitlab.cli import main
+    from digitlab.faces.cli.main import main
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "x.png").write_bytes(b"\x89PNG junk")
@@ -382,7 +382,7 @@ def test_a_damaged_store_does_not_stop_a_report(runs: Path, tmp_path: Path) -> N
 def test_a_first_version_store_is_migrated_keeping_every_digit(tmp_path: Path, hand: tuple) -> None:
     """Stores made before per-writer pictures (sha256 unique across writers) open, keep their digits, and then
     take the same picture for another writer."""
-    from digitlab.data.mine import APPLICATION_ID
+    from digitlab.data.your_digits import APPLICATION_ID
 
     path = tmp_path / "mine.sqlite3"
     x, y, png = hand
@@ -511,7 +511,7 @@ def test_feedback_to_personalise_to_reload_serves_a_model_that_reads_the_writer_
 
 def test_personalise_epochs_scale_with_the_number_of_digits() -> None:
     """#30 finding 11: 10,000 digits no longer take 40 passes (about 18 minutes); a few hundred still do."""
-    from digitlab.personalise import MAX_EPOCHS, STEP_BUDGET, auto_epochs
+    from digitlab.training.personalise import MAX_EPOCHS, STEP_BUDGET, auto_epochs
 
     assert auto_epochs(2) == auto_epochs(100) == auto_epochs(300) == MAX_EPOCHS
     assert auto_epochs(10_000) == 3 and auto_epochs(1_000_000) == 3  # never fewer than 3 passes

@@ -202,7 +202,7 @@ def test_a_corrupt_store_is_one_line(tmp_path: Path) -> None:
 
 
 def test_mlflow_is_not_imported_unless_asked_for() -> None:
-    code = "import sys, digitlab.cli; assert 'mlflow' not in sys.modules, 'mlflow imported'"
+    code = "import sys, digitlab.faces.cli.main; assert 'mlflow' not in sys.modules, 'mlflow imported'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
 

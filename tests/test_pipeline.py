@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitlab import pipeline
-from digitlab.artifacts import atomic_open, atomic_write_bytes, new_run
+from digitlab.core.files import atomic_open, atomic_write_bytes
 from digitlab.data.datasets import load_dataset
-from digitlab.features import ScaleImages, StandardiseImages
+from digitlab.features.transforms import ScaleImages, StandardiseImages
 from digitlab.models.store import load_model
+from digitlab.runs.folders import new_run
+from digitlab.service import steps as pipeline
 
 
 def _is_png(path: Path) -> bool:

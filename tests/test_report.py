@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from digitlab import report
+from digitlab.analysis import report
+from digitlab.core.errors import DigitlabError
 from digitlab.data import sources
-from digitlab.errors import DigitlabError
 from digitlab.models import registry
 
 

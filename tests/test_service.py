@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from digitlab import service
-from digitlab.artifacts import RUN_FILE, mark_latest, new_run, run_folder
-from digitlab.errors import DigitlabError, Interrupted
+from digitlab.core.errors import DigitlabError, Interrupted
+from digitlab.runs.folders import RUN_FILE, mark_latest, new_run, run_folder
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -100,8 +100,8 @@ def test_lookup_by_name_finds_saved_variants_and_refuses_unknown_names(tmp_path:
 
 def test_best_is_the_saved_model_that_reads_real_pictures_best(mnist_run: Path, private_runs: Path) -> None:
     """``predict``, Try it and ``serve`` read with ``best``: the run's model ranked first in registry.READERS."""
-    from digitlab.artifacts import MODEL_INDEX
     from digitlab.models import registry
+    from digitlab.runs.folders import MODEL_INDEX
 
     out = private_runs
     run = out / mnist_run.name

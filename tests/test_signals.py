@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from digitlab.artifacts import RUN_FILE
+from digitlab.runs.folders import RUN_FILE
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_a_stop_that_lands_in_a_finaliser_is_not_lost(tmp_path: Path) -> None:
     script = """
 import os, signal, sys, time
 from digitlab import __main__ as entry
-from digitlab.errors import Interrupted
+from digitlab.core.errors import Interrupted
 signal.signal(signal.SIGINT, entry._stop)
 signal.signal(signal.SIGALRM, entry._again)
 sys.unraisablehook = entry._swallowed
@@ -117,7 +117,7 @@ except Interrupted as stop:
 
 
 def test_progress_events_raise_a_pending_stop(monkeypatch: pytest.MonkeyPatch) -> None:
-    from digitlab import errors, progress
+    from digitlab.core import errors, progress
 
     monkeypatch.setattr(errors, "_STOPS", [signal.SIGTERM])
     with pytest.raises(errors.Interrupted) as stopped:
@@ -130,7 +130,7 @@ def test_a_stop_during_the_torch_import_waits_for_the_import_to_finish(tmp_path:
     script = """
 import os, signal, sys, threading
 from digitlab import __main__ as entry
-from digitlab.errors import Interrupted
+from digitlab.core.errors import Interrupted
 from digitlab.models.cnn import _torch
 signal.signal(signal.SIGTERM, entry._stop)
 threading.Timer(0.05, lambda: os.kill(os.getpid(), signal.SIGTERM)).start()  # lands inside the import
@@ -147,7 +147,9 @@ except Interrupted as stop:
 
 def test_an_error_a_library_makes_of_a_stop_still_ends_as_the_stop(monkeypatch: pytest.MonkeyPatch) -> None:
     """A signal landing inside C++ drawing code surfaced as matplotlib's own ``ValueError`` (CI, SIGTERM-10s)."""
-    from digitlab import cli, errors, service
+    from digitlab import service
+    from digitlab.core import errors
+    from digitlab.faces.cli import main as cli
 
     def drawing_cut_short() -> None:
         raise ValueError("Invalid bounding box")  # what Agg's draw_path raised when the handler fired inside it

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digitlab import pipeline
-from digitlab.artifacts import new_run
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
-from digitlab.errors import DigitlabError
 from digitlab.models.store import load_model
-from digitlab.tune import parse_overrides, parse_value, space_for, tune
+from digitlab.runs.folders import new_run
+from digitlab.service import steps as pipeline
+from digitlab.training.tune import parse_overrides, parse_value, space_for, tune
 
 SMALL_SVM = {"clf__C": [1.0, 10.0], "clf__gamma": ["scale", 0.01], "pca__n_components": [30], "deskew": ["passthrough"]}
 

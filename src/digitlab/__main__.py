@@ -12,7 +12,7 @@ import sys
 import warnings
 from typing import Any
 
-from digitlab.errors import Interrupted, pending_stop, request_stop, shielding
+from digitlab.core.errors import Interrupted, pending_stop, request_stop, shielding
 
 INTERRUPTED = "interrupted; nothing was saved from this run"
 
@@ -45,7 +45,7 @@ def entry() -> None:
     if not sys.warnoptions:  # library warnings (torch, scikit-learn) are noise before a table or an error line
         warnings.simplefilter("ignore")
     try:
-        from digitlab.cli import main
+        from digitlab.faces.cli.main import main
 
         code = main()
     except (Interrupted, KeyboardInterrupt) as exc:

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import load_dataset
-from digitlab.errors import DigitlabError
 from tests.conftest import MNIST_TEST_COUNTS, MNIST_TRAIN_COUNTS
 
 

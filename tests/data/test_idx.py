@@ -6,8 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.idx import encode_idx, read_idx, write_idx
-from digitlab.errors import DigitlabError
 
 
 @pytest.mark.parametrize("suffix", ["", ".gz"])

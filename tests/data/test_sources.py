@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data import sources
 from digitlab.data.idx import encode_idx
-from digitlab.errors import DigitlabError
 from tests.conftest import MNIST_TEST_COUNTS, MNIST_TRAIN_COUNTS
 
 

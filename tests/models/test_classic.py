@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import skops.io as sio
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
-from digitlab.errors import DigitlabError
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_path, save_model
-from digitlab.train import train_and_score
+from digitlab.training.train import train_and_score
 
 MODELS = registry.names()
 CLASSIC = ["lr", "knn", "svm", "mlp"]
@@ -130,7 +130,7 @@ def test_deskew_is_a_default_for_handwriting_only(name: str) -> None:
 
 
 def _deskew_on(name: str) -> dict[str, object]:
-    from digitlab.features import Deskew
+    from digitlab.features.transforms import Deskew
 
     return {"deskew": True} if name.startswith("scratch") else {"deskew": Deskew()}
 
@@ -144,8 +144,8 @@ def test_the_ensemble_passes_the_dataset_to_its_members() -> None:
 def test_training_and_tuning_on_other_pictures_start_from_their_defaults(digits: Dataset) -> None:
     from dataclasses import replace
 
-    from digitlab.train import model_metadata
-    from digitlab.tune import tune
+    from digitlab.training.train import model_metadata
+    from digitlab.training.tune import tune
 
     clothes = replace(digits.subset(300, 100, random_state=0), name="fashion-mnist")
     trained = train_and_score("lr", clothes, random_state=0)

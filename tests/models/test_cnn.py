@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
-from digitlab.errors import DigitlabError
 from digitlab.models.cnn import CNNClassifier
 from digitlab.models.ensemble import SoftVote
 from digitlab.models.store import load_model, save_model

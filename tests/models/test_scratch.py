@@ -20,13 +20,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
-from digitlab.errors import DigitlabError
 from digitlab.models.scratch import layers as L
 from digitlab.models.scratch.estimators import ScratchCNN, ScratchKNN, ScratchLinearSVM, ScratchMLP, ScratchSoftmax
+from digitlab.models.scratch.features import to_features
 from digitlab.models.scratch.losses import multiclass_hinge, softmax_cross_entropy
 from digitlab.models.scratch.network import kept_memory
-from digitlab.models.scratch.preprocess import to_features
 from digitlab.models.store import load_model, model_path, save_model
 
 TOL = 1e-6  # finite differences in float64

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data import sources
 from digitlab.data.idx import read_idx
-from digitlab.errors import DigitlabError
 
 DATASETS = ("mnist", "fashion-mnist", "digits", "idx:DIR", "mine", "mine:WRITER")
 DIGIT_NAMES = tuple(str(d) for d in range(10))
@@ -213,7 +213,7 @@ def is_mine(name: str) -> bool:
 
 
 def _load_mine(name: str) -> Dataset:
-    from digitlab.data.mine import DigitStore, check_writer
+    from digitlab.data.your_digits import DigitStore, check_writer
 
     writer = check_writer(name[5:]) if name.startswith("mine:") else None
     store = DigitStore()
@@ -238,7 +238,7 @@ def check_name(name: str) -> None:
     if name in LOADERS or (name.startswith("idx:") and len(name) > 4) or name == "mine":
         return
     if name.startswith("mine:"):
-        from digitlab.data.mine import check_writer
+        from digitlab.data.your_digits import check_writer
 
         check_writer(name[5:])
         return

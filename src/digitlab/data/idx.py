@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from digitlab.artifacts import atomic_write_bytes
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_write_bytes
 
 # type byte -> big-endian dtype
 IDX_TYPES: dict[int, np.dtype] = {

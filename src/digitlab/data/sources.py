@@ -22,9 +22,9 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from digitlab.artifacts import atomic_path, write_json
-from digitlab.errors import DigitlabError
-from digitlab.progress import log_lines
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_path, write_json
+from digitlab.core.progress import log_lines
 
 STANDARD_NAMES = (
     "train-images-idx3-ubyte",

@@ -21,8 +21,8 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.augment import get_augmenter
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.features.augment import get_augmenter
 
 _CHUNK = 2048  # images per augmenter call
 

@@ -17,7 +17,7 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.features import ReduceDims, preprocessing_pipeline
+from digitlab.features.transforms import ReduceDims, preprocessing_pipeline
 
 
 def _with_front(*steps: tuple[str, Any], deskew: bool = True) -> Pipeline:

@@ -3,7 +3,7 @@
 Training: the whole training set as one tensor in memory (channels-last), each batch moved by a
 random pixel offset, AdamW with a one-cycle learning-rate schedule, a validation split carved from
 the training data, early stopping on validation accuracy (the best epoch's weights are
-kept), progress events per epoch (``digitlab.progress``). Two nets: ``classic`` (the default)
+kept), progress events per epoch (``digitlab.core.progress``). Two nets: ``classic`` (the default)
 and ``fast`` (cnn-fast), shaped for CPUs: 99.4–99.6% on MNIST in a third of the time (benchmarks/cnn_speed.py).
 An int ``random_state`` makes CPU runs repeatable; ``None`` draws fresh randomness, as in scikit-learn.
 Saved as a ``state_dict`` (loaded with ``weights_only=True``) plus a JSON config.
@@ -22,8 +22,9 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.errors import DigitlabError
-from digitlab.features import as_images
+from digitlab.core.errors import DigitlabError
+from digitlab.core.progress import INNER, Event, emit
+from digitlab.features.transforms import as_images
 from digitlab.models.nets import (
     build_network,
     config_path,
@@ -34,7 +35,6 @@ from digitlab.models.nets import (
     unreadable_config,
 )
 from digitlab.models.nets import torch_module as _torch
-from digitlab.progress import INNER, Event, emit
 
 # The classic net (the cnn until #18: 99.5% in 10 epochs); cnn-aug trains it on augmented batches.
 CLASSIC: dict[str, Any] = {"arch": "classic", "channels": (16, 32), "hidden": 128, "max_lr": 3e-3, "shift": 0}
@@ -90,7 +90,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.synthetic = synthetic  # pen-drawn digits per class added (strokes.synthetic_digits), ≤ a fifth of the set
         self.device = device  # "auto": CUDA when present, else CPU
         self.random_state = random_state
-        self.verbose = verbose  # progress events per epoch (digitlab.progress)
+        self.verbose = verbose  # progress events per epoch (digitlab.core.progress)
 
     file_suffix = ".pt"
 
@@ -112,14 +112,14 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     @classmethod
     def augmented(cls, random_state: int | None = 0) -> CNNClassifier:
         """The classic net, 20 epochs, each batch freshly rotated, shifted, scaled and thickened (OpenCV)."""
-        from digitlab.augment import get_augmenter
+        from digitlab.features.augment import get_augmenter
 
         return cls(**CLASSIC, epochs=20, augment=get_augmenter("opencv"), random_state=random_state)
 
     @classmethod
     def hands(cls, random_state: int | None = 0) -> CNNClassifier:
         """cnn-hands: the cnn, 12 epochs of OpenCV-augmented batches of MNIST and pen-drawn digits (``HANDS``)."""
-        from digitlab.augment import get_augmenter
+        from digitlab.features.augment import get_augmenter
 
         return cls(**HANDS, augment=get_augmenter("opencv"), random_state=random_state)
 
@@ -157,7 +157,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     def _with_synthetic(self, x: np.ndarray, y_idx: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """The training digits plus ``synthetic`` pen-drawn digits of each class, at most a fifth as many as
         there are training digits so that a small training set is not swamped (validation stays as given)."""
-        from digitlab.strokes import synthetic_digits
+        from digitlab.data.strokes import synthetic_digits
 
         if int(self.synthetic) < 0:
             raise DigitlabError(f"cnn synthetic {self.synthetic!r}: give 0 or more drawn digits per class.")
@@ -397,7 +397,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
     # --- files ----------------------------------------------------------------------------
     def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
         """Write ``<path>`` (state_dict) and ``<path>.json`` (config and metadata), atomically."""
-        from digitlab.artifacts import atomic_path, write_json
+        from digitlab.core.files import atomic_path, write_json
         from digitlab.data.sources import sha256_file
 
         torch = _torch()

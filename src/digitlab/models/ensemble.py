@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted
 
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
 
 
 class SoftVote(ClassifierMixin, BaseEstimator):

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import DigitlabError, shielded
+from digitlab.core.errors import DigitlabError, shielded
 
 
 def torch_module() -> Any:

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from digitlab.errors import DigitlabError
-from digitlab.settings import READERS
+from digitlab.core.errors import DigitlabError
+from digitlab.core.settings import READERS
 
 
 class _Module:
@@ -56,7 +56,7 @@ classic = _Module("digitlab.models.classic")
 scratch = _Module("digitlab.models.scratch.estimators")
 cnn = _Module("digitlab.models.cnn")
 ensemble = _Module("digitlab.models.ensemble")
-features = _Module("digitlab.features")
+features = _Module("digitlab.features.transforms")
 DESKEW_CHOICES = _Later(lambda: ["passthrough", features.Deskew()])
 
 

@@ -13,8 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from digitlab.artifacts import atomic_path, library_versions, to_jsonable, write_json
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_path, library_versions, to_jsonable, write_json
 
 MODEL_FORMAT = "digitlab-model/1"
 SKOPS_SUFFIX = ".skops"

@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
 
 _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the module itself)
     "AUGMENTERS": ("digitlab.service.jobs", "AUGMENTERS"),
@@ -21,49 +21,49 @@ _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the
     "BatchRequest": ("digitlab.service.batch", "BatchRequest"),
     "Batcher": ("digitlab.service.batching", "Batcher"),
     "CompareRequest": ("digitlab.service.requests", "CompareRequest"),
-    "DEFAULT_MODELS": ("digitlab.settings", "DEFAULT_MODELS"),
+    "DEFAULT_MODELS": ("digitlab.core.settings", "DEFAULT_MODELS"),
     "DashboardRequest": ("digitlab.service.requests", "DashboardRequest"),
     "DataRequest": ("digitlab.service.requests", "DataRequest"),
-    "DigitMap": ("digitlab.service.looking", "DigitMap"),
+    "DigitMap": ("digitlab.service.explain", "DigitMap"),
     "EnsembleRequest": ("digitlab.service.requests", "EnsembleRequest"),
     "EvaluateRequest": ("digitlab.service.requests", "EvaluateRequest"),
-    "Event": ("digitlab.progress", "Event"),
-    "ExplainRequest": ("digitlab.service.looking", "ExplainRequest"),
+    "Event": ("digitlab.core.progress", "Event"),
+    "ExplainRequest": ("digitlab.service.explain", "ExplainRequest"),
     "ExportRequest": ("digitlab.service.exporting", "ExportRequest"),
-    "HEADER_TIMEOUT_S": ("digitlab.settings", "HEADER_TIMEOUT_S"),
-    "INNER": ("digitlab.progress", "INNER"),
-    "JOB": ("digitlab.progress", "JOB"),
+    "HEADER_TIMEOUT_S": ("digitlab.core.settings", "HEADER_TIMEOUT_S"),
+    "INNER": ("digitlab.core.progress", "INNER"),
+    "JOB": ("digitlab.core.progress", "JOB"),
     "Launch": ("digitlab.service.jobs", "Launch"),
-    "MAP_FEATURES": ("digitlab.service.looking", "MAP_FEATURES"),
-    "MAP_METHODS": ("digitlab.service.looking", "MAP_METHODS"),
-    "MAP_SPLITS": ("digitlab.service.looking", "MAP_SPLITS"),
-    "MAX_BATCH": ("digitlab.settings", "MAX_BATCH"),
-    "MAX_CONNECTIONS": ("digitlab.settings", "MAX_CONNECTIONS"),
-    "MAX_IN_FLIGHT": ("digitlab.settings", "MAX_IN_FLIGHT"),
-    "MAX_PICTURE_BYTES": ("digitlab.settings", "MAX_PICTURE_BYTES"),
-    "MapRequest": ("digitlab.service.looking", "MapRequest"),
+    "MAP_FEATURES": ("digitlab.service.explain", "MAP_FEATURES"),
+    "MAP_METHODS": ("digitlab.service.explain", "MAP_METHODS"),
+    "MAP_SPLITS": ("digitlab.service.explain", "MAP_SPLITS"),
+    "MAX_BATCH": ("digitlab.core.settings", "MAX_BATCH"),
+    "MAX_CONNECTIONS": ("digitlab.core.settings", "MAX_CONNECTIONS"),
+    "MAX_IN_FLIGHT": ("digitlab.core.settings", "MAX_IN_FLIGHT"),
+    "MAX_PICTURE_BYTES": ("digitlab.core.settings", "MAX_PICTURE_BYTES"),
+    "MapRequest": ("digitlab.service.explain", "MapRequest"),
     "ModelInfo": ("digitlab.service.jobs", "ModelInfo"),
     "ONNX_OPSET": ("digitlab.service.exporting", "ONNX_OPSET"),
     "PICTURE_SHAPE": ("digitlab.service.predictor", "PICTURE_SHAPE"),
     "PersonaliseRequest": ("digitlab.service.requests", "PersonaliseRequest"),
     "Prediction": ("digitlab.service.predictor", "Prediction"),
     "Predictor": ("digitlab.service.predictor", "Predictor"),
-    "Progress": ("digitlab.progress", "Progress"),
-    "QUICK_TEST": ("digitlab.settings", "QUICK_TEST"),
-    "QUICK_TRAIN": ("digitlab.settings", "QUICK_TRAIN"),
-    "READERS": ("digitlab.settings", "READERS"),
-    "RUNS_ENV": ("digitlab.settings", "RUNS_ENV"),
+    "Progress": ("digitlab.core.progress", "Progress"),
+    "QUICK_TEST": ("digitlab.core.settings", "QUICK_TEST"),
+    "QUICK_TRAIN": ("digitlab.core.settings", "QUICK_TRAIN"),
+    "READERS": ("digitlab.core.settings", "READERS"),
+    "RUNS_ENV": ("digitlab.core.settings", "RUNS_ENV"),
     "RUNTIMES": ("digitlab.service.serving", "RUNTIMES"),
-    "RUN_ENV": ("digitlab.settings", "RUN_ENV"),
+    "RUN_ENV": ("digitlab.core.settings", "RUN_ENV"),
     "RunRequest": ("digitlab.service.requests", "RunRequest"),
-    "RunSummary": ("digitlab.service.history", "RunSummary"),
-    "SERVE_ENV": ("digitlab.settings", "SERVE_ENV"),
-    "SavedModel": ("digitlab.service.lookup", "SavedModel"),
+    "RunSummary": ("digitlab.runs.history", "RunSummary"),
+    "SERVE_ENV": ("digitlab.core.settings", "SERVE_ENV"),
+    "SavedModel": ("digitlab.runs.lookup", "SavedModel"),
     "ServeRequest": ("digitlab.service.serving", "ServeRequest"),
     "ServedModel": ("digitlab.service.serving", "ServedModel"),
     "StepResult": ("digitlab.service.jobs", "StepResult"),
-    "TIMEOUT_S": ("digitlab.settings", "TIMEOUT_S"),
-    "TOKEN_ENV": ("digitlab.settings", "TOKEN_ENV"),
+    "TIMEOUT_S": ("digitlab.core.settings", "TIMEOUT_S"),
+    "TOKEN_ENV": ("digitlab.core.settings", "TOKEN_ENV"),
     "TrainRequest": ("digitlab.service.requests", "TrainRequest"),
     "TuneRequest": ("digitlab.service.requests", "TuneRequest"),
     "UNCERTAIN": ("digitlab.service.predictor", "UNCERTAIN"),
@@ -75,53 +75,53 @@ _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the
     "compare": ("digitlab.service.jobs", "compare"),
     "dashboard_launch": ("digitlab.service.jobs", "dashboard_launch"),
     "data_info": ("digitlab.service.jobs", "data_info"),
-    "diff_runs": ("digitlab.service.history", "diff_runs"),
-    "digit_map": ("digitlab.service.looking", "digit_map"),
+    "diff_runs": ("digitlab.runs.history", "diff_runs"),
+    "digit_map": ("digitlab.service.explain", "digit_map"),
     "ensemble": ("digitlab.service.jobs", "ensemble"),
     "evaluate": ("digitlab.service.jobs", "evaluate"),
-    "evaluation_answers": ("digitlab.service.looking", "evaluation_answers"),
-    "explain": ("digitlab.service.looking", "explain"),
-    "explain_image": ("digitlab.service.looking", "explain_image"),
-    "explanation_kind": ("digitlab.service.looking", "explanation_kind"),
+    "evaluation_answers": ("digitlab.service.explain", "evaluation_answers"),
+    "explain": ("digitlab.service.explain", "explain"),
+    "explain_image": ("digitlab.service.explain", "explain_image"),
+    "explanation_kind": ("digitlab.service.explain", "explanation_kind"),
     "explore": ("digitlab.service.jobs", "explore"),
     "export_model": ("digitlab.service.exporting", "export"),
-    "find_model": ("digitlab.service.lookup", "find_model"),
-    "find_run": ("digitlab.service.lookup", "find_run"),
-    "inked_rows": ("digitlab.images", "inked_rows"),
-    "is_blank": ("digitlab.images", "is_blank"),
-    "is_model_name": ("digitlab.service.lookup", "is_model_name"),
-    "latest_run": ("digitlab.service.lookup", "latest_run"),
-    "list_runs": ("digitlab.service.lookup", "list_runs"),
+    "find_model": ("digitlab.runs.lookup", "find_model"),
+    "find_run": ("digitlab.runs.lookup", "find_run"),
+    "inked_rows": ("digitlab.data.pictures", "inked_rows"),
+    "is_blank": ("digitlab.data.pictures", "is_blank"),
+    "is_model_name": ("digitlab.runs.lookup", "is_model_name"),
+    "latest_run": ("digitlab.runs.lookup", "latest_run"),
+    "list_runs": ("digitlab.runs.lookup", "list_runs"),
     "load_predictor": ("digitlab.service.exporting", "load_predictor"),
     "load_served": ("digitlab.service.serving", "load_served"),
     "mine": ("digitlab.service.mine", ""),
     "mlflow_log": ("digitlab.service.jobs", "mlflow_log"),
     "model_catalogue": ("digitlab.service.jobs", "model_catalogue"),
     "model_names": ("digitlab.service.jobs", "model_names"),
-    "personal_models": ("digitlab.service.lookup", "personal_models"),
+    "personal_models": ("digitlab.runs.lookup", "personal_models"),
     "personalise": ("digitlab.service.jobs", "personalise"),
     "picture_files": ("digitlab.service.batch", "picture_files"),
-    "place_on_map": ("digitlab.service.looking", "place_on_map"),
+    "place_on_map": ("digitlab.service.explain", "place_on_map"),
     "predict_each": ("digitlab.service.predictor", "predict_each"),
     "load_predictors": ("digitlab.service.predictor", "load_predictors"),
     "preprocess": ("digitlab.service.jobs", "preprocess"),
-    "prune_candidates": ("digitlab.service.history", "prune_candidates"),
-    "read_map": ("digitlab.service.looking", "read_map"),
+    "prune_candidates": ("digitlab.runs.history", "prune_candidates"),
+    "read_map": ("digitlab.service.explain", "read_map"),
     "read_picture": ("digitlab.service.predictor", "read_picture"),
-    "removable_runs": ("digitlab.service.history", "removable_runs"),
-    "remove_runs": ("digitlab.service.history", "remove_runs"),
+    "removable_runs": ("digitlab.runs.history", "removable_runs"),
+    "remove_runs": ("digitlab.runs.history", "remove_runs"),
     "report": ("digitlab.service.jobs", "report"),
     "run": ("digitlab.service.jobs", "run"),
-    "run_cnn": ("digitlab.service.looking", "run_cnn"),
-    "run_dataset": ("digitlab.service.looking", "run_dataset"),
-    "run_facts": ("digitlab.service.history", "run_facts"),
-    "run_history": ("digitlab.service.history", "run_history"),
-    "run_maps": ("digitlab.service.looking", "run_maps"),
-    "run_models": ("digitlab.service.lookup", "run_models"),
+    "run_cnn": ("digitlab.service.explain", "run_cnn"),
+    "run_dataset": ("digitlab.service.explain", "run_dataset"),
+    "run_facts": ("digitlab.runs.history", "run_facts"),
+    "run_history": ("digitlab.runs.history", "run_history"),
+    "run_maps": ("digitlab.service.explain", "run_maps"),
+    "run_models": ("digitlab.runs.lookup", "run_models"),
     "run_predictors": ("digitlab.service.predictor", "run_predictors"),
     "train": ("digitlab.service.jobs", "train"),
-    "training_curves": ("digitlab.service.looking", "training_curves"),
-    "training_digits": ("digitlab.service.looking", "training_digits"),
+    "training_curves": ("digitlab.service.explain", "training_curves"),
+    "training_digits": ("digitlab.service.explain", "training_digits"),
     "tune": ("digitlab.service.jobs", "tune"),
 }
 
@@ -142,14 +142,25 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from digitlab.images import inked_rows, is_blank
-    from digitlab.progress import INNER, JOB, Event, Progress
-    from digitlab.service import mine
-    from digitlab.service.batch import BatchRequest, batch_predict, picture_files
-    from digitlab.service.batching import Batcher
-    from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
-    from digitlab.service.exporting import export as export_model
-    from digitlab.service.history import (
+    from digitlab.core.progress import INNER, JOB, Event, Progress
+    from digitlab.core.settings import (
+        DEFAULT_MODELS,
+        HEADER_TIMEOUT_S,
+        MAX_BATCH,
+        MAX_CONNECTIONS,
+        MAX_IN_FLIGHT,
+        MAX_PICTURE_BYTES,
+        QUICK_TEST,
+        QUICK_TRAIN,
+        READERS,
+        RUN_ENV,
+        RUNS_ENV,
+        SERVE_ENV,
+        TIMEOUT_S,
+        TOKEN_ENV,
+    )
+    from digitlab.data.pictures import inked_rows, is_blank
+    from digitlab.runs.history import (
         RunSummary,
         diff_runs,
         prune_candidates,
@@ -158,6 +169,41 @@ if TYPE_CHECKING:
         run_facts,
         run_history,
     )
+    from digitlab.runs.lookup import (
+        SavedModel,
+        find_model,
+        find_run,
+        is_model_name,
+        latest_run,
+        list_runs,
+        personal_models,
+        run_models,
+    )
+    from digitlab.service import mine
+    from digitlab.service.batch import BatchRequest, batch_predict, picture_files
+    from digitlab.service.batching import Batcher
+    from digitlab.service.explain import (
+        MAP_FEATURES,
+        MAP_METHODS,
+        MAP_SPLITS,
+        DigitMap,
+        ExplainRequest,
+        MapRequest,
+        digit_map,
+        evaluation_answers,
+        explain,
+        explain_image,
+        explanation_kind,
+        place_on_map,
+        read_map,
+        run_cnn,
+        run_dataset,
+        run_maps,
+        training_curves,
+        training_digits,
+    )
+    from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
+    from digitlab.service.exporting import export as export_model
     from digitlab.service.jobs import (
         AUGMENTERS,
         Launch,
@@ -181,36 +227,6 @@ if TYPE_CHECKING:
         train,
         tune,
     )
-    from digitlab.service.looking import (
-        MAP_FEATURES,
-        MAP_METHODS,
-        MAP_SPLITS,
-        DigitMap,
-        ExplainRequest,
-        MapRequest,
-        digit_map,
-        evaluation_answers,
-        explain,
-        explain_image,
-        explanation_kind,
-        place_on_map,
-        read_map,
-        run_cnn,
-        run_dataset,
-        run_maps,
-        training_curves,
-        training_digits,
-    )
-    from digitlab.service.lookup import (
-        SavedModel,
-        find_model,
-        find_run,
-        is_model_name,
-        latest_run,
-        list_runs,
-        personal_models,
-        run_models,
-    )
     from digitlab.service.predictor import (
         PICTURE_SHAPE,
         UNCERTAIN,
@@ -233,35 +249,12 @@ if TYPE_CHECKING:
         TrainRequest,
         TuneRequest,
     )
-    from digitlab.service.serving import (
-        RUNTIMES,
-        ServedModel,
-        ServeRequest,
-        check_batch,
-        check_images,
-        load_served,
-    )
-    from digitlab.settings import (
-        DEFAULT_MODELS,
-        HEADER_TIMEOUT_S,
-        MAX_BATCH,
-        MAX_CONNECTIONS,
-        MAX_IN_FLIGHT,
-        MAX_PICTURE_BYTES,
-        QUICK_TEST,
-        QUICK_TRAIN,
-        READERS,
-        RUN_ENV,
-        RUNS_ENV,
-        SERVE_ENV,
-        TIMEOUT_S,
-        TOKEN_ENV,
-    )
+    from digitlab.service.serving import RUNTIMES, ServedModel, ServeRequest, check_batch, check_images, load_served
 
 
 def library_version() -> str:
     """digitlab's installed version."""
-    from digitlab.artifacts import library_versions
+    from digitlab.core.files import library_versions
 
     return library_versions().get("digitlab", "unknown")
 

@@ -20,9 +20,9 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
-from digitlab import progress
-from digitlab.artifacts import atomic_path, check_new_file
-from digitlab.errors import DigitlabError
+from digitlab.core import progress
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_path, check_new_file
 from digitlab.service.exporting import load_predictor
 from digitlab.service.predictor import Predictor
 
@@ -220,7 +220,7 @@ def _scored(chunks: Iterator[list[str]], predictor: Predictor, request: BatchReq
         return
     from dask.distributed import as_completed
 
-    from digitlab.tune import dask_client
+    from digitlab.training.tune import dask_client
 
     with dask_client(request.scheduler, request.dask_local) as (client, _):
         workers = max(1, len(client.scheduler_info().get("workers", {})))

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from digitlab.images import inked_rows
+from digitlab.data.pictures import inked_rows
 from digitlab.service.predictor import Prediction
 from digitlab.service.serving import ServedModel
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.artifacts import atomic_write_bytes, check_new_file
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_write_bytes, check_new_file
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
-from digitlab.service.lookup import BEST, best_reader, find_model
+from digitlab.runs.lookup import BEST, best_reader, find_model
 from digitlab.service.predictor import PICTURE_SHAPE, Predictor
 
 ONNX_OPSET = 18

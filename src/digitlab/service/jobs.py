@@ -18,15 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from digitlab import pipeline, progress
-from digitlab.artifacts import Run, check_new_file, run_folder, to_jsonable
-from digitlab.augment import names as augment_backends
+from digitlab.core import progress
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import check_new_file, to_jsonable
+from digitlab.core.settings import RUN_ENV, RUNS_ENV
 from digitlab.data.datasets import Dataset
-from digitlab.errors import DigitlabError
+from digitlab.features.augment import names as augment_backends
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
+from digitlab.runs.folders import Run, run_folder
+from digitlab.runs.lookup import find_model, find_run, latest_run
+from digitlab.service import steps as pipeline
 from digitlab.service import tracking
-from digitlab.service.lookup import find_model, find_run, latest_run
 from digitlab.service.requests import (
     AugmentRequest,
     CompareRequest,
@@ -40,7 +43,6 @@ from digitlab.service.requests import (
     TuneRequest,
     image_shape_of,
 )
-from digitlab.settings import RUN_ENV, RUNS_ENV
 
 QUICK_TRAIN, QUICK_TEST = pipeline.QUICK_TRAIN, pipeline.QUICK_TEST
 AUGMENTERS = tuple(augment_backends())  # albumentations, opencv, keras, elastic
@@ -133,7 +135,7 @@ def model_names() -> list[str]:
 
 def aspects(names: list[str]) -> list[dict[str, str]]:
     """Family, description, pros and cons of saved models (by saved name)."""
-    from digitlab.report import aspects as report_aspects
+    from digitlab.analysis.report import aspects as report_aspects
 
     return report_aspects(names)
 
@@ -299,8 +301,8 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
 
 def personalise(request: PersonaliseRequest, on_progress: progress.Progress | None = None) -> StepResult:
     """Adapt a saved model to your digits into a new run folder (``latest`` stays where it was)."""
-    from digitlab import personalise as personal
     from digitlab.data.datasets import DIGIT_NAMES, load_dataset
+    from digitlab.training import personalise as personal
 
     request.check()
     path = find_model(request.model, request.out, (28, 28))
@@ -349,7 +351,7 @@ def report(
     """The self-contained HTML report of a run folder (default: the latest), your digits measured first if any.
 
     An ``output`` file that is already there is overwritten only with ``force``."""
-    from digitlab import report as report_lib
+    from digitlab.analysis import report as report_lib
 
     if output is not None:
         check_new_file(output, force)
@@ -426,7 +428,7 @@ def dashboard_app() -> Path:
     """The dashboard's Streamlit script, found without importing the dashboard (a face)."""
     from importlib.util import find_spec
 
-    spec = find_spec("digitlab.dashboard")
+    spec = find_spec("digitlab.faces.dashboard")
     if spec is None or spec.origin is None:
         raise DigitlabError("the digitlab dashboard is not installed with this copy of digitlab; reinstall it.")
     return Path(spec.origin).with_name("app.py")

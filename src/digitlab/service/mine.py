@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.artifacts import atomic_write_bytes, check_new_files
+from digitlab.analysis.evaluate import evaluate_predictions
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import atomic_write_bytes, check_new_files
 from digitlab.data.datasets import DIGIT_NAMES
 from digitlab.data.idx import write_idx
-from digitlab.data.mine import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
-from digitlab.errors import DigitlabError
-from digitlab.evaluate import evaluate_predictions
-from digitlab.images import is_blank, load_image, to_mnist
+from digitlab.data.pictures import is_blank, load_image, to_mnist
+from digitlab.data.your_digits import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
 from digitlab.service.batch import PICTURE_SUFFIXES
 
 LABEL_IN_NAME = re.compile(r"(?<![a-z])label[-_ ]?(\d)(?!\d)", re.IGNORECASE)  # "sample-label7", not "unlabel7"

@@ -20,10 +20,10 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import DigitlabError
-from digitlab.images import inked_rows, to_mnist
+from digitlab.core.errors import DigitlabError
+from digitlab.data.pictures import inked_rows, to_mnist
 from digitlab.models.store import load_model, model_name
-from digitlab.service.lookup import by_reading, find_model, run_models
+from digitlab.runs.lookup import by_reading, find_model, run_models
 
 UNCERTAIN = 0.5  # below this top probability a prediction is reported as uncertain
 PICTURE_SHAPE = (28, 28)  # what to_mnist makes, so what a model must read

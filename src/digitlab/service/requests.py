@@ -16,10 +16,10 @@ from typing import Any
 
 import numpy as np
 
+from digitlab.core.errors import DigitlabError, shielded
 from digitlab.data.datasets import check_name, is_mine
 from digitlab.data.sources import check_data_dir
-from digitlab.errors import DigitlabError, shielded
-from digitlab.pipeline import Settings
+from digitlab.service.steps import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
@@ -67,7 +67,7 @@ def check_torch(models: Sequence[str]) -> None:
 
 def check_augmenter(library: str) -> None:
     """Unknown back end, or its library missing: fail before loading or training anything."""
-    from digitlab.augment import get_augmenter
+    from digitlab.features.augment import get_augmenter
 
     get_augmenter(library).augment(np.zeros((1, 28, 28), np.uint8), np.random.default_rng(0))
 
@@ -185,7 +185,7 @@ class TuneRequest:
 
     def check(self) -> dict[str, list[Any]]:
         """Every option checked; returns the parsed parameter overrides."""
-        from digitlab.tune import check_search, check_values, parse_overrides, space_for
+        from digitlab.training.tune import check_search, check_values, parse_overrides, space_for
 
         self.data.check()
         check_trainable(self.data)
@@ -244,7 +244,7 @@ class RunRequest:
     augment_model: str = "mlp"
 
     def check(self) -> None:
-        from digitlab.tune import check_search
+        from digitlab.training.tune import check_search
 
         self.data.check()
         check_trainable(self.data)
@@ -289,7 +289,7 @@ class PersonaliseRequest:
     mlflow: bool = False
 
     def check(self) -> None:
-        from digitlab.data.mine import check_writer
+        from digitlab.data.your_digits import check_writer
 
         check_seed(self.seed)
         check_writer(self.writer)

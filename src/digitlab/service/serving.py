@@ -1,6 +1,6 @@
 """What ``digitlab serve`` serves: the models, loaded once and checked before the port is bound.
 
-The server (``digitlab.server``) is a face: it parses HTTP and calls what is here. A
+The server (``digitlab.faces.server``) is a face: it parses HTTP and calls what is here. A
 ``ServedModel`` is a ``Predictor`` with what the Open Inference Protocol asks of a model: a
 name, a version (the first 12 hex digits of the model file's SHA-256, so a retrained model
 has a new version), the platform, the input and output tensors, and the data it was
@@ -18,11 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.errors import DigitlabError, TooLarge
-from digitlab.images import MAX_BYTES
-from digitlab.service.exporting import RUNTIMES, load_predictor
-from digitlab.service.predictor import PICTURE_SHAPE, Predictor
-from digitlab.settings import (
+from digitlab.core.errors import DigitlabError, TooLarge
+from digitlab.core.settings import (
     HEADER_TIMEOUT_S,
     MAX_BATCH,
     MAX_CONNECTIONS,
@@ -33,6 +30,9 @@ from digitlab.settings import (
     TOKEN_ENV,
     WORKER_MIB,
 )
+from digitlab.data.pictures import MAX_BYTES
+from digitlab.service.exporting import RUNTIMES, load_predictor
+from digitlab.service.predictor import PICTURE_SHAPE, Predictor
 
 
 def max_workers() -> int:

@@ -35,10 +35,11 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.artifacts import RUN_FILE, is_complete, library_versions, model_index
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.core.files import library_versions
 from digitlab.models.store import load_model
-from digitlab.service.history import read_or_empty
+from digitlab.runs.folders import RUN_FILE, is_complete, model_index
+from digitlab.runs.history import read_or_empty
 
 ENV = "DIGITLAB_MLFLOW"  # 1/true/yes/on: track every run that can be tracked
 DEFAULT_EXPERIMENT = "digitlab"

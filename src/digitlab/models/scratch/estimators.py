@@ -17,13 +17,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from digitlab.errors import DigitlabError
+from digitlab.core.errors import DigitlabError
+from digitlab.core.progress import INNER, Event, emit
 from digitlab.models.scratch import layers as L
+from digitlab.models.scratch.features import PCA, to_channels, to_features
 from digitlab.models.scratch.losses import multiclass_hinge, softmax, softmax_cross_entropy
 from digitlab.models.scratch.network import Sequential, kept_memory, split_validation, train
 from digitlab.models.scratch.optim import Adam
-from digitlab.models.scratch.preprocess import PCA, to_channels, to_features
-from digitlab.progress import INNER, Event, emit
 
 
 def _checked(estimator: Any, X: Any, y: Any = None, reset: bool = False) -> Any:
@@ -51,7 +51,7 @@ class _Saved:
         raise NotImplementedError
 
     def save(self, path: str | Path, metadata: dict[str, Any]) -> None:
-        from digitlab.artifacts import atomic_path
+        from digitlab.core.files import atomic_path
 
         check_is_fitted(self)
         config = {

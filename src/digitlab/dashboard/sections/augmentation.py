@@ -1,3 +1,0 @@
-from digitlab.dashboard import views
-
-views.augmentation_page()

@@ -1,3 +1,0 @@
-from digitlab.dashboard import views
-
-views.your_digits_page()

@@ -1,0 +1,3 @@
+from digitlab.faces.dashboard import views
+
+views.models_page()
