@@ -7,7 +7,6 @@ file that cannot be read makes its row say so; the other rows are still listed.
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from digitlab.runs.folders import (
     run_writer,
 )
 from digitlab.runs.lookup import find_run, latest_run, run_folders
+from digitlab.runs.reader import Run
 
 
 @dataclass(frozen=True)
@@ -44,30 +44,6 @@ class RunSummary:
 
     def to_json(self) -> dict[str, Any]:
         return dict(asdict(self), path=str(self.path))
-
-
-class _Unreadable(Exception):
-    pass
-
-
-def read_or_empty(path: Path) -> dict[str, Any]:
-    """A run's JSON file, or {} when it is missing or cannot be read (for listings that go on)."""
-    try:
-        return _read(path) or {}
-    except _Unreadable:
-        return {}
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        raise _Unreadable(path.name) from None
-    if not isinstance(data, dict):
-        raise _Unreadable(path.name)
-    return data
 
 
 def _stamp_time(name: str) -> str:
@@ -95,44 +71,33 @@ def summarise(path: Path) -> RunSummary:
         "latest": is_latest(path),
         "size_bytes": _size(path),
     }
-    problems: list[str] = []
+    run = Run(path)
     models: dict[str, float | None] = {}
-
-    def read(name: str) -> dict[str, Any] | None:
-        try:
-            return _read(path / name)
-        except _Unreadable as exc:
-            problems.append(f"unreadable {exc}")
-            return None
-
-    info = read(RUN_FILE) or {}
+    info = run.doc(RUN_FILE) or {}
     if info.get("started"):
         base["time"] = str(info["started"])
         if info.get("finished"):
             started, finished = datetime.fromisoformat(info["started"]), datetime.fromisoformat(info["finished"])
             base["seconds"] = (finished - started).total_seconds()
     base["command"] = str(info.get("command", base["command"]))
-    metrics = read("metrics.json") or {}
-    compare = read("compare.json") or {}
-    settings = metrics.get("settings", {}) if isinstance(metrics.get("settings"), dict) else {}
-    for source in (info, compare, metrics, settings):
+    metrics = run.summary.to_json() if run.summary else {}
+    compare = run.compare
+    for source in (info, compare.to_json() if compare else {}, metrics, run.settings):
         base["dataset"] = base["dataset"] or source.get("dataset")
         if base["seed"] is None and isinstance(source.get("seed"), int):
             base["seed"] = source["seed"]
-    for row in compare.get("models", []):
-        if isinstance(row, dict) and "model" in row:
-            models[str(row["model"])] = row.get("accuracy")
+    for row in compare.models if compare else []:
+        models[row.model] = row.accuracy
     if "model" in metrics and "accuracy" in metrics:
         models[str(metrics["model"])] = metrics["accuracy"]
-    for ev in sorted(path.glob("evaluate-*.json")):
-        data = read(ev.name)
-        if data is not None and "accuracy" in data:
-            models.setdefault(str(data.get("model", ev.stem[len("evaluate-") :])), data["accuracy"])
-            base["dataset"] = base["dataset"] or data.get("dataset")
-    tune = read("tune.json")
-    if tune is not None and isinstance(tune.get("test"), dict):
-        models[str(tune.get("saved_as", tune.get("model")))] = tune["test"].get("accuracy")
-    return RunSummary(**base, models=models, problem="; ".join(problems) or None)
+    for name, ev in run.evaluations.items():
+        models.setdefault(str(ev.get("model", name)), ev.accuracy)
+        base["dataset"] = base["dataset"] or ev.get("dataset")
+    tune = run.tune
+    if tune is not None and tune.test:
+        models[tune.saved_as or tune.model] = tune.test.get("accuracy")
+    problem = "; ".join(f"unreadable {name}" for name in run.unreadable) or None
+    return RunSummary(**base, models=models, problem=problem)
 
 
 def run_history(out: Path) -> list[RunSummary]:
@@ -146,15 +111,13 @@ def run_facts(path: Path) -> dict[str, Any]:
     facts: dict[str, Any] = {"command": summary.command, "dataset": summary.dataset, "seed": summary.seed}
     for model, accuracy in summary.models.items():
         facts[f"accuracy.{model}"] = accuracy
-    for ev in sorted(path.glob("evaluate-*.json")):
-        data = read_or_empty(ev)
-        model = str(data.get("model", ev.stem[len("evaluate-") :]))
+    run = Run(path)
+    for name, ev in run.evaluations.items():
+        data = ev.to_json()
+        model = str(data.get("model", name))
         facts.update({f"{key}.{model}": data[key] for key in ("macro_f1", "n_errors", "n_test") if key in data})
-    for row in read_or_empty(path / "compare.json").get("models", []):
-        if isinstance(row, dict) and "model" in row:
-            facts.update(
-                {f"{key}.{row['model']}": row[key] for key in ("fit_s", "predict_s", "size_bytes") if key in row}
-            )
+    for row in compare.to_json()["models"] if (compare := run.compare) else []:
+        facts.update({f"{key}.{row['model']}": row[key] for key in ("fit_s", "predict_s", "size_bytes") if key in row})
     return facts
 
 

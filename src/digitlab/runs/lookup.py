@@ -19,6 +19,7 @@ from digitlab.core.errors import DigitlabError
 from digitlab.models import registry  # light: it imports a model family only to build a model
 from digitlab.models.store import SUFFIXES, load_model, model_name
 from digitlab.runs.folders import RUN_FILE, RUN_NAME, is_complete, is_ours, model_index, resolve_run
+from digitlab.runs.reader import Run
 
 
 @dataclass(frozen=True)
@@ -109,14 +110,13 @@ def run_models(run: Path) -> list[SavedModel]:
 
 
 def _recorded_accuracy(run: Path, name: str) -> float | None:
-    for candidate in (f"evaluate-{name}.json", f"{name}.json"):
-        try:
-            value = json.loads((run / candidate).read_text()).get("accuracy")
-        except (OSError, ValueError, AttributeError):
-            continue
-        if isinstance(value, int | float):
-            return float(value)
-    return None
+    """The test accuracy the run's evaluation of ``name`` (or an older run's ``<name>.json``) records."""
+    read = Run(run)
+    evaluation = read.evaluation(name)
+    if evaluation is not None:
+        return evaluation.accuracy
+    value = (read.doc(f"{name}.json") or {}).get("accuracy")
+    return float(value) if isinstance(value, int | float) else None
 
 
 def model_shape(model: SavedModel) -> tuple[int, ...] | None:

@@ -112,6 +112,7 @@ _WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the
     "remove_runs": ("digitlab.runs.history", "remove_runs"),
     "report": ("digitlab.service.jobs", "report"),
     "run": ("digitlab.service.jobs", "run"),
+    "Run": ("digitlab.runs.reader", "Run"),
     "run_cnn": ("digitlab.service.explain", "run_cnn"),
     "run_dataset": ("digitlab.service.explain", "run_dataset"),
     "run_facts": ("digitlab.runs.history", "run_facts"),
@@ -179,6 +180,7 @@ if TYPE_CHECKING:
         personal_models,
         run_models,
     )
+    from digitlab.runs.reader import Run
     from digitlab.service import mine
     from digitlab.service.batch import BatchRequest, batch_predict, picture_files
     from digitlab.service.batching import Batcher
@@ -304,6 +306,7 @@ __all__ = [
     "Prediction",
     "Predictor",
     "Progress",
+    "Run",
     "RunRequest",
     "RunSummary",
     "SavedModel",

@@ -39,7 +39,7 @@ from digitlab.core.errors import DigitlabError
 from digitlab.core.files import library_versions
 from digitlab.models.store import load_model
 from digitlab.runs.folders import RUN_FILE, is_complete, model_index
-from digitlab.runs.history import read_or_empty
+from digitlab.runs.reader import Run
 
 ENV = "DIGITLAB_MLFLOW"  # 1/true/yes/on: track every run that can be tracked
 DEFAULT_EXPERIMENT = "digitlab"
@@ -182,9 +182,10 @@ class Tracker:
         from mlflow.entities import RunTag
 
         client = MlflowClient(tracking_uri=self.uri)
-        info = read_or_empty(folder / RUN_FILE)
+        run = Run(folder)
+        info = run.doc(RUN_FILE) or {}
         start, end = _times(info)
-        docs = {p.name: read_or_empty(p) for p in sorted(folder.glob("*.json")) if p.name != RUN_FILE}
+        docs = {name: record.to_json() for name, record in run.records().items()}
         tags = _tags(folder, info)
         parent = client.create_run(self.experiment_id, start_time=start, tags=tags, run_name=folder.name)
         parent_id = parent.info.run_id
@@ -354,10 +355,12 @@ def _parent_params(info: Mapping[str, Any], docs: Mapping[str, Mapping[str, Any]
     for key in ("model", "search", "cv", "n_iter", "train_size", "saved_as", "best_params"):
         if tune.get(key) is not None:
             params[f"tune.{key}"] = tune[key]
-    augment = docs.get("augment.json", {})
-    for key in ("model", "libraries", "factor"):
-        if augment.get(key) is not None:
-            params[f"augment.{key}"] = augment[key]
+    augment = docs.get("augment-compare.json", {})
+    if augment.get("model") is not None:
+        params["augment.model"] = augment["model"]
+    libraries = [str(r["library"]) for r in augment.get("results", []) if isinstance(r, dict) and "library" in r]
+    if libraries:
+        params["augment.libraries"] = ",".join(libraries)
     personal = docs.get("personalise.json", {})
     for key in ("writer", "n_digits", "scheme", "held_out", "epochs", "base_model"):
         if personal.get(key) is not None:

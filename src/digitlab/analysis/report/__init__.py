@@ -7,7 +7,6 @@ seconds whatever the dataset size and never retrains anything.
 from __future__ import annotations
 
 import base64
-import json
 import time
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +17,8 @@ from jinja2 import Environment, PackageLoader
 
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import atomic_open, library_versions
+from digitlab.runs.reader import Run
+from digitlab.runs.records import JsonDoc, Record
 
 REPORT_NAME = "report.html"
 # (id, heading) of every section, in order; the template renders each, present or not.
@@ -43,17 +44,6 @@ class Figure:
     path: str
     uri: str | None
     caption: str
-
-
-def _read_json(run: Path, name: str) -> dict[str, Any] | None:
-    path = run / name
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise DigitlabError(f"{path}: not readable JSON ({exc}); re-run the step that writes it.") from None
-    return data if isinstance(data, dict) else None
 
 
 class _Figures:
@@ -87,65 +77,34 @@ def aspects(names: list[str]) -> list[dict[str, str]]:
     return rows
 
 
-def _evaluations(run: Path, compare: dict[str, Any] | None) -> list[dict[str, Any]]:
-    order = [m["model"] for m in compare["models"]] if compare else []
-    names = order + sorted(p.name[len("evaluate-") : -len(".json")] for p in run.glob("evaluate-*.json"))
-    seen: list[str] = []
-    for name in names:
-        if name not in seen:
-            seen.append(name)
-    out = []
-    for name in seen:
-        ev = _read_json(run, f"evaluate-{name}.json")
-        if ev is None:
-            continue
-        report = ev.get("report", {})
-        per_class = [dict(v, label=k) for k, v in report.items() if isinstance(v, dict)]
-        out.append(dict(ev, name=name, per_class=per_class))
-    return out
-
-
-def _maps(run: Path) -> list[dict[str, Any]]:
-    """The maps of the run (``digitlab map``), without their points."""
-    found = []
-    for path in sorted(run.glob("map-*.json")):
-        facts = _read_json(run, path.name)
-        if facts is not None:
-            found.append({k: v for k, v in facts.items() if k != "points"})
-    return found
-
-
 def context(run_path: str | Path) -> dict[str, Any]:
-    """Everything the template shows, read from the run folder."""
-    run = Path(run_path)
-    metrics = _read_json(run, "metrics.json") or {}
-    data = _read_json(run, "data.json") or metrics.get("data")
-    compare = _read_json(run, "compare.json")
-    evaluations = _evaluations(run, compare)
-    augments = [
-        a
-        for p in sorted(run.glob("augment-*.json"))
-        if p.name != "augment-compare.json" and (a := _read_json(run, p.name)) is not None
-    ]
-    model_names = [m["model"] for m in compare["models"]] if compare else [e["name"] for e in evaluations]
+    """Everything the template shows, read from the run folder (the template reads records as JSON docs)."""
+    run = Run.open(run_path, strict=True)
+
+    def doc(record: Record | None) -> JsonDoc | None:
+        return None if record is None else record.to_json()
+
+    data = run.data
+    evaluations = [dict(ev.to_json(), name=name, per_class=ev.per_class) for name, ev in run.evaluations.items()]
+    maps = [{k: v for k, v in m.to_json().items() if k != "points"} for m in run.maps.values()]
     return {
-        "run": run.resolve().name,  # the folder's own name, also when opened through runs/latest
-        "run_path": str(run.resolve()),
-        "settings": metrics.get("settings", {}),
-        "data": data,
-        "explore": _read_json(run, "explore.json"),
-        "preprocess": _read_json(run, "preprocess.json"),
-        "compare": compare,
+        "run": run.name,  # the folder's own name, also when opened through runs/latest
+        "run_path": str(run.path.resolve()),
+        "settings": run.settings,
+        "data": doc(data),
+        "explore": doc(run.explore),
+        "preprocess": doc(run.preprocess),
+        "compare": doc(run.compare),
         "evaluations": evaluations,
-        "tune": _read_json(run, "tune.json"),
-        "augments": augments,
-        "augment_compare": _read_json(run, "augment-compare.json"),
-        "ensemble": _read_json(run, "ensemble.json"),
-        "mine": _read_json(run, "mine.json"),
-        "look": _read_json(run, "look.json"),
-        "maps": _maps(run),
-        "personalise": _read_json(run, "personalise.json"),
-        "aspects": aspects(model_names),
+        "tune": doc(run.tune),
+        "augments": [a.to_json() for a in run.augmentations.values()],
+        "augment_compare": doc(run.augment_compare),
+        "ensemble": doc(run.ensemble),
+        "mine": doc(run.mine),
+        "look": doc(run.look),
+        "maps": maps,
+        "personalise": doc(run.personalise),
+        "aspects": aspects(run.model_names),
         "sections": SECTIONS,
         "versions": library_versions(),
         "created": datetime.now().strftime("%Y-%m-%d %H:%M"),

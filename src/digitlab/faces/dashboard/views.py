@@ -6,7 +6,6 @@ Pages hold Streamlit calls only: they read the run's JSON and PNG files and ask
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -38,18 +37,9 @@ def current_run() -> Path | None:
     return service.latest_run(runs_root())
 
 
-@st.cache_data(show_spinner=False, max_entries=256)
-def _json(path: str, mtime: float) -> dict[str, Any] | None:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_json(run: Path, name: str) -> dict[str, Any] | None:
-    path = run / name
-    return _json(str(path), path.stat().st_mtime) if path.is_file() else None
+def opened(run: Path) -> service.Run:
+    """The run folder, read through the one run reader (each file parsed once a version)."""
+    return service.Run(run)
 
 
 def figure(run: Path, rel: str | None, caption: str | None = None) -> None:
@@ -92,12 +82,12 @@ def frame(title: str, intro: str) -> Path | None:
     return run
 
 
-def frame_with(title: str, intro: str, name: str, what: str, command: str) -> tuple[Path, dict[str, Any]] | None:
-    """``frame`` plus the run's JSON file ``name``; without it, says which command makes it (returns None)."""
+def frame_with(title: str, intro: str, step: str, what: str, command: str) -> tuple[Path, Any] | None:
+    """``frame`` plus the run's record of ``step``; without it, says which command makes it (returns None)."""
     run = frame(title, intro)
     if run is None:
         return None
-    result = read_json(run, name)
+    result = getattr(opened(run), step)
     if result is None:
         absent(what, command)
         return None
@@ -163,8 +153,9 @@ def data_page() -> None:
     run = frame("Data", "What the models learn from: shapes, classes, counts, files and checksums.")
     if run is None:
         return
-    data = read_json(run, "data.json") or (read_json(run, "metrics.json") or {}).get("data")
-    explore = read_json(run, "explore.json")
+    found = opened(run)
+    data = found.data.to_json() if found.data else None
+    explore = found.explore
     if data is None:
         absent("dataset description", "digitlab run")
     else:
@@ -197,7 +188,7 @@ def data_page() -> None:
     if explore is None:
         absent("exploration figures", "digitlab explore")
         return
-    figs = explore["figures"]
+    figs = explore.figures
     st.subheader("Example images")
     figure(run, figs.get("ten_examples"))
     figure(run, figs.get("examples"))
@@ -211,13 +202,14 @@ def preprocess_page() -> None:
     found = frame_with(
         "Preprocessing",
         "Raw pixels against normalised ones, and the deskew every model applies first.",
-        "preprocess.json",
+        "preprocess",
         "preprocessing results",
         "digitlab preprocess",
     )
     if found is None:
         return
-    run, result = found
+    run, record = found
+    result = record.to_json()
     st.dataframe([{"step": k, "what it does": v} for k, v in result["steps"].items()], hide_index=True)
     st.subheader("Pixel statistics")
     st.dataframe([dict(pixels=k, **v) for k, v in result["stats"].items()], hide_index=True)
@@ -234,13 +226,14 @@ def models_page() -> None:
     found = frame_with(
         "Models and comparison",
         "Every model trained on the same data with the same seed.",
-        "compare.json",
+        "compare",
         "model comparison",
         "digitlab compare",
     )
     if found is None:
         return
-    run, compare = found
+    run, record = found
+    compare = record.to_json()
     st.caption(
         f"{compare['n_train']:,} training and {compare['n_test']:,} test images of {compare['dataset']}; "
         f"seed {compare['seed']}. Best: **{compare['best']}**."
@@ -270,9 +263,8 @@ def models_page() -> None:
 
 
 def _evaluated(run: Path) -> list[str]:
-    names = [p.name[len("evaluate-") : -len(".json")] for p in run.glob("evaluate-*.json")]
-    accuracy = {n: (read_json(run, f"evaluate-{n}.json") or {}).get("accuracy", 0.0) for n in names}
-    return sorted(names, key=lambda n: -accuracy[n])
+    evaluations = opened(run).evaluations
+    return sorted(evaluations, key=lambda n: (-evaluations[n].accuracy, n))
 
 
 def evaluation_page() -> None:
@@ -284,10 +276,11 @@ def evaluation_page() -> None:
         absent("model evaluations", "digitlab compare")
         return
     name = st.selectbox("Model", names, key="eval_model")
-    ev = read_json(run, f"evaluate-{name}.json")
-    if ev is None:
+    record = opened(run).evaluation(name)
+    if record is None:
         st.error(f"evaluate-{name}.json is unreadable; run `digitlab evaluate --model {name}` again.")
         return
+    ev = record.to_json()
     cols = st.columns(3)
     cols[0].metric("Test accuracy", f"{ev['accuracy']:.2%}")
     cols[1].metric("Macro F1", f"{ev['macro_f1']:.4f}")
@@ -315,13 +308,14 @@ def tuning_page() -> None:
     found = frame_with(
         "Tuning",
         "Cross-validated search on the training split only; the test split scores the winner once.",
-        "tune.json",
+        "tune",
         "tuning results",
         "digitlab tune --model svm --search halving",
     )
     if found is None:
         return
-    run, tune = found
+    run, record = found
+    tune = record.to_json()
     cols = st.columns(3)
     cols[0].metric("Model", tune["model"])
     cols[1].metric("Best mean CV accuracy", f"{tune['best_cv_accuracy']:.2%}")
@@ -345,11 +339,8 @@ def augmentation_page() -> None:
     run = frame("Augmentation", "Training data only, with and without augmentation, same seed.")
     if run is None:
         return
-    results = [
-        r
-        for p in sorted(run.glob("augment-*.json"))
-        if p.name != "augment-compare.json" and (r := read_json(run, p.name))
-    ]
+    found = opened(run)
+    results = [r.to_json() for r in found.augmentations.values()]
     if not results:
         absent("augmentation results", "digitlab augment --library opencv --model mlp")
         return
@@ -369,9 +360,9 @@ def augmentation_page() -> None:
     )
     for r in results:
         figure(run, r["figures"].get("preview"), f"{r['library']}: original (left) and augmented copies")
-    combined = read_json(run, "augment-compare.json")
+    combined = found.augment_compare
     if combined:
-        figure(run, combined.get("figure"))
+        figure(run, combined.figure)
 
 
 # --- try it ---------------------------------------------------------------------------------------
