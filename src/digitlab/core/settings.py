@@ -9,6 +9,9 @@ from __future__ import annotations
 # --- data and runs -------------------------------------------------------------------------------
 QUICK_TRAIN = 6000  # --quick: stratified subset sizes
 QUICK_TEST = 1000
+SMOKE_TRAIN = 500  # --smoke: every step on a tiny stratified subset, to check an install in seconds
+SMOKE_TEST = 200
+SMOKE_MODELS = ("lr", "knn", "scratch-mlp", "cnn")  # one of each family the steps treat differently
 DEFAULT_MODELS = ("lr", "knn", "svm", "mlp", "cnn")  # what `digitlab run` and `compare` train
 READERS = ("cnn-hands", "cnn-aug", "ensemble", "cnn-fast", "cnn", "cnn-classic", "svm")  # best reader of pictures first
 

@@ -21,7 +21,7 @@ from typing import Any
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import check_new_file, to_jsonable
-from digitlab.core.settings import RUN_ENV, RUNS_ENV
+from digitlab.core.settings import RUN_ENV, RUNS_ENV, SMOKE_TRAIN
 from digitlab.data.datasets import Dataset
 from digitlab.features.augment import names as augment_backends
 from digitlab.models import registry
@@ -80,6 +80,11 @@ def _sizes(ds: Dataset, data: DataRequest) -> dict[str, Any]:
     return {"dataset": ds.name, "n_train": len(ds.y_train), "n_test": len(ds.y_test), "seed": data.seed}
 
 
+def _subset(data: DataRequest) -> dict[str, bool]:
+    """What run.json records of the subset a step used (``smoke`` only when it was on)."""
+    return {"quick": data.quick, **({"smoke": True} if data.smoke else {})}
+
+
 def _in_run_folder(
     command: str,
     data: DataRequest,
@@ -97,7 +102,7 @@ def _in_run_folder(
     """
     with progress.reporting(on_progress), progress.job(job_steps) if job_steps else nullcontext():
         ds = pipeline.load(data)
-        with run_folder(out, command, dict(_sizes(ds, data), quick=data.quick), latest=latest) as run:
+        with run_folder(out, command, dict(_sizes(ds, data), **_subset(data)), latest=latest) as run:
             result = work(ds, run)
         if tracker is not None:
             result = dict(result, mlflow=_log_to_mlflow(tracker, run.path, ds))
@@ -281,7 +286,7 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
     start = time.perf_counter()
     steps = pipeline.run_steps(len(request.models), request.tune is not None, request.augment is not None)
     with progress.reporting(on_progress), progress.job(steps):
-        info = {"dataset": request.data.dataset, "seed": request.data.seed, "quick": request.data.quick}
+        info = {"dataset": request.data.dataset, "seed": request.data.seed, **_subset(request.data)}
         with run_folder(request.out, "run", info) as folder:
             result = pipeline.run_all(
                 request.data,
@@ -370,6 +375,7 @@ def trained_on(metadata: dict[str, Any], data_dir: Path | None = None) -> DataRe
         data_dir=data_dir,
         seed=int(subset.get("seed", 0)),
         quick=bool(subset),
+        smoke=bool(subset) and subset.get("train") == SMOKE_TRAIN,
     )
 
 
@@ -384,6 +390,7 @@ def run_dataset(run: Path, data_dir: Path | None = None) -> Dataset:
         data_dir=data_dir,
         seed=int(facts.get("seed", 0)),
         quick=bool(facts.get("quick", False)),
+        smoke=bool(facts.get("smoke", False)),
     )
     return pipeline.load(settings)
 

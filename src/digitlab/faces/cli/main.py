@@ -1027,12 +1027,27 @@ def serve(
 
 @app.command("run")
 def run_command(
-    models: ModelsOpt = ",".join(service.DEFAULT_MODELS),
+    models: Annotated[
+        str | None,
+        typer.Option(
+            "--models",
+            help="Comma-separated registry names (default: lr,knn,svm,mlp,cnn; with --smoke lr,knn,scratch-mlp,cnn).",
+        ),
+    ] = None,
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,
     out: Out = Path("runs"),
     quick: Quick = False,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help=f"Every step on a tiny subset ({service.SMOKE_TRAIN} train / {service.SMOKE_TEST} test) in well "
+            "under a minute, to check an install: one model of each kind, tuning (lr, random search) and "
+            "augmentation (opencv on lr) unless you name others. Accuracy means nothing here (default: off).",
+        ),
+    ] = False,
     tune: Annotated[
         str | None, typer.Option("--tune", help="Also tune this model, saved as <name>-tuned (default: no tuning).")
     ] = None,
@@ -1048,9 +1063,13 @@ def run_command(
     as_json: Json = False,
 ) -> None:
     """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
+    if smoke:  # every step, on tiny data: what is not named takes the smoke defaults
+        models = models or ",".join(service.SMOKE_MODELS)
+        tune, search = tune or "lr", search if tune else "random"
+        augment, augment_model = augment or "opencv", augment_model if augment else "lr"
     request = service.RunRequest(
-        models=_names(models),
-        data=_data(dataset, data_dir, seed, quick),
+        models=_names(models or ",".join(service.DEFAULT_MODELS)),
+        data=service.DataRequest(dataset=dataset, data_dir=data_dir, seed=seed, quick=quick, smoke=smoke),
         out=out,
         tune=tune,
         search=search,
