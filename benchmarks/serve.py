@@ -203,7 +203,7 @@ def runtimes(model: Path) -> list[dict[str, Any]]:
     x = load_dataset("mnist").x_test
     rows = []
     for runtime in ("torch", "onnx"):
-        predictor = service.load_predictor(str(model), model.parent, runtime)
+        predictor = service.exporting.load_predictor(str(model), model.parent, runtime)
         predictor.probabilities(x[:256])
         one = []
         for k in range(300):

@@ -71,11 +71,11 @@ def test_augment_step_leaves_the_test_split_untouched(tmp_path) -> None:
     import hashlib
 
     from digitlab.runs.folders import new_run
-    from digitlab.service import steps as pipeline
+    from digitlab.service import augmenting
 
     ds = load_dataset("digits")
     before = hashlib.sha256(ds.x_test.tobytes()).hexdigest()
-    result = pipeline.augment(ds, "elastic", "lr", new_run(tmp_path, "augment"), seed=0)
+    result = augmenting.augment_into(ds, "elastic", "lr", new_run(tmp_path, "augment"), seed=0)
     assert result["test_sha256"] == before == hashlib.sha256(ds.x_test.tobytes()).hexdigest()
     assert result["with"]["accuracy"] > 0.9 and "gain_pp" in result
     assert result["mode"].startswith("expanded set")

@@ -14,7 +14,7 @@ import pytest
 from digitlab import service
 from digitlab.data.datasets import load_dataset
 from digitlab.runs.folders import run_folder
-from digitlab.service import steps as pipeline
+from digitlab.service import augmenting
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -96,10 +96,10 @@ def test_augment_reports_a_test_split_that_changed(tmp_path: Path, monkeypatch: 
         return real(model, x_test, y_test)
 
     with run_folder(tmp_path, "augment") as run:
-        clean = pipeline.augment(ds, "elastic", "lr", run)
+        clean = augmenting.augment_into(ds, "elastic", "lr", run)
         assert clean["test_untouched"] is True
         monkeypatch.setattr(robustness_module, "robustness", touching)
-        dirty = pipeline.augment(ds, "elastic", "lr", run)
+        dirty = augmenting.augment_into(ds, "elastic", "lr", run)
     assert dirty["test_untouched"] is False
 
 

@@ -13,7 +13,7 @@ from digitlab.data.datasets import load_dataset
 from digitlab.features.transforms import ScaleImages, StandardiseImages
 from digitlab.models.store import load_model
 from digitlab.runs.folders import new_run
-from digitlab.service import steps as pipeline
+from digitlab.service import data, evaluating, training
 
 
 def _is_png(path: Path) -> bool:
@@ -25,7 +25,7 @@ def _is_png(path: Path) -> bool:
 def test_explore_writes_statistics_and_figures(which: str, tiny_idx_dir: Path, tmp_path: Path) -> None:
     ds = load_dataset("digits" if which == "digits" else f"idx:{tiny_idx_dir}")
     run = new_run(tmp_path / "runs", "explore")
-    result = pipeline.explore(ds, run)
+    result = data.explore_into(ds, run)
     assert result["splits"]["train"]["per_class"] == np.bincount(ds.y_train, minlength=10).tolist()
     assert result["splits"]["train"]["x_shape"] == list(ds.x_train.shape)
     assert result["splits"]["test"]["pixels"]["max"] == float(ds.x_test.max())
@@ -39,7 +39,7 @@ def test_explore_writes_statistics_and_figures(which: str, tiny_idx_dir: Path, t
 def test_preprocess_shows_before_and_after(which: str, tiny_idx_dir: Path, tmp_path: Path) -> None:
     ds = load_dataset("digits" if which == "digits" else f"idx:{tiny_idx_dir}")
     run = new_run(tmp_path / "runs", "preprocess")
-    result = pipeline.preprocess(ds, run)
+    result = data.preprocess_into(ds, run)
     stats = result["stats"]
     assert stats["raw"]["max"] == 255.0
     assert stats["scaled"]["max"] == 1.0 and stats["scaled"]["min"] == 0.0
@@ -61,13 +61,13 @@ def test_preprocess_shows_before_and_after(which: str, tiny_idx_dir: Path, tmp_p
 def test_compare_then_evaluate_saved_model(tmp_path: Path) -> None:
     ds = load_dataset("digits")
     run = new_run(tmp_path / "runs", "compare")
-    result = pipeline.compare(ds, ["lr", "knn"], run, seed=0)
+    result = training.compare_into(ds, ["lr", "knn"], run, seed=0)
     assert [row["model"] for row in result["models"]] == ["lr", "knn"]
     assert all(row["accuracy"] > 0.9 and row["size_bytes"] > 0 for row in result["models"])
     _, meta = load_model(run.models / "knn.skops")
     assert meta["dataset"] == "digits" and meta["seed"] == 0 and meta["metrics"]["accuracy"] > 0.9
     assert _is_png(run.path / result["figure"])
-    evaluation = pipeline.evaluate_saved(ds, run.models / "knn.skops", new_run(tmp_path / "runs", "evaluate"))
+    evaluation = evaluating.evaluate_into(ds, run.models / "knn.skops", new_run(tmp_path / "runs", "evaluate"))
     assert evaluation["accuracy"] == result["models"][1]["accuracy"]
     cm = np.array(evaluation["confusion_matrix"])
     assert cm.sum() == len(ds.y_test) and np.trace(cm) == len(ds.y_test) - evaluation["n_errors"]

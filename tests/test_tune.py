@@ -14,7 +14,7 @@ from digitlab.core.errors import DigitlabError
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.models.store import load_model
 from digitlab.runs.folders import new_run
-from digitlab.service import steps as pipeline
+from digitlab.service import tuning
 from digitlab.training.tune import parse_overrides, parse_value, space_for, tune
 
 SMALL_SVM = {"clf__C": [1.0, 10.0], "clf__gamma": ["scale", 0.01], "pca__n_components": [30], "deskew": ["passthrough"]}
@@ -45,7 +45,7 @@ def test_halving_and_random_searches(digits: Dataset) -> None:
 
 def test_the_test_split_never_reaches_the_search(digits: Dataset, tmp_path: Path) -> None:
     run = new_run(tmp_path, "tune")
-    result = pipeline.tune(digits, "svm", run, seed=0, train_size=600, space=SMALL_SVM)
+    result = tuning.tune_into(digits, "svm", run, seed=0, train_size=600, space=SMALL_SVM)
     searched = digits.subset(600, None, random_state=0)
     assert result["n_train_searched"] == 600
     assert result["search_data_sha256"] == hashlib.sha256(searched.x_train.tobytes()).hexdigest()

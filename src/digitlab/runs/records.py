@@ -10,6 +10,8 @@ returns it; readers (:mod:`digitlab.runs.reader`) get records back, never dicts 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
 
@@ -200,3 +202,26 @@ def record_for(file_name: str) -> type[Record] | None:
         if (file_name == kind.FILE) if not tail else (file_name.startswith(head) and file_name.endswith(tail)):
             return kind
     return None
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """What a use case returns: the step, the run folder it wrote (None for steps that write none) and its record."""
+
+    step: str  # "train", "compare", "run" …
+    run: Path | None
+    record: Record | Mapping[str, Any]  # the step's record (a doc for steps without one yet)
+
+    @property
+    def data(self) -> JsonDoc:
+        return self.record.to_json() if isinstance(self.record, Record) else to_jsonable(dict(self.record))
+
+    def to_json(self) -> JsonDoc:
+        """What ``--json`` prints: the record's doc, with ``run`` (the folder) when the step wrote one."""
+        doc = self.data
+        if self.run is not None:
+            doc["run"] = str(self.run)
+        return doc
+
+    def __getitem__(self, key: str) -> Any:
+        return str(self.run) if key == "run" and self.run is not None else self.data[key]

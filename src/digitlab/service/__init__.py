@@ -1,11 +1,40 @@
-"""The service layer: the one part of digitlab that a face (CLI, dashboard, server) imports.
+"""The service layer: what a face (CLI, dashboard, server) or a Python user calls; nothing above it does work.
 
-Faces parse what the user typed into a typed request, call one function here and render
-what comes back; all checking, run-folder handling, model lookup, prediction and progress
-live here or below. See docs/architecture.md for the floors.
+A face parses what the user typed into a typed request, calls one use case and renders what comes back; all
+checking, run-folder handling, model lookup, reading pictures and progress live here or below (the floors of
+docs/architecture.md). Each use case is one module: request → check → work (in a new run folder) → record.
 
-Names are imported when first used (PEP 562), so a face that only needs a default or two
-(`digitlab --help`, `digitlab runs`) does not pay for scikit-learn, PyTorch or Dask.
+The API (``__all__``, 33 names):
+
+=============================  ============================================  ===========================
+use case                       request                                       module
+=============================  ============================================  ===========================
+data_info, explore, preprocess DataRequest                                   service/data.py
+train, compare, ensemble       TrainRequest, CompareRequest, EnsembleRequest service/training.py
+evaluate                       EvaluateRequest                               service/evaluating.py
+tune                           TuneRequest                                   service/tuning.py
+augment                        AugmentRequest                                service/augmenting.py
+run (every step in one folder) RunRequest                                    service/running.py
+personalise                    PersonaliseRequest                            service/personalising.py
+report                         (run, out, output)                            service/reporting.py
+export_model                   ExportRequest                                 service/exporting.py
+explain, digit_map             ExplainRequest, MapRequest                    service/explaining.py
+=============================  ============================================  ===========================
+
+Every use case takes its request and an optional progress callback (``Event`` → None) and returns a
+``StepResult``: the run folder and the step's record (``to_json()`` is what ``--json`` prints).
+Reading pictures: ``Predictor`` (the one reading path: intake, blank and uncertain, batching, the model call)
+and its ``Prediction``. A run folder, read: ``Run``. Every error a user may see: ``DigitlabError``.
+
+The faces' other needs are in the service's modules, used by name: ``service.settings`` (defaults and the
+``DIGITLAB_*`` variables), ``service.progress`` (event levels), ``service.catalogue`` (models, back ends),
+``service.runs`` (history, lookup), ``service.predictor``, ``service.batch``, ``service.batching``,
+``service.serving``, ``service.exporting``, ``service.explaining``, ``service.mine`` (your digits),
+``service.tracking`` (MLflow), ``service.dashboard``.
+
+Everything loads when first used (PEP 562), so a face that only needs a default or two (``digitlab --help``,
+``digitlab runs``) does not pay for scikit-learn, PyTorch or Dask. Names of earlier versions
+(``service.run_history``, ``service.QUICK_TRAIN`` …) still resolve, outside the API.
 """
 
 from __future__ import annotations
@@ -13,242 +42,177 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from digitlab.core.errors import DigitlabError
-
-_WHERE: dict[str, tuple[str, str]] = {  # name -> (module, attribute; '' for the module itself)
-    "AUGMENTERS": ("digitlab.service.jobs", "AUGMENTERS"),
+_API: dict[str, tuple[str, str]] = {  # name -> (module, attribute)
     "AugmentRequest": ("digitlab.service.requests", "AugmentRequest"),
-    "BatchRequest": ("digitlab.service.batch", "BatchRequest"),
-    "Batcher": ("digitlab.service.batching", "Batcher"),
     "CompareRequest": ("digitlab.service.requests", "CompareRequest"),
-    "DEFAULT_MODELS": ("digitlab.core.settings", "DEFAULT_MODELS"),
-    "DashboardRequest": ("digitlab.service.requests", "DashboardRequest"),
     "DataRequest": ("digitlab.service.requests", "DataRequest"),
-    "DigitMap": ("digitlab.service.explain", "DigitMap"),
+    "DigitlabError": ("digitlab.core.errors", "DigitlabError"),
     "EnsembleRequest": ("digitlab.service.requests", "EnsembleRequest"),
     "EvaluateRequest": ("digitlab.service.requests", "EvaluateRequest"),
     "Event": ("digitlab.core.progress", "Event"),
-    "ExplainRequest": ("digitlab.service.explain", "ExplainRequest"),
+    "ExplainRequest": ("digitlab.service.explaining", "ExplainRequest"),
     "ExportRequest": ("digitlab.service.exporting", "ExportRequest"),
-    "HEADER_TIMEOUT_S": ("digitlab.core.settings", "HEADER_TIMEOUT_S"),
-    "INNER": ("digitlab.core.progress", "INNER"),
-    "JOB": ("digitlab.core.progress", "JOB"),
-    "Launch": ("digitlab.service.jobs", "Launch"),
-    "MAP_FEATURES": ("digitlab.service.explain", "MAP_FEATURES"),
-    "MAP_METHODS": ("digitlab.service.explain", "MAP_METHODS"),
-    "MAP_SPLITS": ("digitlab.service.explain", "MAP_SPLITS"),
-    "MAX_BATCH": ("digitlab.core.settings", "MAX_BATCH"),
-    "MAX_CONNECTIONS": ("digitlab.core.settings", "MAX_CONNECTIONS"),
-    "MAX_IN_FLIGHT": ("digitlab.core.settings", "MAX_IN_FLIGHT"),
-    "MAX_PICTURE_BYTES": ("digitlab.core.settings", "MAX_PICTURE_BYTES"),
-    "MapRequest": ("digitlab.service.explain", "MapRequest"),
-    "ModelInfo": ("digitlab.service.jobs", "ModelInfo"),
-    "ONNX_OPSET": ("digitlab.service.exporting", "ONNX_OPSET"),
-    "PICTURE_SHAPE": ("digitlab.service.predictor", "PICTURE_SHAPE"),
+    "MapRequest": ("digitlab.service.explaining", "MapRequest"),
     "PersonaliseRequest": ("digitlab.service.requests", "PersonaliseRequest"),
     "Prediction": ("digitlab.service.predictor", "Prediction"),
     "Predictor": ("digitlab.service.predictor", "Predictor"),
-    "Progress": ("digitlab.core.progress", "Progress"),
-    "QUICK_TEST": ("digitlab.core.settings", "QUICK_TEST"),
-    "QUICK_TRAIN": ("digitlab.core.settings", "QUICK_TRAIN"),
-    "SMOKE_MODELS": ("digitlab.core.settings", "SMOKE_MODELS"),
-    "SMOKE_TEST": ("digitlab.core.settings", "SMOKE_TEST"),
-    "SMOKE_TRAIN": ("digitlab.core.settings", "SMOKE_TRAIN"),
-    "READERS": ("digitlab.core.settings", "READERS"),
-    "RUNS_ENV": ("digitlab.core.settings", "RUNS_ENV"),
-    "RUNTIMES": ("digitlab.service.serving", "RUNTIMES"),
-    "RUN_ENV": ("digitlab.core.settings", "RUN_ENV"),
+    "Run": ("digitlab.runs.reader", "Run"),
     "RunRequest": ("digitlab.service.requests", "RunRequest"),
-    "RunSummary": ("digitlab.runs.history", "RunSummary"),
-    "SERVE_ENV": ("digitlab.core.settings", "SERVE_ENV"),
-    "SavedModel": ("digitlab.runs.lookup", "SavedModel"),
-    "ServeRequest": ("digitlab.service.serving", "ServeRequest"),
-    "ServedModel": ("digitlab.service.serving", "ServedModel"),
-    "StepResult": ("digitlab.service.jobs", "StepResult"),
-    "TIMEOUT_S": ("digitlab.core.settings", "TIMEOUT_S"),
-    "TOKEN_ENV": ("digitlab.core.settings", "TOKEN_ENV"),
+    "StepResult": ("digitlab.service.base", "StepResult"),
     "TrainRequest": ("digitlab.service.requests", "TrainRequest"),
     "TuneRequest": ("digitlab.service.requests", "TuneRequest"),
-    "UNCERTAIN": ("digitlab.service.predictor", "UNCERTAIN"),
-    "aspects": ("digitlab.service.jobs", "aspects"),
-    "augment": ("digitlab.service.jobs", "augment"),
-    "batch_predict": ("digitlab.service.batch", "batch_predict"),
-    "check_batch": ("digitlab.service.serving", "check_batch"),
-    "check_images": ("digitlab.service.serving", "check_images"),
-    "compare": ("digitlab.service.jobs", "compare"),
-    "dashboard_launch": ("digitlab.service.jobs", "dashboard_launch"),
-    "data_info": ("digitlab.service.jobs", "data_info"),
-    "diff_runs": ("digitlab.runs.history", "diff_runs"),
-    "digit_map": ("digitlab.service.explain", "digit_map"),
-    "ensemble": ("digitlab.service.jobs", "ensemble"),
-    "evaluate": ("digitlab.service.jobs", "evaluate"),
-    "evaluation_answers": ("digitlab.service.explain", "evaluation_answers"),
-    "explain": ("digitlab.service.explain", "explain"),
-    "explain_image": ("digitlab.service.explain", "explain_image"),
-    "explanation_kind": ("digitlab.service.explain", "explanation_kind"),
-    "explore": ("digitlab.service.jobs", "explore"),
+    "augment": ("digitlab.service.augmenting", "augment"),
+    "compare": ("digitlab.service.training", "compare"),
+    "data_info": ("digitlab.service.data", "data_info"),
+    "digit_map": ("digitlab.service.explaining", "digit_map"),
+    "ensemble": ("digitlab.service.training", "ensemble"),
+    "evaluate": ("digitlab.service.evaluating", "evaluate"),
+    "explain": ("digitlab.service.explaining", "explain"),
+    "explore": ("digitlab.service.data", "explore"),
     "export_model": ("digitlab.service.exporting", "export"),
-    "find_model": ("digitlab.runs.lookup", "find_model"),
-    "find_run": ("digitlab.runs.lookup", "find_run"),
-    "inked_rows": ("digitlab.data.pictures", "inked_rows"),
-    "is_blank": ("digitlab.data.pictures", "is_blank"),
-    "is_model_name": ("digitlab.runs.lookup", "is_model_name"),
-    "latest_run": ("digitlab.runs.lookup", "latest_run"),
-    "list_runs": ("digitlab.runs.lookup", "list_runs"),
-    "load_predictor": ("digitlab.service.exporting", "load_predictor"),
-    "load_served": ("digitlab.service.serving", "load_served"),
-    "mine": ("digitlab.service.mine", ""),
-    "mlflow_log": ("digitlab.service.jobs", "mlflow_log"),
-    "model_catalogue": ("digitlab.service.jobs", "model_catalogue"),
-    "model_names": ("digitlab.service.jobs", "model_names"),
-    "personal_models": ("digitlab.runs.lookup", "personal_models"),
-    "personalise": ("digitlab.service.jobs", "personalise"),
-    "picture_files": ("digitlab.service.batch", "picture_files"),
-    "place_on_map": ("digitlab.service.explain", "place_on_map"),
-    "predict_each": ("digitlab.service.predictor", "predict_each"),
-    "load_predictors": ("digitlab.service.predictor", "load_predictors"),
-    "preprocess": ("digitlab.service.jobs", "preprocess"),
-    "prune_candidates": ("digitlab.runs.history", "prune_candidates"),
-    "read_map": ("digitlab.service.explain", "read_map"),
-    "read_picture": ("digitlab.service.predictor", "read_picture"),
-    "removable_runs": ("digitlab.runs.history", "removable_runs"),
-    "remove_runs": ("digitlab.runs.history", "remove_runs"),
-    "report": ("digitlab.service.jobs", "report"),
-    "run": ("digitlab.service.jobs", "run"),
-    "Run": ("digitlab.runs.reader", "Run"),
-    "run_cnn": ("digitlab.service.explain", "run_cnn"),
-    "run_dataset": ("digitlab.service.explain", "run_dataset"),
-    "run_facts": ("digitlab.runs.history", "run_facts"),
-    "run_history": ("digitlab.runs.history", "run_history"),
-    "run_maps": ("digitlab.service.explain", "run_maps"),
-    "run_models": ("digitlab.runs.lookup", "run_models"),
-    "run_predictors": ("digitlab.service.predictor", "run_predictors"),
-    "train": ("digitlab.service.jobs", "train"),
-    "training_curves": ("digitlab.service.explain", "training_curves"),
-    "training_digits": ("digitlab.service.explain", "training_digits"),
-    "tune": ("digitlab.service.jobs", "tune"),
+    "personalise": ("digitlab.service.personalising", "personalise"),
+    "preprocess": ("digitlab.service.data", "preprocess"),
+    "report": ("digitlab.service.reporting", "report"),
+    "run": ("digitlab.service.running", "run"),
+    "train": ("digitlab.service.training", "train"),
+    "tune": ("digitlab.service.tuning", "tune"),
+}
+_NAMESPACES = {"settings": "digitlab.core.settings", "progress": "digitlab.core.progress"}
+_MODULES = frozenset(
+    {
+        "batch",
+        "batching",
+        "catalogue",
+        "dashboard",
+        "explaining",
+        "exporting",
+        "mine",
+        "predictor",
+        "runs",
+        "serving",
+        "tracking",
+    }
+)
+_SETTINGS = (
+    "DEFAULT_MODELS HEADER_TIMEOUT_S MAX_BATCH MAX_CONNECTIONS MAX_IN_FLIGHT MAX_PICTURE_BYTES QUICK_TEST "
+    "QUICK_TRAIN READERS RUN_ENV RUNS_ENV SERVE_ENV SMOKE_MODELS SMOKE_TEST SMOKE_TRAIN TIMEOUT_S TOKEN_ENV"
+)
+_EARLIER: dict[str, tuple[str, str]] = {  # names of earlier versions, outside the API: name -> (module, attribute)
+    **{name: ("digitlab.core.settings", name) for name in _SETTINGS.split()},
+    **{name: ("digitlab.core.progress", name) for name in ("INNER", "JOB", "Progress")},
+    **{name: ("digitlab.service.catalogue", name) for name in ("AUGMENTERS", "ModelInfo", "aspects")},
+    **{name: ("digitlab.service.catalogue", name) for name in ("model_catalogue", "model_names", "library_version")},
+    **{name: ("digitlab.service.batch", name) for name in ("BatchRequest", "batch_predict", "picture_files")},
+    "Batcher": ("digitlab.service.batching", "Batcher"),
+    **{
+        name: ("digitlab.service.explaining", name)
+        for name in [
+            "DigitMap",
+            "MAP_FEATURES",
+            "MAP_METHODS",
+            "MAP_SPLITS",
+            "evaluation_answers",
+            "explain_image",
+            "explanation_kind",
+            "place_on_map",
+            "read_map",
+            "run_cnn",
+            "run_dataset",
+            "run_maps",
+            "training_curves",
+            "training_digits",
+        ]
+    },
+    **{name: ("digitlab.service.exporting", name) for name in ("ONNX_OPSET", "load_predictor")},
+    **{name: ("digitlab.service.dashboard", name) for name in ("DashboardRequest", "Launch", "dashboard_launch")},
+    **{
+        name: ("digitlab.service.predictor", name)
+        for name in [
+            "PICTURE_SHAPE",
+            "UNCERTAIN",
+            "inked_rows",
+            "is_blank",
+            "load_predictors",
+            "predict_each",
+            "read_picture",
+            "run_predictors",
+        ]
+    },
+    **{
+        name: ("digitlab.service.serving", name)
+        for name in ("RUNTIMES", "ServeRequest", "ServedModel", "check_batch", "check_images", "load_served")
+    },
+    **{
+        name: ("digitlab.service.runs", name)
+        for name in [
+            "RunSummary",
+            "SavedModel",
+            "diff_runs",
+            "find_model",
+            "find_run",
+            "is_model_name",
+            "latest_run",
+            "list_runs",
+            "personal_models",
+            "prune_candidates",
+            "removable_runs",
+            "remove_runs",
+            "run_facts",
+            "run_history",
+            "run_models",
+        ]
+    },
+    "mlflow_log": ("digitlab.service.tracking", "mlflow_log"),
 }
 
 
 def __getattr__(name: str) -> Any:
-    try:
-        module, attribute = _WHERE[name]
-    except KeyError:
-        raise AttributeError(f"module 'digitlab.service' has no attribute {name!r}") from None
-    found = importlib.import_module(module)
-    value = getattr(found, attribute) if attribute else found
+    if name in _NAMESPACES or name in _MODULES:
+        value = importlib.import_module(_NAMESPACES.get(name, f"digitlab.service.{name}"))
+    else:
+        try:
+            module, attribute = _API.get(name) or _EARLIER[name]
+        except KeyError:
+            raise AttributeError(f"module 'digitlab.service' has no attribute {name!r}") from None
+        value = getattr(importlib.import_module(module), attribute)
     globals()[name] = value  # the next use is a plain attribute
     return value
 
 
 def __dir__() -> list[str]:
-    return sorted(__all__)
+    return sorted([*__all__, *_NAMESPACES, *_MODULES])
 
 
 if TYPE_CHECKING:
-    from digitlab.core.progress import INNER, JOB, Event, Progress
-    from digitlab.core.settings import (
-        DEFAULT_MODELS,
-        HEADER_TIMEOUT_S,
-        MAX_BATCH,
-        MAX_CONNECTIONS,
-        MAX_IN_FLIGHT,
-        MAX_PICTURE_BYTES,
-        QUICK_TEST,
-        QUICK_TRAIN,
-        READERS,
-        RUN_ENV,
-        RUNS_ENV,
-        SERVE_ENV,
-        SMOKE_MODELS,
-        SMOKE_TEST,
-        SMOKE_TRAIN,
-        TIMEOUT_S,
-        TOKEN_ENV,
-    )
-    from digitlab.data.pictures import inked_rows, is_blank
-    from digitlab.runs.history import (
-        RunSummary,
-        diff_runs,
-        prune_candidates,
-        removable_runs,
-        remove_runs,
-        run_facts,
-        run_history,
-    )
-    from digitlab.runs.lookup import (
-        SavedModel,
-        find_model,
-        find_run,
-        is_model_name,
-        latest_run,
-        list_runs,
-        personal_models,
-        run_models,
-    )
+    from digitlab.core import progress as progress
+    from digitlab.core import settings as settings
+    from digitlab.core.errors import DigitlabError
+    from digitlab.core.progress import Event
     from digitlab.runs.reader import Run
-    from digitlab.service import mine
-    from digitlab.service.batch import BatchRequest, batch_predict, picture_files
-    from digitlab.service.batching import Batcher
-    from digitlab.service.explain import (
-        MAP_FEATURES,
-        MAP_METHODS,
-        MAP_SPLITS,
-        DigitMap,
-        ExplainRequest,
-        MapRequest,
-        digit_map,
-        evaluation_answers,
-        explain,
-        explain_image,
-        explanation_kind,
-        place_on_map,
-        read_map,
-        run_cnn,
-        run_dataset,
-        run_maps,
-        training_curves,
-        training_digits,
-    )
-    from digitlab.service.exporting import ONNX_OPSET, ExportRequest, load_predictor
+    from digitlab.service import batch as batch
+    from digitlab.service import batching as batching
+    from digitlab.service import catalogue as catalogue
+    from digitlab.service import dashboard as dashboard
+    from digitlab.service import explaining as explaining
+    from digitlab.service import exporting as exporting
+    from digitlab.service import mine as mine
+    from digitlab.service import predictor as predictor
+    from digitlab.service import runs as runs
+    from digitlab.service import serving as serving
+    from digitlab.service import tracking as tracking
+    from digitlab.service.augmenting import augment
+    from digitlab.service.base import StepResult
+    from digitlab.service.data import data_info, explore, preprocess
+    from digitlab.service.evaluating import evaluate
+    from digitlab.service.explaining import ExplainRequest, MapRequest, digit_map, explain
+    from digitlab.service.exporting import ExportRequest
     from digitlab.service.exporting import export as export_model
-    from digitlab.service.jobs import (
-        AUGMENTERS,
-        Launch,
-        ModelInfo,
-        StepResult,
-        aspects,
-        augment,
-        compare,
-        dashboard_launch,
-        data_info,
-        ensemble,
-        evaluate,
-        explore,
-        mlflow_log,
-        model_catalogue,
-        model_names,
-        personalise,
-        preprocess,
-        report,
-        run,
-        train,
-        tune,
-    )
-    from digitlab.service.predictor import (
-        PICTURE_SHAPE,
-        UNCERTAIN,
-        Prediction,
-        Predictor,
-        load_predictors,
-        predict_each,
-        read_picture,
-        run_predictors,
-    )
+    from digitlab.service.personalising import personalise
+    from digitlab.service.predictor import Prediction, Predictor
+    from digitlab.service.reporting import report
     from digitlab.service.requests import (
         AugmentRequest,
         CompareRequest,
-        DashboardRequest,
         DataRequest,
         EnsembleRequest,
         EvaluateRequest,
@@ -257,128 +221,42 @@ if TYPE_CHECKING:
         TrainRequest,
         TuneRequest,
     )
-    from digitlab.service.serving import RUNTIMES, ServedModel, ServeRequest, check_batch, check_images, load_served
-
-
-def library_version() -> str:
-    """digitlab's installed version."""
-    from digitlab.core.files import library_versions
-
-    return library_versions().get("digitlab", "unknown")
-
+    from digitlab.service.running import run
+    from digitlab.service.training import compare, ensemble, train
+    from digitlab.service.tuning import tune
 
 __all__ = [
-    "AUGMENTERS",
-    "DEFAULT_MODELS",
-    "HEADER_TIMEOUT_S",
-    "INNER",
-    "JOB",
-    "MAP_FEATURES",
-    "MAP_METHODS",
-    "MAP_SPLITS",
-    "MAX_BATCH",
-    "MAX_CONNECTIONS",
-    "MAX_IN_FLIGHT",
-    "MAX_PICTURE_BYTES",
-    "ONNX_OPSET",
-    "PICTURE_SHAPE",
-    "QUICK_TEST",
-    "QUICK_TRAIN",
-    "READERS",
-    "RUNS_ENV",
-    "RUNTIMES",
-    "RUN_ENV",
-    "SERVE_ENV",
-    "SMOKE_MODELS",
-    "SMOKE_TEST",
-    "SMOKE_TRAIN",
-    "TIMEOUT_S",
-    "TOKEN_ENV",
-    "UNCERTAIN",
     "AugmentRequest",
-    "BatchRequest",
-    "Batcher",
     "CompareRequest",
-    "DashboardRequest",
     "DataRequest",
-    "DigitMap",
     "DigitlabError",
     "EnsembleRequest",
     "EvaluateRequest",
     "Event",
     "ExplainRequest",
     "ExportRequest",
-    "Launch",
     "MapRequest",
-    "ModelInfo",
     "PersonaliseRequest",
     "Prediction",
     "Predictor",
-    "Progress",
     "Run",
     "RunRequest",
-    "RunSummary",
-    "SavedModel",
-    "ServeRequest",
-    "ServedModel",
     "StepResult",
     "TrainRequest",
     "TuneRequest",
-    "aspects",
     "augment",
-    "batch_predict",
-    "check_batch",
-    "check_images",
     "compare",
-    "dashboard_launch",
     "data_info",
-    "diff_runs",
     "digit_map",
     "ensemble",
     "evaluate",
-    "evaluation_answers",
     "explain",
-    "explain_image",
-    "explanation_kind",
     "explore",
     "export_model",
-    "find_model",
-    "find_run",
-    "inked_rows",
-    "is_blank",
-    "is_model_name",
-    "latest_run",
-    "library_version",
-    "list_runs",
-    "load_predictor",
-    "load_predictors",
-    "load_served",
-    "mine",
-    "mlflow_log",
-    "model_catalogue",
-    "model_names",
-    "personal_models",
     "personalise",
-    "picture_files",
-    "place_on_map",
-    "predict_each",
     "preprocess",
-    "prune_candidates",
-    "read_map",
-    "read_picture",
-    "removable_runs",
-    "remove_runs",
     "report",
     "run",
-    "run_cnn",
-    "run_dataset",
-    "run_facts",
-    "run_history",
-    "run_maps",
-    "run_models",
-    "run_predictors",
     "train",
-    "training_curves",
-    "training_digits",
     "tune",
 ]

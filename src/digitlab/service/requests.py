@@ -19,7 +19,6 @@ import numpy as np
 from digitlab.core.errors import DigitlabError, shielded
 from digitlab.data.datasets import check_name, is_mine
 from digitlab.data.sources import check_data_dir
-from digitlab.service.steps import Settings
 
 MAX_SEED = 2**32 - 1  # NumPy's and scikit-learn's seeds are 32-bit unsigned
 DATASET_SHAPES = {"mnist": (28, 28), "fashion-mnist": (28, 28), "digits": (8, 8), "mine": (28, 28)}
@@ -104,8 +103,18 @@ def parse_weights(text: str | None, n_models: int) -> list[float] | None:
 
 
 @dataclass(frozen=True)
+class Settings:
+    dataset: str = "mnist"  # mnist, fashion-mnist, digits or idx:DIR
+    data_dir: Path | None = None  # folder with the four IDX files, tried after the cache
+    seed: int = 0  # every random choice (subsets, model init, example picks)
+    quick: bool = False  # stratified 6,000 / 1,000 subset
+    smoke: bool = False  # stratified 500 / 200 subset (every step in seconds; wins over quick)
+    allow_network: bool = True  # npm and HTTP sources
+
+
+@dataclass(frozen=True)
 class DataRequest(Settings):
-    """Which data, and how much of it (the fields of ``pipeline.Settings``); every step that reads data takes one."""
+    """Which data, and how much of it (the fields of ``Settings``); every step that reads data takes one."""
 
     def check(self) -> None:
         check_seed(self.seed)

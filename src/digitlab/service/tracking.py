@@ -39,7 +39,9 @@ from digitlab.core.errors import DigitlabError
 from digitlab.core.files import library_versions
 from digitlab.models.store import load_model
 from digitlab.runs.folders import RUN_FILE, is_complete, model_index
+from digitlab.runs.lookup import find_run
 from digitlab.runs.reader import Run
+from digitlab.runs.records import StepResult
 
 ENV = "DIGITLAB_MLFLOW"  # 1/true/yes/on: track every run that can be tracked
 DEFAULT_EXPERIMENT = "digitlab"
@@ -515,3 +517,15 @@ def _log_flavour(mlflow: Any, model: Any, example: np.ndarray) -> None:
         pip_requirements=_requirements("scikit-learn", "numpy", "scipy"),
         metadata={"input": "uint8 images (n, H, W), 0..255"},
     )
+
+
+def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:
+    """Log finished run folders to MLflow (default: the latest); one already logged is skipped unless ``again``."""
+    folders = [find_run(name, out) for name in runs] if runs else [find_run(None, out)]
+    tracker = open_tracker(out)
+    logged = []
+    for folder in folders:
+        previous = None if again else tracker.find_logged(folder)
+        entry = (previous or tracker.log_run(folder)).to_json()
+        logged.append(dict(entry, run=str(folder), already=previous is not None))
+    return StepResult("mlflow", None, {"tracking_uri": tracker.uri, "logged": logged})

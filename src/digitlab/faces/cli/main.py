@@ -65,7 +65,8 @@ Quick = Annotated[
     bool,
     typer.Option(
         "--quick",
-        help=f"Stratified subset: {service.QUICK_TRAIN:,} train / {service.QUICK_TEST:,} test (default: off).",
+        help=f"Stratified subset: {service.settings.QUICK_TRAIN:,} train / "
+        f"{service.settings.QUICK_TEST:,} test (default: off).",
     ),
 ]
 
@@ -85,7 +86,7 @@ class Reporter:
 
     def __call__(self, event: service.Event) -> None:
         finished_unit = event.total > 0 and event.done >= event.total
-        if event.level == service.JOB or event.total == 0 or finished_unit:  # a line worth keeping
+        if event.level == service.progress.JOB or event.total == 0 or finished_unit:  # a line worth keeping
             elapsed = f"[{time.perf_counter() - self.start:6.1f}s]"
             console = self._bars.console if self._bars is not None else err_console  # above the live bars
             console.print(f"{elapsed} {event.message or event.step}", highlight=False, markup=False)
@@ -95,7 +96,7 @@ class Reporter:
     def _live(self, event: service.Event) -> None:
         bars = self._bars
         assert bars is not None
-        if event.level == service.JOB:
+        if event.level == service.progress.JOB:
             if self._job is None:
                 self._job = bars.add_task(event.message, total=event.total or None)
             bars.update(self._job, completed=event.done, total=event.total or None, description=event.message)
@@ -294,7 +295,7 @@ def preprocess(
 @app.command()
 def models(as_json: Json = False) -> None:
     """List the models in the registry, with when to choose and when to avoid each."""
-    specs = service.model_catalogue()
+    specs = service.catalogue.model_catalogue()
     result = {
         "models": [
             {
@@ -365,7 +366,7 @@ def train(
 
 @app.command()
 def compare(
-    models: ModelsOpt = ",".join(service.DEFAULT_MODELS),
+    models: ModelsOpt = ",".join(service.settings.DEFAULT_MODELS),
     dataset: DatasetOpt = "mnist",
     data_dir: DataDir = None,
     seed: Seed = 0,
@@ -467,7 +468,7 @@ def predict(
         typer.Option(
             "--model",
             help="A model file, a registry name for the newest saved one under --out, or best: the saved model "
-            f"that reads real pictures best ({', '.join(service.READERS)}, then the others) (default: best).",
+            f"that reads real pictures best ({', '.join(service.settings.READERS)}, then the others) (default: best).",
         ),
     ] = "best",
     out: Out = Path("runs"),
@@ -496,10 +497,12 @@ def predict(
 ) -> None:
     """Read the digit in each picture: label, confidence and top 3."""
     if output is not None:
-        request = service.BatchRequest(tuple(files), output, model, out, runtime, dask_local, scheduler, force=force)
+        request = service.batch.BatchRequest(
+            tuple(files), output, model, out, runtime, dask_local, scheduler, force=force
+        )
         reporter = Reporter()
         with reporter.live():
-            summary = service.batch_predict(request, reporter)
+            summary = service.batch.batch_predict(request, reporter)
         counts = [(k, summary[k]) for k in ("files", "ok", "uncertain", "blank", "error")]
         _emit(
             summary,
@@ -510,8 +513,8 @@ def predict(
         return
     if dask_local is not None or scheduler is not None:
         raise DigitlabError("--dask-local and --scheduler score into a file; add --output results.csv.")
-    predictor = service.load_predictor(model, out, runtime, reading=True)
-    predictions = predictor.predict(list(service.picture_files(files)))
+    predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
+    predictions = predictor.predict(list(service.batch.picture_files(files)))
     result = {
         "model": predictor.name,
         "model_path": str(predictor.path),
@@ -570,7 +573,7 @@ def augment(
     as_json: Json = False,
 ) -> None:
     """Train a model with and without augmentation of its training data; report the gain."""
-    libraries = tuple(service.AUGMENTERS) if compare_all else (library,)
+    libraries = tuple(service.catalogue.AUGMENTERS) if compare_all else (library,)
     request = service.AugmentRequest(libraries, model, factor, _data(dataset, data_dir, seed, quick), out, mlflow)
     reporter = Reporter()
     with reporter.live():
@@ -874,7 +877,7 @@ def dashboard(
     """Start the Streamlit dashboard on a run (default: the latest); it loads saved models, never retrains."""
     import subprocess
 
-    launch = service.dashboard_launch(service.DashboardRequest(run, out, port, address, browser))
+    launch = service.dashboard.dashboard_launch(service.dashboard.DashboardRequest(run, out, port, address, browser))
     err_console.print(
         f"digitlab dashboard on http://{address}:{port} (run: {launch.run or 'none yet'}); Ctrl-C stops it"
     )
@@ -937,10 +940,10 @@ def serve(
     out: Out = Path("runs"),
     max_batch: Annotated[
         int, typer.Option("--max-batch", help="Most images in one request (default: 1024).")
-    ] = service.MAX_BATCH,
+    ] = service.settings.MAX_BATCH,
     max_bytes: Annotated[
         int, typer.Option("--max-bytes", help="Largest request body in bytes (default: 20 MiB).")
-    ] = service.MAX_PICTURE_BYTES,
+    ] = service.settings.MAX_PICTURE_BYTES,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds a request may take (default: 30).")] = 30.0,
     max_connections: Annotated[
         int,
@@ -948,21 +951,21 @@ def serve(
             "--max-connections",
             help="Open connections per worker; past it idle ones are closed first, then 503 (default: 1000).",
         ),
-    ] = service.MAX_CONNECTIONS,
+    ] = service.settings.MAX_CONNECTIONS,
     header_timeout: Annotated[
         float,
         typer.Option("--header-timeout", help="Seconds a connection has to send whole request headers (default: 10)."),
-    ] = service.HEADER_TIMEOUT_S,
+    ] = service.settings.HEADER_TIMEOUT_S,
     max_in_flight: Annotated[
         int,
         typer.Option("--max-in-flight", help="Requests answered at once per worker; past it 503 (default: 64)."),
-    ] = service.MAX_IN_FLIGHT,
+    ] = service.settings.MAX_IN_FLIGHT,
     token_file: Annotated[
         Path | None,
         typer.Option(
             "--token-file",
             help="Require `Authorization: Bearer <token>`, the file's first line (or set "
-            f"{service.TOKEN_ENV}); health routes stay open (default: no token).",
+            f"{service.settings.TOKEN_ENV}); health routes stay open (default: no token).",
         ),
     ] = None,
     access_log: Annotated[
@@ -980,7 +983,7 @@ def serve(
     import socket
 
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the server handles it: a reload, never a stop
-    request = service.ServeRequest(
+    request = service.serving.ServeRequest(
         tuple(model or ("best",)),
         host,
         port,
@@ -996,7 +999,7 @@ def serve(
         token_file,
         access_log,
     )
-    served = service.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
+    served = service.serving.load_served(request)  # missing, corrupt, tampered: one line, before the port is bound
     try:
         with socket.create_server((host, port)):
             pass
@@ -1004,7 +1007,7 @@ def serve(
         raise DigitlabError(
             f"--host {host} --port {port}: cannot listen there ({exc.strerror}); pass another --port."
         ) from None
-    os.environ[service.SERVE_ENV] = request.to_env()
+    os.environ[service.settings.SERVE_ENV] = request.to_env()
     names = ", ".join(f"{m.name} ({m.version})" for m in served)
     del served  # each worker (or the server below) loads its own; the supervisor keeps no copy
     gc.collect()
@@ -1043,7 +1046,8 @@ def run_command(
         bool,
         typer.Option(
             "--smoke",
-            help=f"Every step on a tiny subset ({service.SMOKE_TRAIN} train / {service.SMOKE_TEST} test) in well "
+            help=f"Every step on a tiny subset ({service.settings.SMOKE_TRAIN} train / "
+            f"{service.settings.SMOKE_TEST} test) in well "
             "under a minute, to check an install: one model of each kind, tuning (lr, random search) and "
             "augmentation (opencv on lr) unless you name others. Accuracy means nothing here (default: off).",
         ),
@@ -1064,11 +1068,11 @@ def run_command(
 ) -> None:
     """The whole pipeline: data → explore → preprocess → compare → evaluate (→ tune → augment) → report."""
     if smoke:  # every step, on tiny data: what is not named takes the smoke defaults
-        models = models or ",".join(service.SMOKE_MODELS)
+        models = models or ",".join(service.settings.SMOKE_MODELS)
         tune, search = tune or "lr", search if tune else "random"
         augment, augment_model = augment or "opencv", augment_model if augment else "lr"
     request = service.RunRequest(
-        models=_names(models or ",".join(service.DEFAULT_MODELS)),
+        models=_names(models or ",".join(service.settings.DEFAULT_MODELS)),
         data=service.DataRequest(dataset=dataset, data_dir=data_dir, seed=seed, quick=quick, smoke=smoke),
         out=out,
         tune=tune,
@@ -1106,7 +1110,7 @@ def runs_list(ctx: typer.Context, out: Out = Path("runs"), as_json: Json = False
     """Every run folder, newest first: time, command, dataset, seed, models and accuracy, duration, size."""
     if ctx.invoked_subcommand is not None:
         return
-    rows = service.run_history(out)
+    rows = service.runs.run_history(out)
     result = {"out": str(out), "runs": [r.to_json() for r in rows]}
     table = [
         (
@@ -1142,8 +1146,8 @@ def runs_show(
     as_json: Json = False,
 ) -> None:
     """One run: every parameter and metric it recorded."""
-    path = service.find_run(run, out)
-    facts = service.run_facts(path)
+    path = service.runs.find_run(run, out)
+    facts = service.runs.run_facts(path)
     _emit(
         {"run": str(path), "facts": facts},
         as_json,
@@ -1159,7 +1163,7 @@ def runs_diff(
     as_json: Json = False,
 ) -> None:
     """Two runs side by side: parameters and metrics, with the difference (b - a)."""
-    rows = service.diff_runs(a, b, out)
+    rows = service.runs.diff_runs(a, b, out)
     _emit(
         {"a": a, "b": b, "rows": rows},
         as_json,
@@ -1199,9 +1203,9 @@ def runs_rm(
     force: Force = False,
 ) -> None:
     """Delete run folders digitlab made inside --out (the latest one only with --force; never a symlink)."""
-    paths = service.removable_runs(runs, out)
+    paths = service.runs.removable_runs(runs, out)
     _confirm(paths, yes)
-    removed = service.remove_runs([str(p) for p in paths], out, force)
+    removed = service.runs.remove_runs([str(p) for p in paths], out, force)
     err_console.print(f"removed {len(removed)} run folder(s)", highlight=False)
 
 
@@ -1213,9 +1217,9 @@ def runs_prune(
     force: Force = False,
 ) -> None:
     """Delete all but the newest N run folders (never the latest without --force)."""
-    paths = service.prune_candidates(out, keep, force)
+    paths = service.runs.prune_candidates(out, keep, force)
     _confirm(paths, yes)
-    removed = service.remove_runs([str(p) for p in paths], out, force) if paths else []
+    removed = service.runs.remove_runs([str(p) for p in paths], out, force) if paths else []
     err_console.print(f"removed {len(removed)} run folder(s)", highlight=False)
 
 
@@ -1261,7 +1265,7 @@ def runs_mlflow(
     as_json: Json = False,
 ) -> None:
     """Log finished runs to MLflow (MLFLOW_TRACKING_URI, or sqlite:///<out>/mlflow.db)."""
-    result = service.mlflow_log(list(runs or []), out, again).to_json()
+    result = service.tracking.mlflow_log(list(runs or []), out, again).to_json()
     rows = [
         (Path(e["run"]).name, e["run_id"], len(e["children"]), "already logged" if e["already"] else "logged")
         for e in result["logged"]

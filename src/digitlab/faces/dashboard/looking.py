@@ -32,28 +32,28 @@ LAST_DRAWING = "last_drawing"  # session key: the 28×28 image last read on Try 
 
 @st.cache_resource(show_spinner="Loading the run's digits…", max_entries=2)
 def _test_set(run: str) -> Any:
-    return service.run_dataset(Path(run))
+    return service.explaining.run_dataset(Path(run))
 
 
 @st.cache_resource(show_spinner="Loading the training digits the model compared with…", max_entries=2)
 def _training(model_path: str, _metadata: dict[str, Any]) -> Any:
     """The training digits of a loaded model (cached by its file; the metadata is not hashed)."""
-    return service.training_digits(_metadata)
+    return service.explaining.training_digits(_metadata)
 
 
 @st.cache_resource(show_spinner="Loading the run's cnn…", max_entries=2)
 def _run_cnn(run: str, stamp: float) -> service.Predictor | None:
-    return service.run_cnn(Path(run))
+    return service.explaining.run_cnn(Path(run))
 
 
 @st.cache_data(show_spinner="Reading every test digit's answer…", max_entries=16)
 def _answers(run: str, name: str, stamp: float) -> tuple[np.ndarray, np.ndarray]:
-    return service.evaluation_answers(Path(run), name)
+    return service.explaining.evaluation_answers(Path(run), name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=4)  # shared and read-only: not copied at every rerun
-def _map(run: str, name: str, stamp: float) -> service.DigitMap:
-    return service.read_map(Path(run), name)
+def _map(run: str, name: str, stamp: float) -> service.explaining.DigitMap:
+    return service.explaining.read_map(Path(run), name)
 
 
 @st.cache_data(show_spinner="Drawing the thumbnails…", max_entries=4)
@@ -100,10 +100,10 @@ def explanation(image: np.ndarray, predictors: list[service.Predictor], key: str
         picked = st.selectbox("Explain the answer of", names, key=f"{key}_explain_model")
         predictor = predictors[names.index(picked)]
         training = None
-        if service.explanation_kind(predictor) in ("knn", "svm"):
+        if service.explaining.explanation_kind(predictor) in ("knn", "svm"):
             training = _training(str(predictor.path), predictor.metadata)
         try:
-            found = service.explain_image(predictor, image, training)
+            found = service.explaining.explain_image(predictor, image, training)
         except DigitlabError as exc:
             st.warning(str(exc))
             return
@@ -197,7 +197,7 @@ def per_class_chart(report: dict[str, Any]) -> None:
 
 
 def training_curves(predictors: list[service.Predictor]) -> None:
-    rows = service.training_curves(predictors)
+    rows = service.explaining.training_curves(predictors)
     if not rows:
         st.caption("None of this run's models kept per-epoch figures.")
         return
@@ -298,7 +298,7 @@ def _stamp(path: Path) -> float:
 
 
 def map_section(run: Path, predictors: list[service.Predictor]) -> None:
-    maps = service.run_maps(run)
+    maps = service.explaining.run_maps(run)
     if not maps:
         st.info("This run has no map yet. Make one here (about a minute for 10,000 digits) or with `digitlab map`.")
         _make_map(run)
@@ -353,13 +353,13 @@ def map_section(run: Path, predictors: list[service.Predictor]) -> None:
     drawing = st.session_state.get(LAST_DRAWING)
     if drawing is not None:
         try:
-            models = service.run_models(run)
+            models = service.runs.run_models(run)
             cnn = (
                 _run_cnn(str(run), max((m.path.stat().st_mtime for m in models), default=0.0))
                 if facts["features"] == "cnn"
                 else None
             )
-            xy = service.place_on_map(found, np.asarray(drawing, dtype=np.uint8), cnn)
+            xy = service.explaining.place_on_map(found, np.asarray(drawing, dtype=np.uint8), cnn)
             yours = pd.DataFrame({"x": [float(xy[0])], "y": [float(xy[1])], "what": ["your drawing (Try it)"]})
             layers = dots + alt.Chart(yours).mark_point(shape="diamond", size=400, color="black", filled=True).encode(
                 x="x:Q", y="y:Q", tooltip=["what:N"]
@@ -394,8 +394,8 @@ def map_section(run: Path, predictors: list[service.Predictor]) -> None:
 
 def _make_map(run: Path) -> None:
     cols = st.columns(3)
-    features = cols[0].selectbox("Features", service.MAP_FEATURES, key="map_features")
-    method = cols[1].selectbox("Method", service.MAP_METHODS, key="map_method")
+    features = cols[0].selectbox("Features", service.explaining.MAP_FEATURES, key="map_features")
+    method = cols[1].selectbox("Method", service.explaining.MAP_METHODS, key="map_method")
     if cols[2].button("Make the map", type="primary", key="make_map"):
         bar = st.progress(0.0, text="starting")
 

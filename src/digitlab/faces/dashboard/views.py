@@ -17,8 +17,8 @@ from digitlab import service
 from digitlab.core.errors import DigitlabError
 from digitlab.faces.dashboard import looking
 
-RUN_ENV = service.RUN_ENV  # run folder to open (set by `digitlab dashboard RUN`)
-RUNS_ENV = service.RUNS_ENV  # folder holding the run folders (default: runs)
+RUN_ENV = service.settings.RUN_ENV  # run folder to open (set by `digitlab dashboard RUN`)
+RUNS_ENV = service.settings.RUNS_ENV  # folder holding the run folders (default: runs)
 CANVAS_SIZE = 280  # 10× MNIST's 28 pixels
 
 
@@ -34,7 +34,7 @@ def current_run() -> Path | None:
     for candidate in (st.session_state.get("run"), os.environ.get(RUN_ENV)):
         if candidate and Path(candidate).is_dir():
             return Path(candidate).resolve()
-    return service.latest_run(runs_root())
+    return service.runs.latest_run(runs_root())
 
 
 def opened(run: Path) -> service.Run:
@@ -53,7 +53,7 @@ def _sidebar(run: Path | None) -> None:
     root = runs_root()
     with st.sidebar:
         st.markdown("### digitlab")
-        folders = service.list_runs(root)
+        folders = service.runs.list_runs(root)
         if run is not None and run not in folders:
             folders.insert(0, run)
         if folders:
@@ -76,7 +76,7 @@ def frame(title: str, intro: str) -> Path | None:
     _sidebar(run)
     st.title(title)
     st.caption(intro)
-    if run is None or not service.run_models(run):
+    if run is None or not service.runs.run_models(run):
         training_panel(run)
         return None
     return run
@@ -111,11 +111,12 @@ def training_panel(run: Path | None) -> None:
             "Data",
             ["quick", "full"],
             format_func=lambda s: {
-                "quick": f"Quick: {service.QUICK_TRAIN:,} / {service.QUICK_TEST:,} images (about a minute)",
+                "quick": f"Quick: {service.settings.QUICK_TRAIN:,} / {service.settings.QUICK_TEST:,} images "
+                "(about a minute)",
                 "full": "Full MNIST: 60,000 / 10,000 images (about ten minutes)",
             }[s],
         )
-        names = st.multiselect("Models", service.model_names(), default=list(service.DEFAULT_MODELS))
+        names = st.multiselect("Models", service.catalogue.model_names(), default=list(service.settings.DEFAULT_MODELS))
         seed = st.number_input("Seed", min_value=0, value=0, step=1)
         start = st.form_submit_button("Train")
     if not start:
@@ -128,7 +129,7 @@ def training_panel(run: Path | None) -> None:
 
     def on_progress(event: service.Event) -> None:
         nonlocal done
-        if event.level == service.JOB and event.total:
+        if event.level == service.progress.JOB and event.total:
             done = event.done / event.total
         bar.progress(min(done, 1.0), text=event.message or event.step)
 
@@ -259,7 +260,7 @@ def models_page() -> None:
     predictors, _ = _loaded(run)
     looking.training_curves(predictors)
     st.subheader("Aspects to consider")
-    st.dataframe(service.aspects([m["model"] for m in compare["models"]]), hide_index=True)
+    st.dataframe(service.catalogue.aspects([m["model"] for m in compare["models"]]), hide_index=True)
 
 
 def _evaluated(run: Path) -> list[str]:
@@ -374,7 +375,7 @@ def load_predictors(
 ) -> tuple[list[service.Predictor], list[str]]:
     """Every saved 28×28 model of the run, the best reader of real pictures first, then your personal models;
     problems as one line each."""
-    return service.run_predictors(Path(run), [Path(p) for p in personal])
+    return service.predictor.run_predictors(Path(run), [Path(p) for p in personal])
 
 
 def _show_headline(top: service.Prediction) -> None:
@@ -406,28 +407,28 @@ def _show_details(image: np.ndarray, rows: list[service.Prediction], below: Any 
 
 def _loaded(run: Path) -> tuple[list[service.Predictor], list[str]]:
     """The run's models and your newest personal ones (loaded once per set of files, shared by every session)."""
-    models = service.run_models(run)
+    models = service.runs.run_models(run)
     names = {m.name for m in models}
-    personal = tuple(str(m.path) for m in service.personal_models(runs_root()) if m.name not in names)
+    personal = tuple(str(m.path) for m in service.runs.personal_models(runs_root()) if m.name not in names)
     return load_predictors(str(run), tuple(m.path.stat().st_mtime for m in models), personal)
 
 
 def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
     """``source`` through to_mnist and every model; the table of all models goes in ``below`` when given."""
     try:
-        image = service.read_picture(source, name)
+        image = service.predictor.read_picture(source, name)
     except DigitlabError as exc:
         st.error(str(exc))
         return
-    if service.is_blank(image):
+    if service.predictor.is_blank(image):
         st.info("No ink found: the picture is blank. Draw or upload a digit.")
         return
     predictors, _ = _loaded(run)
     if not predictors:
         return
-    rows = service.predict_each(predictors[:1], image, name)
+    rows = service.predictor.predict_each(predictors[:1], image, name)
     _show_headline(rows[0])  # on screen while the other models read the digit
-    rows += service.predict_each(predictors[1:], image, name)
+    rows += service.predictor.predict_each(predictors[1:], image, name)
     _show_details(image, rows, below)
     st.session_state[looking.LAST_DRAWING] = image  # placed on the Map page
     looking.explanation(image, predictors, "try")
@@ -526,7 +527,8 @@ def _correction(image: Any) -> None:
 
 def _upload(run: Path) -> None:
     uploaded = st.file_uploader(
-        f"A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; at most {service.MAX_PICTURE_BYTES // 2**20} MiB)",
+        "A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; "
+        f"at most {service.settings.MAX_PICTURE_BYTES // 2**20} MiB)",
         key="upload",
     )
     if uploaded is None:
@@ -594,7 +596,7 @@ def _collect(writer: str) -> None:
     drawn = result.image_data is not None and (result.json_data or {}).get("objects")
     if drawn or uploaded is not None:
         try:
-            seen = service.read_picture(uploaded.getvalue() if uploaded is not None else result.image_data)
+            seen = service.predictor.read_picture(uploaded.getvalue() if uploaded is not None else result.image_data)
         except DigitlabError as exc:
             st.error(str(exc))
             return
@@ -660,7 +662,7 @@ def _your_grid(writer: str) -> None:
 def _your_models(run: Path | None) -> list[service.Predictor]:
     if run is not None:
         return _loaded(run)[0]
-    return service.run_predictors(None, [m.path for m in service.personal_models(runs_root())])[0]
+    return service.predictor.run_predictors(None, [m.path for m in service.runs.personal_models(runs_root())])[0]
 
 
 def _your_scores(writer: str) -> None:
@@ -753,7 +755,7 @@ def history_page() -> None:
     _sidebar(current_run())
     st.title("History")
     st.caption("Every run under the runs folder: test accuracy per model across runs, and two runs side by side.")
-    rows = service.run_history(runs_root())
+    rows = service.runs.run_history(runs_root())
     if not rows:
         st.info(f"No runs under {runs_root()} yet. `digitlab run --quick` makes one.")
         return
@@ -795,7 +797,7 @@ def history_page() -> None:
     left, right = st.columns(2)
     a = left.selectbox("Run a", ids, index=1, key="diff_a")
     b = right.selectbox("Run b", ids, index=0, key="diff_b")
-    diff = service.diff_runs(str(runs_root() / a), str(runs_root() / b), runs_root())
+    diff = service.runs.diff_runs(str(runs_root() / a), str(runs_root() / b), runs_root())
     st.dataframe(
         [{"": r["key"], "a": _shown(r["a"]), "b": _shown(r["b"]), "b - a": r["difference"]} for r in diff],
         hide_index=True,

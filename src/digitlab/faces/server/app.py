@@ -216,30 +216,30 @@ class Observe:
 class Served:
     """The models being served now, each with its micro-batcher; ``reload`` swaps in a fresh set from disk."""
 
-    def __init__(self, models: list[service.ServedModel], request: service.ServeRequest) -> None:
+    def __init__(self, models: list[service.serving.ServedModel], request: service.serving.ServeRequest) -> None:
         self.request = request
         self.specs = list(request.models)
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="digitlab-infer")
-        self.batchers: dict[str, service.Batcher] = {}
+        self.batchers: dict[str, service.batching.Batcher] = {}
         self.lock = asyncio.Lock()
         self._use(models)
 
     @property
-    def models(self) -> list[service.ServedModel]:
+    def models(self) -> list[service.serving.ServedModel]:
         return [b.served for b in self.batchers.values()]
 
     @property
-    def default(self) -> service.Batcher:
+    def default(self) -> service.batching.Batcher:
         return next(iter(self.batchers.values()))
 
-    def _use(self, models: list[service.ServedModel]) -> None:
+    def _use(self, models: list[service.serving.ServedModel]) -> None:
         before = [(m.name, m.version, m.runtime) for m in self.models]
         old = self.batchers
-        new: dict[str, service.Batcher] = {}
+        new: dict[str, service.batching.Batcher] = {}
         for served in models:
             kept = old.get(served.name)  # an unchanged model keeps its batcher (and its queue)
             if kept is None or (kept.served.version, kept.served.runtime) != (served.version, served.runtime):
-                kept = service.Batcher(served, self.thread, on_batch=_count_batch)
+                kept = service.batching.Batcher(served, self.thread, on_batch=_count_batch)
             new[served.name] = kept
         self.batchers = new  # one assignment: a request sees the old set or the new one, never a mix
         for name, batcher in old.items():
@@ -247,13 +247,13 @@ class Served:
                 batcher.retire()
         metrics.models_changed(before, [(m.name, m.version, m.runtime) for m in models])
 
-    async def reload(self, specs: list[str] | None = None) -> list[service.ServedModel]:
+    async def reload(self, specs: list[str] | None = None) -> list[service.serving.ServedModel]:
         """Load ``specs`` (default: what is served) again from disk, then serve them; on failure keep the old set."""
         async with self.lock:
             wanted = list(specs if specs is not None else self.specs)
             request = dataclasses.replace(self.request, models=tuple(wanted))
             try:
-                models = await asyncio.to_thread(service.load_served, request)
+                models = await asyncio.to_thread(service.serving.load_served, request)
             except DigitlabError:
                 metrics.RELOADS.labels("failed").inc()
                 raise
@@ -272,10 +272,10 @@ class Served:
         log.warning("reloaded: %s", ", ".join(f"{m.name} ({m.version})" for m in models))
 
 
-def create_app(models: list[service.ServedModel], request: service.ServeRequest) -> FastAPI:
+def create_app(models: list[service.serving.ServedModel], request: service.serving.ServeRequest) -> FastAPI:
     """The FastAPI app serving ``models`` (the first is the default)."""
     state = Served(models, request)
-    version = service.library_version()
+    version = service.catalogue.library_version()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -338,7 +338,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def _bug(_: Request, exc: Exception) -> JSONResponse:  # a bug, never user input: no traceback out
         return _error(500, f"internal error ({type(exc).__name__}); the server is still running.")
 
-    def pick(name: str | None) -> service.Batcher:
+    def pick(name: str | None) -> service.batching.Batcher:
         batchers = state.batchers
         if name is None:
             return state.default
@@ -407,13 +407,13 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def ready() -> schemas.Ready:
         return schemas.Ready(ready=True)  # models are loaded before the port is bound
 
-    def versioned(name: str, model_version: str | None) -> service.Batcher:
+    def versioned(name: str, model_version: str | None) -> service.batching.Batcher:
         batcher = pick(name)
         if model_version is not None and model_version != batcher.served.version:
             raise HTTPError(404, f"model {name!r} has version {batcher.served.version}, not {model_version!r}.")
         return batcher
 
-    def metadata(served: service.ServedModel) -> schemas.ModelMetadata:
+    def metadata(served: service.serving.ServedModel) -> schemas.ModelMetadata:
         return schemas.ModelMetadata(
             name=served.name,
             versions=[served.version],
@@ -442,7 +442,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     async def model_ready(name: str) -> schemas.ModelReady:
         return schemas.ModelReady(name=versioned(name, None).served.name, ready=True)
 
-    async def run_infer(batcher: service.Batcher, http: Request) -> Response:
+    async def run_infer(batcher: service.batching.Batcher, http: Request) -> Response:
         served = batcher.served
         body, binary = await _v2_body(http)
         images = _v2_images(body, binary, request.max_batch)
@@ -517,7 +517,7 @@ def create_app(models: list[service.ServedModel], request: service.ServeRequest)
     )
     async def repository_load(name: str) -> schemas.Loaded:
         served_names = [m.name for m in state.models]
-        if name not in served_names and not service.is_model_name(name):
+        if name not in served_names and not service.runs.is_model_name(name):
             raise HTTPError(404, f"unknown model {name!r}; load a registry name such as cnn or cnn-personal.")
         specs = list(state.specs) if name in served_names else [*state.specs, name]
         try:
@@ -596,7 +596,7 @@ def _count_batch(model: str, images: int) -> None:
     metrics.BATCH.labels(model).observe(images)
 
 
-def _row(answer: service.Prediction, served: service.ServedModel) -> schemas.ImagePrediction:
+def _row(answer: service.Prediction, served: service.serving.ServedModel) -> schemas.ImagePrediction:
     doc = answer.to_json()
     return schemas.ImagePrediction(
         **doc,
@@ -618,7 +618,7 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
         files = [f for f in form.getlist("file") if not isinstance(f, str)]
         if not files:
             raise HTTPError(422, "multipart body without `file` fields; send pictures as `file`.")
-        service.check_batch(len(files), max_batch)
+        service.serving.check_batch(len(files), max_batch)
         blobs = [await f.read() for f in files]
         names = [f.filename or f"file[{k}]" for k, f in enumerate(files)]
         await form.close()
@@ -638,12 +638,12 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
     if (parsed.images is None) == (parsed.arrays is None):
         raise HTTPError(422, "send either `images` (base64 pictures) or `arrays` (28×28 pixels), not both or none.")
     if parsed.arrays is not None:
-        service.check_batch(len(parsed.arrays), max_batch)
+        service.serving.check_batch(len(parsed.arrays), max_batch)
         names = [f"arrays[{k}]" for k in range(len(parsed.arrays))]
-        images = service.check_images(parsed.arrays)
+        images = service.serving.check_images(parsed.arrays)
         return np.rint(images).astype(np.uint8), names
     assert parsed.images is not None
-    service.check_batch(len(parsed.images), max_batch)
+    service.serving.check_batch(len(parsed.images), max_batch)
     names = [f"images[{k}]" for k in range(len(parsed.images))]
     blobs = []
     for name, text in zip(names, parsed.images, strict=True):
@@ -662,7 +662,7 @@ async def _decoded(blobs: list[bytes], names: list[str]) -> np.ndarray:
 
 
 def _decode(blobs: list[bytes], names: list[str]) -> np.ndarray:
-    return np.stack([service.read_picture(blob, name) for blob, name in zip(blobs, names, strict=True)])
+    return np.stack([service.predictor.read_picture(blob, name) for blob, name in zip(blobs, names, strict=True)])
 
 
 async def _v2_body(http: Request) -> tuple[schemas.InferenceRequest, bytes]:
@@ -711,7 +711,7 @@ def _v2_images(body: schemas.InferenceRequest, binary: bytes, max_batch: int) ->
     shape = tensor.shape
     if len(shape) != 3 or shape[1:] != [28, 28] or shape[0] < 1:
         raise HTTPError(422, f"inputs[0].shape {shape}: send [n, 28, 28] with n >= 1.")
-    service.check_batch(shape[0], max_batch)
+    service.serving.check_batch(shape[0], max_batch)
     expected = shape[0] * 28 * 28
     size = (tensor.parameters or {}).get("binary_data_size")
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 0):
@@ -817,5 +817,5 @@ def from_environment() -> FastAPI:
     parent = os.environ.get(guard.PARENT_ENV)
     if parent and parent.isdigit():
         guard.die_with_parent(int(parent))
-    request = service.ServeRequest.from_env()
-    return create_app(service.load_served(request), request)
+    request = service.serving.ServeRequest.from_env()
+    return create_app(service.serving.load_served(request), request)

@@ -8,21 +8,25 @@ the dashboard reads maps with ``read_map`` and places a drawing with ``place_on_
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from digitlab.analysis import plots
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
+from digitlab.core.files import save_figure, write_arrays, write_json
 from digitlab.data.datasets import Dataset
 from digitlab.data.pictures import is_blank
-from digitlab.runs.folders import Run
+from digitlab.models.store import load_model
+from digitlab.runs.folders import Run, model_index
 from digitlab.runs.lookup import find_run, run_models
-from digitlab.service import steps as pipeline
+from digitlab.service.base import StepResult, load, run_dataset, trained_on
 from digitlab.service.batch import picture_files
-from digitlab.service.jobs import StepResult, run_dataset, trained_on
+from digitlab.service.evaluating import read_answers
 from digitlab.service.predictor import Predictor, read_picture
 
 MAP_FEATURES = ("cnn", "pca")
@@ -78,7 +82,7 @@ def explanation_kind(predictor: Predictor) -> str:
 def training_digits(metadata: dict[str, Any], data_dir: Path | None = None) -> Dataset | None:
     """The training set a model's metadata names (dataset, quick subset and seed), or None when it cannot be read."""
     try:
-        return pipeline.load(trained_on(metadata, data_dir))
+        return load(trained_on(metadata, data_dir))
     except DigitlabError:
         return None
 
@@ -115,7 +119,7 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
             training = training_digits(predictor.metadata, request.data_dir)
         folder = explanations_folder(predictor.path)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = pipeline.explain_digits(predictor.model, predictor.metadata, images, training, folder)
+        rows = explain_digits(predictor.model, predictor.metadata, images, training, folder)
     return StepResult(
         "explain",
         folder,
@@ -160,7 +164,7 @@ def digit_map(request: MapRequest, on_progress: progress.Progress | None = None)
             images, labels = np.concatenate([ds.x_train, ds.x_test]), np.concatenate([ds.y_train, ds.y_test])
         else:
             images, labels = ds.x_test, ds.y_test
-        result = pipeline.digit_map(
+        result = map_into(
             images,
             labels,
             ds.class_names,
@@ -239,7 +243,7 @@ def evaluation_answers(run: Path, name: str) -> tuple[np.ndarray, np.ndarray]:
 
     Read from ``evaluate-<name>.npz``; a run made before that file existed gets them from the model itself.
     """
-    found = pipeline.read_answers(Run(run), name)
+    found = read_answers(Run(run), name)
     if found is not None:
         return found
     saved = [m for m in run_models(run) if m.name == name]
@@ -264,3 +268,188 @@ def training_curves(predictors: list[Predictor]) -> list[dict[str, Any]]:
                 {"model": predictor.name, "metric": metric, "epoch": k + 1, "value": v} for k, v in enumerate(values)
             ]
     return rows
+
+
+def explain_digits(
+    model: Any, meta: dict[str, Any], images: Sequence[tuple[str, np.ndarray]], training: Dataset | None, folder: Path
+) -> list[dict[str, Any]]:
+    """Explain each (name, 28×28 image) with one model: a figure and a JSON file per picture in ``folder``."""
+    from digitlab.analysis import explain
+
+    name = str(meta.get("model", "model"))
+    classes = [str(c) for c in meta.get("class_names", model.classes_)]
+    pairs = (training.x_train, training.y_train) if training is not None else None
+    rows = []
+    for k, (label, image) in enumerate(images):
+        progress.say("explain", f"explaining {label} with {name}", done=k, total=len(images), level=progress.INNER)
+        found = explain.explain(model, image, name, classes, pairs)
+        stem = f"{Path(label).stem}-{name}"
+        figure = save_figure(
+            _explanation_figure(found, f"{Path(label).name}: {found.headline}"), folder / f"{stem}.png"
+        )
+        data = dict(found.to_json(), file=label, figure=str(figure))
+        write_json(folder / f"{stem}.json", data)
+        rows.append(dict(data, json=str(folder / f"{stem}.json")))
+    return rows
+
+
+def _explanation_figure(found: Any, title: str) -> Any:
+    panels = [(p.title, p.values, p.style, p.caption) for p in found.panels]
+    neighbours = [
+        (n.image, f"{n.label}  d={n.distance:.2f}" + (f"  K={n.kernel:.2f}" if n.kernel is not None else ""))
+        for n in found.neighbours
+    ]
+    return plots.explanation(found.image, panels, title, neighbours)
+
+
+def look_inside(ds: Dataset, run: Run, n_digits: int = 4, n_mistakes: int = 4, n_units: int = 16) -> dict[str, Any]:
+    """What the models look at (``look.json``): LR weight images, MLP first-layer units, cnn saliency.
+
+    Saliency (Integrated Gradients) is drawn for the first ``n_digits`` test digits and the cnn's
+    ``n_mistakes`` most confident mistakes, for the answer and for the true digit.
+    """
+    from digitlab.analysis import explain
+
+    index = model_index(run.models)
+    result: dict[str, Any] = {"figures": {}, "notes": []}
+    saved = {name: run.models / str(info["file"]) for name, info in index.items() if "file" in info}
+    for name in ("lr", "mlp", "cnn"):
+        if name not in saved:
+            continue
+        model, _ = load_model(saved[name])
+        kind = explain.kind(model)
+        est = explain.inner(model)
+        shape = ds.image_shape
+        if kind == "lr" and est[-1].coef_.shape[1] == shape[0] * shape[1]:
+            coef = np.asarray(est[-1].coef_)
+            grid = coef.reshape(1, len(coef), *shape)
+            fig = plots.weight_grid(
+                grid, [f"{c}" for c in ds.class_names], "lr: the weights of each class (red: ink here votes for it)"
+            )
+            result["figures"]["lr_weights"] = str(
+                save_figure(fig, run.figures / "look-lr-weights.png").relative_to(run.path)
+            )
+        elif kind == "mlp" and est[-1].coefs_[0].shape[0] == shape[0] * shape[1]:
+            w1 = np.asarray(est[-1].coefs_[0])  # (pixels, units)
+            strongest = np.argsort(-np.linalg.norm(w1, axis=0))[:n_units]
+            grid = w1[:, strongest].T.reshape(2, -1, *shape)
+            fig = plots.weight_grid(
+                grid,
+                [f"unit {j}" for j in strongest],
+                f"mlp: {n_units} of its {w1.shape[1]} first-layer units (largest weights)",
+            )
+            result["figures"]["mlp_units"] = str(
+                save_figure(fig, run.figures / "look-mlp-units.png").relative_to(run.path)
+            )
+        elif kind == "cnn":
+            try:
+                result["cnn_saliency"], figure = _cnn_saliency(model, ds, run, n_digits, n_mistakes)
+                result["figures"]["cnn_saliency"] = figure
+            except DigitlabError as exc:  # Captum not installed: the rest of the section still shows
+                result["notes"].append(str(exc))
+    write_json(run.file("look.json"), result)
+    return result
+
+
+def _cnn_saliency(
+    model: Any, ds: Dataset, run: Run, n_digits: int, n_mistakes: int
+) -> tuple[list[dict[str, Any]], str]:
+    from digitlab.analysis import explain
+
+    answers = read_answers(run, "cnn", len(ds.y_test))  # written when the run evaluated its cnn
+    if answers is None:
+        proba = np.asarray(model.predict_proba(ds.x_test))
+        answers = proba.argmax(axis=1), proba.max(axis=1)
+    pred, confidence = answers
+    wrong = np.flatnonzero(pred != ds.y_test)
+    worst = wrong[np.argsort(-confidence[wrong], kind="stable")][:n_mistakes]
+    chosen = [*range(min(n_digits, len(ds.y_test))), *worst.tolist()]
+    rows, captions, shown = [], [], []
+    for i in chosen:
+        p_name, t_name = ds.class_names[pred[i]], ds.class_names[ds.y_test[i]]
+        mistake = bool(pred[i] != ds.y_test[i])
+        if mistake:
+            other = int(ds.y_test[i])
+        else:  # the runner-up
+            other = int(np.argsort(-np.asarray(model.predict_proba(ds.x_test[i : i + 1]))[0])[1])
+        ig_pred, ig_other = explain.integrated_gradients(model, ds.x_test[i], [int(pred[i]), other])
+        rows.append((ds.x_test[i], ig_pred, ig_other))
+        captions.append(
+            (
+                f"#{i}: true {t_name}, read {p_name} {confidence[i]:.0%}" + (" (mistake)" if mistake else ""),
+                p_name,
+                ds.class_names[other],
+            )
+        )
+        shown.append(
+            {
+                "index": int(i),
+                "true": t_name,
+                "predicted": p_name,
+                "confidence": float(confidence[i]),
+                "mistake": mistake,
+            }
+        )
+    fig = plots.saliency_rows(rows, captions, "cnn: what it looked at (Integrated Gradients; red raises the score)")
+    path = save_figure(fig, run.figures / "look-cnn-saliency.png")
+    return shown, str(path.relative_to(run.path))
+
+
+def map_into(
+    images: np.ndarray,
+    labels: np.ndarray,
+    class_names: Sequence[str],
+    source: str,
+    method: str,
+    run: Run,
+    split: str,
+    feature_model: Any | None = None,
+    reader: tuple[str, Any] | None = None,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """The 2-D map of ``images``: ``map-<source>-<method>.json`` (points), ``.npz`` (features, images) and a figure.
+
+    ``reader`` (name, model) answers for every digit so that misread ones are ringed.
+    """
+    from digitlab.analysis import digitmap
+
+    progress.step("map", f"{source} features of {len(images):,} digits, then {method}")
+    embedding, pca = digitmap.build(images, source, method, feature_model, seed)
+    predicted = confidence = None
+    if reader is not None:
+        progress.say("map", f"reading the {len(images):,} digits with {reader[0]}", level=progress.INNER)
+        proba = np.asarray(reader[1].predict_proba(images))
+        predicted, confidence = proba.argmax(axis=1), proba.max(axis=1)
+    wrong = predicted != labels if predicted is not None else np.zeros(len(labels), bool)
+    stem = f"map-{source}-{method}"
+    title = f"{len(images):,} digits ({split}), {source} features, {method.upper() if method == 'umap' else 't-SNE'}"
+    fig = save_figure(plots.digit_map(embedding.xy, labels, wrong, class_names, title), run.figures / f"{stem}.png")
+    extra = {"pca_components": pca.pca_.components_, "pca_mean": pca.pca_.mean_} if pca is not None else {}
+    write_arrays(
+        run.file(f"{stem}.npz"), xy=embedding.xy, features=embedding.features, images=images, labels=labels, **extra
+    )
+    result = {
+        "features": source,
+        "method": method,
+        "split": split,
+        "n": len(images),
+        "seed": seed,
+        "parameters": embedding.parameters,
+        "seconds_features": embedding.seconds_features,
+        "seconds_embedding": embedding.seconds_embedding,
+        "seconds": embedding.seconds_features + embedding.seconds_embedding,
+        "reader": reader[0] if reader is not None else None,
+        "n_misread": int(wrong.sum()),
+        "class_names": list(class_names),
+        "figure": str(fig.relative_to(run.path)),
+        "arrays": f"{stem}.npz",
+        "points": {
+            "x": embedding.xy[:, 0].round(4).tolist(),
+            "y": embedding.xy[:, 1].round(4).tolist(),
+            "label": labels.tolist(),
+            "predicted": predicted.tolist() if predicted is not None else None,
+            "confidence": confidence.round(4).tolist() if confidence is not None else None,
+        },
+    }
+    write_json(run.file(f"{stem}.json"), result)
+    return result
