@@ -12,15 +12,15 @@ from streamlit.testing.v1 import AppTest
 
 from digitlab import service
 from digitlab.data.datasets import load_dataset
-from digitlab.faces.dashboard import APP, PAGES, views
+from digitlab.faces.dashboard import APP, PAGES, common
 
 TIMEOUT = 120  # seconds for one script run (model loading on a busy CI machine)
 
 
 @pytest.fixture
 def on_run(mnist_run: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(views.RUN_ENV, str(mnist_run))
-    monkeypatch.setenv(views.RUNS_ENV, str(mnist_run.parent))
+    monkeypatch.setenv(common.RUN_ENV, str(mnist_run))
+    monkeypatch.setenv(common.RUNS_ENV, str(mnist_run.parent))
     return mnist_run
 
 
@@ -90,8 +90,8 @@ def test_models_page_charts_are_interactive_vega_lite(on_run: Path) -> None:
 
 
 def test_map_page_shows_the_map_with_thumbnails(mapped_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(views.RUN_ENV, str(mapped_run))
-    monkeypatch.setenv(views.RUNS_ENV, str(mapped_run.parent))
+    monkeypatch.setenv(common.RUN_ENV, str(mapped_run))
+    monkeypatch.setenv(common.RUNS_ENV, str(mapped_run.parent))
     at = page("map")
     assert "cnn-umap" in at.selectbox(key="map_name").options
     chart = at.get("vega_lite_chart")[0]
@@ -119,7 +119,7 @@ def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) 
     assert at.tabs[0].label == "Draw" and at.tabs[1].label == "Upload"
     messages = [i.value for i in at.info]
     assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
-    predictors, problems = views.load_predictors(str(on_run), (0.0,))
+    predictors, problems = common.load_predictors(str(on_run), (0.0,))
     assert problems == []
     assert {p.name for p in predictors} == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
 
@@ -134,7 +134,7 @@ def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
 
 
 def test_every_model_reads_real_test_digits(mnist_run: Path, real_mnist: Path) -> None:
-    predictors, _ = views.load_predictors(str(mnist_run), (1.0,))
+    predictors, _ = common.load_predictors(str(mnist_run), (1.0,))
     assert predictors[0].name == "cnn"  # the best reader of real pictures leads
     ds = load_dataset("mnist")
     hits = {p.name: 0 for p in predictors}
@@ -157,8 +157,8 @@ def test_ensemble_member_files_are_not_listed_twice(tmp_path: Path) -> None:
 def test_without_a_run_it_offers_training_then_shows_the_new_run(
     real_mnist: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv(views.RUN_ENV, raising=False)
-    monkeypatch.setenv(views.RUNS_ENV, str(tmp_path / "runs"))
+    monkeypatch.delenv(common.RUN_ENV, raising=False)
+    monkeypatch.setenv(common.RUNS_ENV, str(tmp_path / "runs"))
     at = AppTest.from_file(str(PAGES / "data.py"), default_timeout=600)
     at.run()
     assert not at.exception
@@ -206,7 +206,7 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
         check=False,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    monkeypatch.setenv(views.RUN_ENV, json.loads(proc.stdout)["run"])
+    monkeypatch.setenv(common.RUN_ENV, json.loads(proc.stdout)["run"])
     at = page("data")
     assert [m.value for m in at.metric] == ["digits", "1,347", "450", "8 × 8"]
     assert list(at.dataframe[1].value["SHA-256"]) == ["—"]  # from a library: no file, no checksum
@@ -223,8 +223,8 @@ def test_your_digits_page_counts_measures_deletes_and_personalises(
     from digitlab.data.your_digits import DigitStore
 
     runs = private_runs  # a copy: personalising adds a run folder
-    monkeypatch.setenv(views.RUN_ENV, str(runs / mnist_run.name))
-    monkeypatch.setenv(views.RUNS_ENV, str(runs))
+    monkeypatch.setenv(common.RUN_ENV, str(runs / mnist_run.name))
+    monkeypatch.setenv(common.RUNS_ENV, str(runs))
     x, y, png = writer_digits("continental", 2, seed=1)
     ids = [a.id for a in DigitStore().add_many([(x[k], png[k], int(y[k])) for k in range(20)], "me", "canvas")]
     at = page("your_digits")

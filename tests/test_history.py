@@ -10,7 +10,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from digitlab import service
-from digitlab.faces.dashboard import PAGES, views
+from digitlab.faces.dashboard import PAGES, common
 from tests.conftest import digitlab
 
 
@@ -86,8 +86,8 @@ def test_show_and_errors_are_one_line(runs: Path) -> None:
 
 
 def test_history_page_charts_runs_and_diffs_two(runs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(views.RUNS_ENV, str(runs))
-    monkeypatch.delenv(views.RUN_ENV, raising=False)
+    monkeypatch.setenv(common.RUNS_ENV, str(runs))
+    monkeypatch.delenv(common.RUN_ENV, raising=False)
     at = AppTest.from_file(str(PAGES / "history.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "History"
@@ -100,7 +100,7 @@ def test_history_page_charts_runs_and_diffs_two(runs: Path, monkeypatch: pytest.
 
 
 def test_history_page_without_runs_says_how_to_make_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(views.RUNS_ENV, str(tmp_path / "none"))
-    monkeypatch.delenv(views.RUN_ENV, raising=False)
+    monkeypatch.setenv(common.RUNS_ENV, str(tmp_path / "none"))
+    monkeypatch.delenv(common.RUN_ENV, raising=False)
     at = AppTest.from_file(str(PAGES / "history.py"), default_timeout=60).run()
     assert not at.exception and "digitlab run --quick" in at.info[0].value

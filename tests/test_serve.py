@@ -20,10 +20,12 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from fastapi.testclient import TestClient
 from PIL import Image
 
 from digitlab import service
 from digitlab.data.datasets import Dataset, load_dataset
+from digitlab.faces.server.app import create_app
 from tests.conftest import free_port, png
 
 pytestmark = pytest.mark.slow
@@ -59,17 +61,16 @@ def mnist(mnist_cache: Path) -> Dataset:
 
 
 @pytest.fixture(scope="module")
-def server(mnist_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def server(mnist_run: Path) -> Iterator[dict[str, Any]]:
+    """The app serving the quick run's cnn and lr, in this process (FastAPI's TestClient: real routes, real
+    middleware, real models, no socket); the tests of signals, workers and draining start a real process."""
     models = mnist_run / "models"
-    proc, client = start_server(
-        ["--model", str(models / "cnn.pt"), "--model", str(models / "lr.skops"), "--max-batch", "64"],
-        tmp_path_factory.mktemp("serve"),
-    )
-    cnn = service.Predictor(models / "cnn.pt")
-    lr = service.Predictor(models / "lr.skops")
-    yield {"proc": proc, "client": client, "cnn": cnn, "lr": lr}
-    proc.terminate()
-    proc.wait(30)
+    request = service.serving.ServeRequest(models=(str(models / "cnn.pt"), str(models / "lr.skops")), max_batch=64)
+    app = create_app(service.serving.load_served(request), request)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        cnn = service.Predictor(models / "cnn.pt")
+        lr = service.Predictor(models / "lr.skops")
+        yield {"client": client, "pid": os.getpid(), "cnn": cnn, "lr": lr}
 
 
 def labels(response: httpx.Response, k: int = 0) -> list[str]:
@@ -268,15 +269,15 @@ def _rss_mb(pid: int) -> float:
 
 
 def test_memory_does_not_grow_with_bad_requests(server: dict[str, Any], mnist: Dataset) -> None:
-    client, proc = server["client"], server["proc"]
+    client, pid = server["client"], server["pid"]
     cases = [c for c in _bad_requests(mnist.x_test) if c[0] != 413]  # the 21 MB bodies test the cap, not leaks
     for _, method, path, kwargs in cases:  # warm up every path once
         getattr(client, method)(path, **kwargs)
-    before = _rss_mb(proc.pid)
+    before = _rss_mb(pid)
     for k in range(1500):  # 10,000 in benchmarks/serve.py
         status, method, path, kwargs = cases[k % len(cases)]
         assert getattr(client, method)(path, **kwargs).status_code == status
-    assert _rss_mb(proc.pid) - before < 50
+    assert _rss_mb(pid) - before < 50
 
 
 def test_sigterm_drains_the_request_in_flight_then_exits_cleanly(

@@ -154,7 +154,7 @@ def test_an_error_a_library_makes_of_a_stop_still_ends_as_the_stop(monkeypatch: 
     def drawing_cut_short() -> None:
         raise ValueError("Invalid bounding box")  # what Agg's draw_path raised when the handler fired inside it
 
-    monkeypatch.setattr(service, "model_catalogue", drawing_cut_short)
+    monkeypatch.setattr(service.catalogue, "model_catalogue", drawing_cut_short)
     with pytest.raises(ValueError, match="Invalid bounding box"):  # no stop: a bug, and its traceback is kept
         cli.main(["models"])
     monkeypatch.setattr(errors, "_STOPS", [signal.SIGTERM])

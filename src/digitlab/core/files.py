@@ -73,7 +73,9 @@ def check_new_files(paths: list[Path], force: bool, option: str = "") -> None:
 
 
 def to_jsonable(obj: Any) -> Any:
-    """Convert NumPy scalars/arrays, paths and tuples into plain JSON types."""
+    """Convert NumPy scalars/arrays, paths, tuples and records (anything with ``to_json``) into plain JSON types."""
+    if hasattr(obj, "to_json") and callable(obj.to_json):
+        return to_jsonable(obj.to_json())
     if isinstance(obj, dict):
         return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):

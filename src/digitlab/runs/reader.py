@@ -20,12 +20,12 @@ from digitlab.runs.records import (
     AugmentCompare,
     Compare,
     DataInfo,
-    DigitMap,
     Ensemble,
     Evaluation,
     Explore,
     JsonDoc,
     Look,
+    MapPoints,
     Mine,
     Personalise,
     Preprocess,
@@ -192,8 +192,8 @@ class Run:
         return self.read(Look)
 
     @property
-    def maps(self) -> dict[str, DigitMap]:
-        return self._named(DigitMap)
+    def maps(self) -> dict[str, MapPoints]:
+        return self._named(MapPoints)
 
     @property
     def model_names(self) -> list[str]:

@@ -10,7 +10,6 @@ returns it; readers (:mod:`digitlab.runs.reader`) get records back, never dicts 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Self
@@ -52,8 +51,24 @@ class Record(BaseModel):
         """One key of the JSON doc (templates and `--json` edges read records as docs)."""
         return self.to_json().get(key, default)
 
+    def __getitem__(self, key: str) -> Any:
+        """One key of the JSON doc, for the edges that render it (tables, templates)."""
+        return self.to_json()[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.to_json()
+
     def save(self, folder: str | Path, name: str = "") -> Path:
+        """Write the record to its file in ``folder``, whole or not at all."""
         return write_json(Path(folder) / self.FILE.format(name=name), self.to_json())
+
+    def adding(self, **more: Any) -> Self:
+        """The same record with more keys (or new values), as a new record."""
+        return self.of(dict(self.to_json(), **more))
+
+    def saved(self, folder: str | Path, name: str = "") -> Self:
+        self.save(folder, name)
+        return self
 
 
 class ModelRow(Record):
@@ -165,7 +180,9 @@ class Look(Record):
     FILE: ClassVar[str] = "look.json"
 
 
-class DigitMap(Record):
+class MapPoints(Record):
+    """A map of all digits (``map-<name>.json``): its facts and every point."""
+
     FILE: ClassVar[str] = "map-{name}.json"
 
 
@@ -175,6 +192,37 @@ class Summary(Record):
     FILE: ClassVar[str] = "metrics.json"
     settings: dict[str, Any] = {}
     data: dict[str, Any] | None = None
+
+
+class Report(Record):
+    """What building a run's HTML report did (``report.html``)."""
+
+    path: str
+    bytes: int
+    sections: list[str] = []
+    models: list[str] = []
+    figures: int = 0
+    missing_figures: list[str] = []
+
+
+class Exported(Record):
+    """A model exported for serving (ONNX, TorchScript)."""
+
+
+class Scored(Record):
+    """A batch of pictures scored into a results file (``predict --output``)."""
+
+
+class Explained(Record):
+    """Why a model answered each picture (``digitlab explain``): one explanation a picture, files beside."""
+
+
+class MlflowLogged(Record):
+    """Runs logged to MLflow."""
+
+
+class Outcome(Record):
+    """What a change to your digits (import, relabel, export, remove, clear) or a listing of them did."""
 
 
 RECORDS: tuple[type[Record], ...] = (
@@ -191,7 +239,7 @@ RECORDS: tuple[type[Record], ...] = (
     Mine,
     Personalise,
     Look,
-    DigitMap,
+    MapPoints,
 )
 
 
@@ -210,11 +258,11 @@ class StepResult:
 
     step: str  # "train", "compare", "run" …
     run: Path | None
-    record: Record | Mapping[str, Any]  # the step's record (a doc for steps without one yet)
+    record: Record  # the step's record
 
     @property
     def data(self) -> JsonDoc:
-        return self.record.to_json() if isinstance(self.record, Record) else to_jsonable(dict(self.record))
+        return self.record.to_json()
 
     def to_json(self) -> JsonDoc:
         """What ``--json`` prints: the record's doc, with ``run`` (the folder) when the step wrote one."""

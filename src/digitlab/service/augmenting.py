@@ -5,17 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from digitlab.analysis import explore as explore_lib
 from digitlab.analysis import plots
 from digitlab.core import progress
-from digitlab.core.files import save_figure, write_json
+from digitlab.core.files import save_figure
 from digitlab.data.datasets import Dataset
 from digitlab.models import registry
 from digitlab.runs.folders import Run
+from digitlab.runs.records import Augmentation, AugmentCompare
 from digitlab.service import tracking
 from digitlab.service.base import StepResult, in_run_folder, sha256_of, sizes
 from digitlab.service.requests import AugmentRequest
@@ -34,7 +34,7 @@ def _augment_preview(ds: Dataset, library: str, run: Run, seed: int) -> Path:
     return save_figure(fig, run.figures / f"augment-{library}-preview.png")
 
 
-def augment_into(ds: Dataset, library: str, name: str, run: Run, seed: int = 0, factor: int = 1) -> dict[str, Any]:
+def augment_into(ds: Dataset, library: str, name: str, run: Run, seed: int = 0, factor: int = 1) -> Augmentation:
     """Train ``name`` with and without augmentation (same seed); compare test and robustness accuracy.
 
     Only training images are augmented; the test split is hashed before and after to prove it.
@@ -77,13 +77,12 @@ def augment_into(ds: Dataset, library: str, name: str, run: Run, seed: int = 0, 
         "model_path": saved["path"],
         "figures": {"preview": str(preview.relative_to(run.path))},
     }
-    write_json(run.file(f"augment-{library}.json"), result)
-    return result
+    return Augmentation.of(result).saved(run.path, library)
 
 
 def augment_compare_into(
     ds: Dataset, libraries: Sequence[str], name: str, run: Run, seed: int = 0, factor: int = 1
-) -> dict[str, Any]:
+) -> AugmentCompare:
     results = [augment_into(ds, lib, name, run, seed, factor) for lib in libraries]
     fig = plots.comparison(
         ["none", *libraries],
@@ -93,8 +92,7 @@ def augment_compare_into(
     )
     chart = save_figure(fig, run.figures / "augment-compare.png")
     result = {"model": name, "results": results, "figure": str(chart.relative_to(run.path))}
-    write_json(run.file("augment-compare.json"), result)
-    return result
+    return AugmentCompare.of(result).saved(run.path)
 
 
 def augment(request: AugmentRequest, on_progress: progress.Progress | None = None) -> StepResult:
@@ -111,4 +109,4 @@ def augment(request: AugmentRequest, on_progress: progress.Progress | None = Non
         job_steps=len(request.libraries),
         tracker=tracker,
     )
-    return StepResult("augment", run, dict(result, **sizes(ds, request.data)))
+    return StepResult("augment", run, result.adding(**sizes(ds, request.data)))

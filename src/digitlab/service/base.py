@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -16,11 +16,14 @@ from digitlab.core.errors import DigitlabError
 from digitlab.core.settings import QUICK_TEST, QUICK_TRAIN, SMOKE_TEST, SMOKE_TRAIN
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.runs.folders import Run, run_folder
+from digitlab.runs.records import Record
 from digitlab.runs.records import StepResult as StepResult  # what every use case returns
 from digitlab.service.requests import (
     DataRequest,
     Settings,
 )
+
+R = TypeVar("R", bound=Record)
 
 if TYPE_CHECKING:
     from digitlab.service.tracking import Tracker
@@ -55,12 +58,12 @@ def in_run_folder(
     command: str,
     data: DataRequest,
     out: Path,
-    work: Callable[[Dataset, Run], dict[str, Any]],
+    work: Callable[[Dataset, Run], R],
     on_progress: progress.Progress | None,
     job_steps: int | None = None,
     tracker: Tracker | None = None,
     latest: bool = True,
-) -> tuple[Dataset, Path, dict[str, Any]]:
+) -> tuple[Dataset, Path, R]:
     """Load the data, then do ``work`` in a new run folder (removed on any failure), reporting progress.
 
     With ``job_steps`` the work's steps are counted, so that each progress event says k of n.
@@ -71,7 +74,7 @@ def in_run_folder(
         with run_folder(out, command, dict(sizes(ds, data), **_subset(data)), latest=latest) as run:
             result = work(ds, run)
         if tracker is not None:
-            result = dict(result, mlflow=_log_to_mlflow(tracker, run.path, ds))
+            result = result.adding(mlflow=_log_to_mlflow(tracker, run.path, ds))
         if job_steps:
             progress.finished()
     return ds, run.path, result

@@ -23,6 +23,7 @@ from typing import IO, Any
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import atomic_path, check_new_file
+from digitlab.runs.records import Scored
 from digitlab.service.exporting import load_predictor
 from digitlab.service.predictor import Predictor
 
@@ -168,7 +169,7 @@ def _schema() -> Any:
     )
 
 
-def batch_predict(request: BatchRequest, on_progress: progress.Progress | None = None) -> dict[str, Any]:
+def batch_predict(request: BatchRequest, on_progress: progress.Progress | None = None) -> Scored:
     """Score every picture under ``request.paths`` into ``request.output``; counts and speed back."""
     request.check()
     if request.output.suffix.lower() == ".parquet":
@@ -194,17 +195,19 @@ def batch_predict(request: BatchRequest, on_progress: progress.Progress | None =
             writer.close()
     seconds = time.perf_counter() - start
     total = sum(counts.values())
-    return {
-        "model": predictor.name,
-        "model_path": str(predictor.path),
-        "runtime": predictor.runtime,
-        "output": str(request.output),
-        "files": total,
-        **counts,
-        "seconds": seconds,
-        "images_per_s": total / seconds if seconds > 0 else 0.0,
-        "backend": _backend(request),
-    }
+    return Scored.of(
+        {
+            "model": predictor.name,
+            "model_path": str(predictor.path),
+            "runtime": predictor.runtime,
+            "output": str(request.output),
+            "files": total,
+            **counts,
+            "seconds": seconds,
+            "images_per_s": total / seconds if seconds > 0 else 0.0,
+            "backend": _backend(request),
+        }
+    )
 
 
 def _backend(request: BatchRequest) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 from digitlab.analysis import explore as explore_lib
 from digitlab.analysis import plots
 from digitlab.core import progress
-from digitlab.core.files import save_figure, write_json
+from digitlab.core.files import save_figure
 from digitlab.data.datasets import Dataset
 from digitlab.features.transforms import (
     Deskew,
@@ -22,23 +22,24 @@ from digitlab.features.transforms import (
     weighted_stats,
 )
 from digitlab.runs.folders import Run
+from digitlab.runs.records import DataInfo, Explore, Preprocess, Record
 from digitlab.service.base import StepResult, in_run_folder, load
 from digitlab.service.requests import (
     DataRequest,
 )
 
 
-def describe_data(ds: Dataset) -> dict[str, Any]:
+def describe_data(ds: Dataset) -> DataInfo:
     """Splits, shapes, classes, counts and where every file came from."""
     info = explore_lib.describe(ds, pixels=False)
     info["files"] = ds.provenance.get("files", {})
     info["attempts"] = ds.provenance.get("attempts", [])
     if "subset" in ds.provenance:
         info["subset"] = ds.provenance["subset"]
-    return info
+    return DataInfo.of(info)
 
 
-def explore_into(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
+def explore_into(ds: Dataset, run: Run, seed: int = 0) -> Explore:
     result = explore_lib.describe(ds)
     train = result["splits"]["train"]["per_class"]
     test = result["splits"]["test"]["per_class"]
@@ -63,11 +64,10 @@ def explore_into(ds: Dataset, run: Run, seed: int = 0) -> dict[str, Any]:
         ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
-    write_json(run.file("explore.json"), result)
-    return result
+    return Explore.of(result).saved(run.path)
 
 
-def preprocess_into(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> dict[str, Any]:
+def preprocess_into(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> Preprocess:
     """Raw vs scaled vs standardised vs deskewed, as statistics and figures."""
     standardiser = StandardiseImages().fit(ds.x_train)
     rng = np.random.default_rng(seed)
@@ -114,8 +114,7 @@ def preprocess_into(ds: Dataset, run: Run, seed: int = 0, n_show: int = 8) -> di
         ),
     }
     result["figures"] = {k: str(v.relative_to(run.path)) for k, v in figures.items()}
-    write_json(run.file("preprocess.json"), result)
-    return result
+    return Preprocess.of(result).saved(run.path)
 
 
 def data_info(request: DataRequest, on_progress: progress.Progress | None = None) -> StepResult:
@@ -136,7 +135,7 @@ def preprocess(request: DataRequest, out: Path, on_progress: progress.Progress |
 
 def _data_step(
     name: str,
-    work: Callable[..., dict[str, Any]],
+    work: Callable[..., Record],
     request: DataRequest,
     out: Path,
     on_progress: progress.Progress | None,

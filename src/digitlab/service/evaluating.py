@@ -10,11 +10,12 @@ import numpy as np
 from digitlab.analysis import plots
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
-from digitlab.core.files import save_figure, write_arrays, write_json
+from digitlab.core.files import save_figure, write_arrays
 from digitlab.data.datasets import Dataset
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.folders import Run
 from digitlab.runs.lookup import find_model
+from digitlab.runs.records import Evaluation
 from digitlab.service.base import StepResult, in_run_folder
 from digitlab.service.requests import (
     EvaluateRequest,
@@ -38,9 +39,7 @@ def load_for(ds: Dataset, path: Path, loaded: Loaded | None = None) -> Loaded:
     return model, meta
 
 
-def evaluate_into(
-    ds: Dataset, path: Path, run: Run, robust: bool = False, loaded: Loaded | None = None
-) -> dict[str, Any]:
+def evaluate_into(ds: Dataset, path: Path, run: Run, robust: bool = False, loaded: Loaded | None = None) -> Evaluation:
     """Evaluate a saved model on the test split; with ``robust``, also on transformed test copies.
 
     Everything, robustness included, is saved in ``evaluate-<model>.json`` (the report reads it).
@@ -60,7 +59,7 @@ def evaluate_into(
 
 def evaluation_figures(
     metrics: dict[str, Any], proba: np.ndarray, ds: Dataset, run: Run, name: str, extra: dict[str, Any] | None = None
-) -> dict[str, Any]:
+) -> Evaluation:
     cm = np.asarray(metrics["confusion_matrix"])
     figs = {
         "confusion_matrix": save_figure(
@@ -91,8 +90,7 @@ def evaluation_figures(
         predicted=proba.argmax(axis=1).astype(np.int16),
         confidence=proba.max(axis=1).astype(np.float32),
     )
-    write_json(run.file(f"evaluate-{name}.json"), result)
-    return result
+    return Evaluation.of(result).saved(run.path, name)
 
 
 def read_answers(run: Run, name: str, n: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -139,4 +137,4 @@ def evaluate(request: EvaluateRequest, on_progress: progress.Progress | None = N
         lambda ds, run: evaluate_into(ds, path, run, robust=request.robustness, loaded=loaded),
         on_progress,
     )
-    return StepResult("evaluate", run, dict(result, dataset=ds.name))
+    return StepResult("evaluate", run, result.adding(dataset=ds.name))

@@ -24,6 +24,7 @@ from digitlab.data.pictures import is_blank
 from digitlab.models.store import load_model
 from digitlab.runs.folders import Run, model_index
 from digitlab.runs.lookup import find_run, run_models
+from digitlab.runs.records import Explained, Look, MapPoints
 from digitlab.service.base import StepResult, load, run_dataset, trained_on
 from digitlab.service.batch import picture_files
 from digitlab.service.evaluating import read_answers
@@ -123,7 +124,9 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
     return StepResult(
         "explain",
         folder,
-        {"model": predictor.name, "model_path": str(predictor.path), "folder": str(folder), "explanations": rows},
+        Explained.of(
+            {"model": predictor.name, "model_path": str(predictor.path), "folder": str(folder), "explanations": rows}
+        ),
     )
 
 
@@ -176,9 +179,9 @@ def digit_map(request: MapRequest, on_progress: progress.Progress | None = None)
             (reader.name, reader.model) if reader is not None else None,
             request.seed,
         )
-    summary = {k: v for k, v in result.items() if k != "points"}
+    summary = {k: v for k, v in result.to_json().items() if k != "points"}
     return StepResult(
-        "map", run, dict(summary, run=str(run), json=str(run / f"map-{request.features}-{request.method}.json"))
+        "map", run, MapPoints.of(dict(summary, json=str(run / f"map-{request.features}-{request.method}.json")))
     )
 
 
@@ -302,7 +305,7 @@ def _explanation_figure(found: Any, title: str) -> Any:
     return plots.explanation(found.image, panels, title, neighbours)
 
 
-def look_inside(ds: Dataset, run: Run, n_digits: int = 4, n_mistakes: int = 4, n_units: int = 16) -> dict[str, Any]:
+def look_inside(ds: Dataset, run: Run, n_digits: int = 4, n_mistakes: int = 4, n_units: int = 16) -> Look:
     """What the models look at (``look.json``): LR weight images, MLP first-layer units, cnn saliency.
 
     Saliency (Integrated Gradients) is drawn for the first ``n_digits`` test digits and the cnn's
@@ -347,8 +350,7 @@ def look_inside(ds: Dataset, run: Run, n_digits: int = 4, n_mistakes: int = 4, n
                 result["figures"]["cnn_saliency"] = figure
             except DigitlabError as exc:  # Captum not installed: the rest of the section still shows
                 result["notes"].append(str(exc))
-    write_json(run.file("look.json"), result)
-    return result
+    return Look.of(result).saved(run.path)
 
 
 def _cnn_saliency(
@@ -406,7 +408,7 @@ def map_into(
     feature_model: Any | None = None,
     reader: tuple[str, Any] | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> MapPoints:
     """The 2-D map of ``images``: ``map-<source>-<method>.json`` (points), ``.npz`` (features, images) and a figure.
 
     ``reader`` (name, model) answers for every digit so that misread ones are ringed.
@@ -451,5 +453,4 @@ def map_into(
             "confidence": confidence.round(4).tolist() if confidence is not None else None,
         },
     }
-    write_json(run.file(f"{stem}.json"), result)
-    return result
+    return MapPoints.of(result).saved(run.path, stem[len("map-") :])

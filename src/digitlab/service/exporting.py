@@ -27,6 +27,7 @@ from digitlab.core.files import atomic_write_bytes, check_new_file
 from digitlab.models import registry
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.lookup import BEST, best_reader, find_model
+from digitlab.runs.records import Exported
 from digitlab.service.predictor import PICTURE_SHAPE, Predictor
 
 ONNX_OPSET = 18
@@ -173,7 +174,7 @@ def batchnorm_folded(data: bytes) -> bool:
     return not any(node.op_type == "BatchNormalization" for node in onnx.load_from_string(data).graph.node)
 
 
-def export(request: ExportRequest) -> dict[str, Any]:
+def export(request: ExportRequest) -> Exported:
     """Write the ONNX model, after checking it against PyTorch on 256 images."""
     request.check()
     path = find_model(request.model, request.out, None)
@@ -187,15 +188,17 @@ def export(request: ExportRequest) -> dict[str, Any]:
         raise DigitlabError(f"{path}: the ONNX export differs from PyTorch by {diff:.2g} (> {PARITY_TOLERANCE}).")
     output = Path(request.output) if request.output else path.with_name(model_name(path) + ".onnx")
     atomic_write_bytes(output, data)
-    return {
-        "model": model_name(path),
-        "model_path": str(path),
-        "format": "onnx",
-        "path": str(output),
-        "opset": ONNX_OPSET,
-        "bytes": len(data),
-        "batchnorm_folded": batchnorm_folded(data),
-        "input": {"name": "images", "datatype": "FP32", "shape": [-1, *shape]},
-        "output": {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes_)]},
-        "max_abs_diff_vs_torch": diff,
-    }
+    return Exported.of(
+        {
+            "model": model_name(path),
+            "model_path": str(path),
+            "format": "onnx",
+            "path": str(output),
+            "opset": ONNX_OPSET,
+            "bytes": len(data),
+            "batchnorm_folded": batchnorm_folded(data),
+            "input": {"name": "images", "datatype": "FP32", "shape": [-1, *shape]},
+            "output": {"name": "probabilities", "datatype": "FP32", "shape": [-1, len(model.classes_)]},
+            "max_abs_diff_vs_torch": diff,
+        }
+    )

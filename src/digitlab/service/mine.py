@@ -22,6 +22,7 @@ from digitlab.data.datasets import DIGIT_NAMES
 from digitlab.data.idx import write_idx
 from digitlab.data.pictures import is_blank, load_image, to_mnist
 from digitlab.data.your_digits import DEFAULT_WRITER, SOURCES, Added, Digit, DigitStore, check_label, check_writer
+from digitlab.runs.records import Outcome
 from digitlab.service.batch import PICTURE_SUFFIXES
 
 LABEL_IN_NAME = re.compile(r"(?<![a-z])label[-_ ]?(\d)(?!\d)", re.IGNORECASE)  # "sample-label7", not "unlabel7"
@@ -82,7 +83,7 @@ def labels_of(path: Path, root: Path) -> list[int]:
     return sorted(set(found))
 
 
-def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
+def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> Outcome:
     """Every picture under ``folder`` with a label; those without one (or unreadable) are reported, not stored."""
     writer = check_writer(writer)
     root = Path(folder).expanduser()
@@ -109,41 +110,45 @@ def import_folder(folder: Path, writer: str = DEFAULT_WRITER) -> dict[str, Any]:
         except DigitlabError as exc:
             unreadable.append({"file": str(path), "error": str(exc)})
     added = store().add_many(items, writer, "import") if items else []
-    return {
-        "writer": writer,
-        "files": len(files),
-        "added": sum(a.new for a in added),
-        "already": sum(not a.new for a in added),
-        "unlabelled": unlabelled,
-        "ambiguous": ambiguous,
-        "unreadable": unreadable,
-        "conflicts": [{"id": a.id, "stored": a.label, "asked": a.asked} for a in added if a.conflict],
-        "ids": [a.id for a in added],
-    }
+    return Outcome.of(
+        {
+            "writer": writer,
+            "files": len(files),
+            "added": sum(a.new for a in added),
+            "already": sum(not a.new for a in added),
+            "unlabelled": unlabelled,
+            "ambiguous": ambiguous,
+            "unreadable": unreadable,
+            "conflicts": [{"id": a.id, "stored": a.label, "asked": a.asked} for a in added if a.conflict],
+            "ids": [a.id for a in added],
+        }
+    )
 
 
-def relabel(digit_id: int, label: Any) -> dict[str, Any]:
+def relabel(digit_id: int, label: Any) -> Outcome:
     """Give a stored digit another label (`digitlab mine relabel ID LABEL`)."""
     old, new = store().relabel(digit_id, check_label(label))
-    return {"id": int(digit_id), "old": old, "label": new}
+    return Outcome.of({"id": int(digit_id), "old": old, "label": new})
 
 
-def listing(writer: str | None = None) -> dict[str, Any]:
+def listing(writer: str | None = None) -> Outcome:
     digits = store().digits(check_writer(writer) if writer else None)
     counts = {d: 0 for d in range(10)}
     for d in digits:
         counts[d.label] += 1
-    return {
-        "store": str(store().path),
-        "writer": writer,
-        "writers": store().writers(),
-        "counts": counts,
-        "n_digits": len(digits),
-        "digits": [d.to_json() for d in digits],
-    }
+    return Outcome.of(
+        {
+            "store": str(store().path),
+            "writer": writer,
+            "writers": store().writers(),
+            "counts": counts,
+            "n_digits": len(digits),
+            "digits": [d.to_json() for d in digits],
+        }
+    )
 
 
-def export(folder: Path, fmt: str, writer: str | None = None, force: bool = False) -> dict[str, Any]:
+def export(folder: Path, fmt: str, writer: str | None = None, force: bool = False) -> Outcome:
     """Your digits as IDX (the standard test file names, 28×28) or as PNG pictures in sub-folders 0–9.
 
     A file already in ``folder`` is never overwritten without ``force``: the export is refused
@@ -179,17 +184,17 @@ def export(folder: Path, fmt: str, writer: str | None = None, force: bool = Fals
         raise DigitlabError(
             f"{exc.filename or root}: cannot write there ({exc.strerror}); pass a folder you can write to."
         ) from None
-    return {"folder": str(root), "format": fmt, "n_digits": len(digits), "files": [str(t) for t in targets]}
+    return Outcome.of({"folder": str(root), "format": fmt, "n_digits": len(digits), "files": [str(t) for t in targets]})
 
 
-def remove(ids: Sequence[int]) -> dict[str, Any]:
+def remove(ids: Sequence[int]) -> Outcome:
     gone = store().remove(ids)
     missing = sorted(set(int(i) for i in ids) - set(gone))
-    return {"removed": gone, "missing": missing}
+    return Outcome.of({"removed": gone, "missing": missing})
 
 
-def clear(writer: str) -> dict[str, Any]:
-    return {"writer": check_writer(writer), "removed": store().clear(writer)}
+def clear(writer: str) -> Outcome:
+    return Outcome.of({"writer": check_writer(writer), "removed": store().clear(writer)})
 
 
 def counts(writer: str | None = None) -> dict[int, int]:

@@ -12,11 +12,12 @@ from digitlab.analysis import plots
 from digitlab.analysis.evaluate import evaluate_predictions
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
-from digitlab.core.files import save_figure, write_json
+from digitlab.core.files import save_figure
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.runs.folders import Run, model_index, record_model
 from digitlab.runs.lookup import find_model
+from digitlab.runs.records import Mine, Personalise
 from digitlab.service import tracking
 from digitlab.service.base import StepResult, in_run_folder, trained_on
 from digitlab.service.evaluating import Ds_and_model
@@ -25,7 +26,7 @@ from digitlab.service.requests import (
 )
 
 
-def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> dict[str, Any]:
+def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> Mine:
     """Every model on your digits: accuracy, confusion matrix and the digits it misreads (``mine.json``)."""
     ids = np.asarray(mine.provenance.get("ids", range(len(mine.y_test))))
     rows = []
@@ -69,8 +70,7 @@ def measure_mine(mine: Dataset, models: Sequence[tuple[str, Any]], run: Run) -> 
         "counts": np.bincount(mine.y_test, minlength=10).tolist(),
         "models": rows,
     }
-    write_json(run.file("mine.json"), result)
-    return result
+    return Mine.of(result).saved(run.path)
 
 
 def personalise_into(
@@ -79,7 +79,7 @@ def personalise_into(
     run: Run,
     epochs: int | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> Personalise:
     """Adapt a saved model to your digits (held-out before/after), save ``<name>-personal`` and measure both.
 
     ``epochs`` None: scaled to the number of digits (``personalise.auto_epochs``)."""
@@ -135,11 +135,10 @@ def personalise_into(
         .relative_to(run.path)
         .as_posix()
     )
-    write_json(run.file("personalise.json"), result)
-    return result
+    return Personalise.of(result).saved(run.path)
 
 
-def measure_mine_in(run: Run) -> dict[str, Any] | None:
+def measure_mine_in(run: Run) -> Mine | None:
     """When you have saved digits: every 28×28 model of the run measured on them (``mine.json``), else None.
 
     A personalise run keeps the measurement it made (the model before and after).

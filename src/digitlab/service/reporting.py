@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import check_new_file
 from digitlab.runs.folders import Run
 from digitlab.runs.lookup import find_run
+from digitlab.runs.records import Report
 from digitlab.service.base import StepResult, run_dataset
 from digitlab.service.explaining import look_inside
 from digitlab.service.personalising import measure_mine_in
 
 
-def report_into(run: Run) -> dict[str, Any]:
+def report_into(run: Run) -> Report:
     """The self-contained HTML report of everything the run folder holds (your digits measured first, if any)."""
     from digitlab.analysis import report as report_lib
 
     measure_mine_in(run)
-    return report_lib.build(run.path)
+    return Report.of(report_lib.build(run.path))
 
 
 def report(
@@ -41,7 +41,7 @@ def report(
     with progress.reporting(on_progress):
         measure_mine_in(Run(path))
         _look_inside_if_missing(path)
-    return StepResult("report", None, report_lib.build(path, output))
+    return StepResult("report", None, Report.of(report_lib.build(path, output)))
 
 
 def _look_inside_if_missing(path: Path) -> None:

@@ -8,9 +8,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from digitlab.core import progress
-from digitlab.core.files import write_json
 from digitlab.core.settings import DEFAULT_MODELS
 from digitlab.runs.folders import Run, run_folder
+from digitlab.runs.records import Summary
 from digitlab.service import tracking
 from digitlab.service.augmenting import augment_into
 from digitlab.service.base import StepResult, _log_to_mlflow, _subset, load
@@ -32,7 +32,7 @@ def run_all(
     search: str = "halving",
     augment_library: str | None = None,
     augment_model: str = "mlp",
-) -> dict[str, Any]:
+) -> Summary:
     """Every step in order, into one run folder; tuning and augmentation when asked for."""
     progress.step("data", "data: loading and verifying")
     ds = load(settings)
@@ -46,7 +46,7 @@ def run_all(
         }
     }
     result["data"] = describe_data(ds)
-    write_json(run.file("data.json"), result["data"])
+    result["data"].save(run.path)
     progress.step("explore", "explore: statistics and figures")
     result["explore"] = explore_into(ds, run, settings.seed)
     progress.step("preprocess", "preprocess: raw vs normalised")
@@ -56,12 +56,12 @@ def run_all(
         result["tune"] = tune_into(ds, tune_model, run, settings.seed, search=search, save_as=f"{tune_model}-tuned")
     if augment_library is not None:
         result["augment"] = augment_into(ds, augment_library, augment_model, run, settings.seed)
-    write_json(run.file("metrics.json"), result)
+    Summary.of(result).save(run.path)
     progress.say("look inside", "what the models look at: weights, units and saliency", level=progress.INNER)
     result["look"] = look_inside(ds, run)
     progress.step("report", "report: one HTML file")
     result["report"] = report_into(run)
-    return result
+    return Summary.of(result)
 
 
 def run_steps(n_models: int, tune: bool, augment: bool) -> int:
@@ -89,6 +89,6 @@ def run(request: RunRequest, on_progress: progress.Progress | None = None) -> St
             )
         if tracker is not None:
             examples = load(request.data)  # from the cache: real digits for the input example
-            result = dict(result, mlflow=_log_to_mlflow(tracker, folder.path, examples))
+            result = result.adding(mlflow=_log_to_mlflow(tracker, folder.path, examples))
         progress.finished(f"finished in {time.perf_counter() - start:.0f} s")
-    return StepResult("run", folder.path, dict(result, seconds=time.perf_counter() - start))
+    return StepResult("run", folder.path, result.adding(seconds=time.perf_counter() - start))

@@ -41,7 +41,7 @@ from digitlab.models.store import load_model
 from digitlab.runs.folders import RUN_FILE, is_complete, model_index
 from digitlab.runs.lookup import find_run
 from digitlab.runs.reader import Run
-from digitlab.runs.records import StepResult
+from digitlab.runs.records import MlflowLogged, StepResult
 
 ENV = "DIGITLAB_MLFLOW"  # 1/true/yes/on: track every run that can be tracked
 DEFAULT_EXPERIMENT = "digitlab"
@@ -528,4 +528,4 @@ def mlflow_log(runs: list[str], out: Path, again: bool = False) -> StepResult:
         previous = None if again else tracker.find_logged(folder)
         entry = (previous or tracker.log_run(folder)).to_json()
         logged.append(dict(entry, run=str(folder), already=previous is not None))
-    return StepResult("mlflow", None, {"tracking_uri": tracker.uri, "logged": logged})
+    return StepResult("mlflow", None, MlflowLogged.of({"tracking_uri": tracker.uri, "logged": logged}))

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from digitlab.analysis import plots
 from digitlab.core import progress
-from digitlab.core.files import save_figure, write_json
+from digitlab.core.files import save_figure
 from digitlab.data.datasets import Dataset
 from digitlab.features.transforms import (
     deskew_memo,
@@ -16,6 +15,7 @@ from digitlab.features.transforms import (
 from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.runs.folders import Run, record_model
 from digitlab.runs.lookup import find_model
+from digitlab.runs.records import Compare, Ensemble, ModelRow, Summary
 from digitlab.service import tracking
 from digitlab.service.base import StepResult, in_run_folder, sizes
 from digitlab.service.evaluating import Loaded, evaluation_figures, load_for
@@ -32,16 +32,16 @@ def model_size(path: Path) -> int:
     return path.stat().st_size
 
 
-def train_into(ds: Dataset, name: str, run: Run, seed: int = 0) -> dict[str, Any]:
+def train_into(ds: Dataset, name: str, run: Run, seed: int = 0) -> ModelRow:
     """Fit one model, save it with its metadata, write its metrics and figures."""
     progress.step(f"train {name}", f"training {name} on {len(ds.y_train):,} images")
     trained = train_and_score(name, ds, seed)
     row = save_trained(trained, ds, run, seed)
-    write_json(run.file("metrics.json"), dict(row, **trained.metrics))
+    Summary.of(dict(row.to_json(), **trained.metrics)).save(run.path)
     return row
 
 
-def save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str, Any]:
+def save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> ModelRow:
     meta = model_metadata(trained, ds, seed)
     path = save_model(model_path(run.models, trained.name, trained.model), trained.model, meta)
     record_model(
@@ -59,12 +59,10 @@ def save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> dict[str
         "size_bytes": model_size(path),
         "path": str(path),
     }
-    return row
+    return ModelRow.of(row)
 
 
-def compare_into(
-    ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate_each: bool = True
-) -> dict[str, Any]:
+def compare_into(ds: Dataset, names: Sequence[str], run: Run, seed: int = 0, evaluate_each: bool = True) -> Compare:
     """Train each model with the same data and seed; table, chart, and per-model evaluation."""
     rows, evaluations = [], {}
     with deskew_memo():  # the models sharing the deskew front straighten the digits once between them
@@ -75,22 +73,21 @@ def compare_into(
             if evaluate_each:
                 evaluations[name] = evaluation_figures(trained.metrics, trained.proba, ds, run, name)
     fig = plots.comparison(
-        names, [r["accuracy"] for r in rows], [r["fit_s"] for r in rows], [r["predict_s"] for r in rows]
+        names, [r.accuracy for r in rows], [r.fit_s or 0.0 for r in rows], [r.predict_s or 0.0 for r in rows]
     )
     chart = save_figure(fig, run.figures / "comparison.png")
-    best = max(rows, key=lambda r: r["accuracy"])
+    best = max(rows, key=lambda r: r.accuracy)
     result = {
         "dataset": ds.name,
         "n_train": len(ds.y_train),
         "n_test": len(ds.y_test),
         "seed": seed,
         "models": rows,
-        "best": best["model"],
+        "best": best.model,
         "figure": str(chart.relative_to(run.path)),
         "evaluations": evaluations,
     }
-    write_json(run.file("compare.json"), result)
-    return result
+    return Compare.of(result).saved(run.path)
 
 
 def ensemble_into(
@@ -100,7 +97,7 @@ def ensemble_into(
     weights: Sequence[float] | None = None,
     seed: int = 0,
     models: Sequence[Loaded] | None = None,
-) -> dict[str, Any]:
+) -> Ensemble:
     """Soft-vote saved models (nothing is retrained); score members and ensemble on the test split."""
     from digitlab.models.ensemble import SoftVote
 
@@ -122,11 +119,10 @@ def ensemble_into(
         "accuracy": metrics["accuracy"],
         "macro_f1": metrics["macro_f1"],
         "predict_s": predict_s,
-        "model_path": row["path"],
-        "figures": evaluation["figures"],
+        "model_path": row.path,
+        "figures": evaluation.figures,
     }
-    write_json(run.file("ensemble.json"), result)
-    return result
+    return Ensemble.of(result).saved(run.path)
 
 
 def train(request: TrainRequest, on_progress: progress.Progress | None = None) -> StepResult:
@@ -140,7 +136,7 @@ def train(request: TrainRequest, on_progress: progress.Progress | None = None) -
         on_progress,
         tracker=tracker,
     )
-    return StepResult("train", run, dict(row, **sizes(ds, request.data)))
+    return StepResult("train", run, row.adding(**sizes(ds, request.data)))
 
 
 def compare(request: CompareRequest, on_progress: progress.Progress | None = None) -> StepResult:
@@ -170,4 +166,4 @@ def ensemble(request: EnsembleRequest, on_progress: progress.Progress | None = N
         lambda ds, run: ensemble_into(ds, paths, run, weights, request.data.seed, loaded),
         on_progress,
     )
-    return StepResult("ensemble", run, dict(result, dataset=ds.name, n_test=len(ds.y_test)))
+    return StepResult("ensemble", run, result.adding(dataset=ds.name, n_test=len(ds.y_test)))

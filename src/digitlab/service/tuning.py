@@ -10,9 +10,10 @@ import numpy as np
 from digitlab.analysis import plots
 from digitlab.core import progress
 from digitlab.core.errors import DigitlabError
-from digitlab.core.files import save_figure, write_json
+from digitlab.core.files import save_figure
 from digitlab.data.datasets import Dataset
 from digitlab.runs.folders import Run
+from digitlab.runs.records import Tune
 from digitlab.service import tracking
 from digitlab.service.base import StepResult, in_run_folder, sha256_of
 from digitlab.service.evaluating import evaluation_figures
@@ -37,7 +38,7 @@ def tune_into(
     scheduler: str | None = None,
     dask_local: int | None = None,
     save_as: str | None = None,
-) -> dict[str, Any]:
+) -> Tune:
     """Cross-validated search on the training split only; the test split scores the refitted best once.
 
     The refitted model and its evaluation are saved under ``save_as`` (default: the model's name).
@@ -96,11 +97,10 @@ def tune_into(
             "n_test": metrics["n_test"],
             "note": "the test split was used once, after the search, to score the refitted best model",
         },
-        "model_path": row["path"],
-        "figures": {**figures, **evaluation["figures"]},
+        "model_path": row.path,
+        "figures": {**figures, **evaluation.figures},
     }
-    write_json(run.file("tune.json"), result)
-    return result
+    return Tune.of(result).saved(run.path)
 
 
 def _tune_heatmap(found: Any, varied: dict[str, list[Any]], name: str, run: Run) -> Path:
@@ -121,7 +121,7 @@ def tune(request: TuneRequest, on_progress: progress.Progress | None = None) -> 
     space = request.check()
     tracker = tracking.open_if(request.mlflow, request.out)
 
-    def work(ds: Dataset, run: Run) -> dict[str, Any]:
+    def work(ds: Dataset, run: Run) -> Tune:
         return tune_into(
             ds,
             request.model,
