@@ -8,9 +8,11 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from filelock import FileLock
@@ -214,3 +216,47 @@ def mapped_run(mnist_run: Path, mnist_cache: Path, tmp_path_factory: pytest.Temp
         return mnist_run
 
     return once_per_run("mapped-run", tmp_path_factory, worker_id, mapped)
+
+
+class Server:
+    """A real `digitlab serve` process on a free port, ready, and a client on it (for the tests of signals,
+    workers, connections and draining; the routes themselves are tested in process with TestClient)."""
+
+    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.log = cwd / f"serve-{self.port}.err"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "digitlab", "serve", "--port", str(self.port), *args],
+            cwd=cwd,
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.log, "w"),  # noqa: SIM115 - the file outlives this call; the process holds it
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+        )
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"serve exited {self.proc.returncode}: {self.stderr()}")
+            try:
+                if self.client.get("/v2/health/ready").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.1)
+        self.stop()
+        raise AssertionError("serve did not become ready in 90 s")
+
+    def stderr(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def fds(self) -> int:
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()

@@ -11,7 +11,7 @@ import pytest
 
 from digitlab.core.errors import DigitlabError
 from digitlab.runs.reader import Run
-from digitlab.runs.records import Compare, Evaluation, Record, record_for
+from digitlab.runs.records import RECORDS, Compare, Evaluation, Record, record_for
 
 
 def _docs(run: Path) -> dict[str, dict]:
@@ -85,8 +85,9 @@ def test_a_missing_folder_is_one_line(tmp_path: Path) -> None:
 
 
 def test_every_record_names_a_file() -> None:
-    kinds = Record.__subclasses__()
-    assert all(kind.FILE for kind in kinds if kind.__name__ != "ModelRow")
+    assert all(kind.FILE for kind in RECORDS) and len({kind.FILE for kind in RECORDS}) == len(RECORDS)
+    without_file = {kind.__name__ for kind in Record.__subclasses__() if not kind.FILE}
+    assert without_file == {"ModelRow", "Report", "Exported", "Scored", "Explained", "MlflowLogged", "Outcome"}
     assert record_for("augment-compare.json").__name__ == "AugmentCompare"  # type: ignore[union-attr]
     assert record_for("augment-keras.json").__name__ == "Augmentation"  # type: ignore[union-attr]
     assert record_for("report.html") is None and record_for("run.json") is None

@@ -180,6 +180,12 @@ class CNNReader:
                 out.append(self.module(images).double().numpy())
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)))
 
+    def torch_module(self) -> Any:
+        """A copy of the network that reads images (what the ONNX export traces)."""
+        import copy
+
+        return copy.deepcopy(self.module).eval()
+
     def predict(self, X: Any) -> np.ndarray:
         return np.asarray(self.classes_[self.predict_proba(X).argmax(axis=1)])
 

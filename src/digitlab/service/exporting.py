@@ -13,7 +13,9 @@ probabilities come from digitlab's softmax calibration. They are served as they 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
+import json
 import logging
 import warnings
 from dataclasses import dataclass
@@ -151,14 +153,104 @@ RUNTIMES = ("torch", "onnx")
 def load_predictor(spec: str, out: Path, runtime: str = "torch", reading: bool = False) -> Predictor:
     """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``).
 
-    ``reading``: for answers only (`digitlab predict`): a cnn loads without scikit-learn."""
+    ``reading``: for answers only (`digitlab predict`): a cnn loads without scikit-learn, and from the reading
+    cache's ONNX export of it when there is one (no PyTorch at all: `predict` answers in about a second)."""
     if runtime not in RUNTIMES:
         raise DigitlabError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     if runtime == "onnx" and spec == BEST:  # the best reader that onnxruntime can run
         return use_onnx(Predictor(best_reader(out, PICTURE_SHAPE, registry.CNNS)))
     if runtime == "onnx":
         return use_onnx(Predictor.for_model(spec, out))
-    return Predictor.for_model(spec, out, reading=reading)
+    if reading:
+        path = find_model(spec, out, PICTURE_SHAPE)
+        return cached_reader(path) or Predictor(path, reading=True)
+    return Predictor.for_model(spec, out)
+
+
+# --- the reading cache: a cnn's ONNX export, made once, read without PyTorch -------------------------------
+
+
+def reader_cache(path: Path) -> Path:
+    """Where the reading cache keeps the ONNX export of the cnn in ``path``: named by the SHA-256 of its weights
+    and config (a retrained or changed model is a new entry, never a stale one), the opset and digitlab's version."""
+    from digitlab.core.files import library_versions
+    from digitlab.data.sources import default_cache_dir
+
+    digest = hashlib.sha256(path.read_bytes() + path.with_name(path.name + ".json").read_bytes()).hexdigest()
+    version = library_versions().get("digitlab", "0")
+    return default_cache_dir() / "readers" / f"{model_name(path)}-{digest[:20]}-opset{ONNX_OPSET}-{version}.onnx"
+
+
+def _has_onnxruntime() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("onnxruntime") is not None
+
+
+def cached_reader(path: Path) -> Predictor | None:
+    """The cnn in ``path`` run by onnxruntime from the reading cache, or None (not a cnn, nothing cached yet,
+    onnxruntime not installed, or a damaged entry: the caller loads the model itself)."""
+    if path.suffix != ".pt" or not _has_onnxruntime():
+        return None
+    try:
+        cache = reader_cache(path)
+        if not cache.is_file():
+            return None
+        config = json.loads(path.with_name(path.name + ".json").read_text())
+    except (OSError, ValueError):
+        return None
+    try:
+        sess = session(cache)
+    except DigitlabError:  # a damaged entry: dropped, so that the next read makes it again
+        cache.unlink(missing_ok=True)
+        return None
+    predictor = Predictor(path, loaded=(OnnxClassifier(sess, np.asarray(config["classes"])), config["metadata"]))
+    predictor.runtime = "onnx"
+    return predictor
+
+
+READERS_KEPT = 50  # entries the reading cache keeps (the newest); each is a few hundred KB
+
+
+def should_remember(predictor: Predictor) -> bool:
+    """Whether ``remember_reader`` has work to do: a cnn read by PyTorch, with no reading-cache entry yet."""
+    if predictor.runtime != "torch" or predictor.path.suffix != ".pt" or not _has_onnxruntime():
+        return False
+    try:
+        return not reader_cache(predictor.path).is_file()
+    except OSError:
+        return False
+
+
+def remember_reader(predictor: Predictor) -> Path | None:
+    """Put the ONNX export of a cnn read by PyTorch into the reading cache (see ``remember_cnn``)."""
+    return remember_cnn(predictor.model, predictor.path) if should_remember(predictor) else None
+
+
+def remember_cnn(model: Any, path: Path) -> Path | None:
+    """The ONNX export of the cnn saved in ``path`` into the reading cache, once it answers as PyTorch does
+    (max |Δp| under PARITY_TOLERANCE on blank, random and stroke images); None when it cannot be made (the cnn
+    is still read by PyTorch then). The cache keeps its newest ``READERS_KEPT`` entries."""
+    if path.suffix != ".pt" or not _has_onnxruntime():
+        return None
+    try:
+        cache = reader_cache(path)
+        if cache.is_file():
+            return cache
+        data = onnx_bytes(model, path)
+        check = np.random.default_rng(0).integers(0, 256, (8, *PICTURE_SHAPE), dtype=np.uint8)
+        check[0] = 0
+        check[1] = 0
+        check[1, 6:22, 12:16] = 255  # a stroke, as a 1 is drawn
+        if parity(model, session(data), check) > PARITY_TOLERANCE:
+            return None
+        atomic_write_bytes(cache, data)
+        entries = sorted(cache.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for old in entries[READERS_KEPT:]:
+            old.unlink(missing_ok=True)
+    except (OSError, DigitlabError):
+        return None
+    return cache
 
 
 def parity(model: Any, sess: Any, images: np.ndarray) -> float:

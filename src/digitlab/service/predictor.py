@@ -62,11 +62,14 @@ def read_picture(source: Any, name: str = "image") -> np.ndarray:
 class Predictor:
     """One saved model, loaded once, that reads pictures of digits."""
 
-    def __init__(self, path: str | Path, reading: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, reading: bool = False, loaded: tuple[Any, dict[str, Any]] | None = None
+    ) -> None:
         """``reading``: the model is only asked for answers (no explanations, no export): a cnn loads without
-        scikit-learn (``nets.CNNReader``), so `digitlab predict` starts faster."""
+        scikit-learn (``nets.CNNReader``), so `digitlab predict` starts faster. ``loaded``: the model and its
+        metadata, already loaded (the reading cache's ONNX export of a cnn)."""
         self.path = Path(path)
-        self.model, self.metadata = load_model(self.path, reading=reading)
+        self.model, self.metadata = loaded if loaded is not None else load_model(self.path, reading=reading)
         shape = list(self.metadata.get("image_shape", PICTURE_SHAPE))
         self.name = str(self.metadata.get("model", model_name(self.path)))
         if shape != list(PICTURE_SHAPE):

@@ -19,6 +19,7 @@ from digitlab.runs.records import Compare, Ensemble, ModelRow, Summary
 from digitlab.service import tracking
 from digitlab.service.base import StepResult, in_run_folder, sizes
 from digitlab.service.evaluating import Loaded, evaluation_figures, load_for
+from digitlab.service.exporting import remember_cnn
 from digitlab.service.requests import (
     CompareRequest,
     EnsembleRequest,
@@ -33,17 +34,20 @@ def model_size(path: Path) -> int:
 
 
 def train_into(ds: Dataset, name: str, run: Run, seed: int = 0) -> ModelRow:
-    """Fit one model, save it with its metadata, write its metrics and figures."""
+    """Fit one model, save it with its metadata, write its metrics and its evaluation (figures, every answer)."""
     progress.step(f"train {name}", f"training {name} on {len(ds.y_train):,} images")
     trained = train_and_score(name, ds, seed)
     row = save_trained(trained, ds, run, seed)
     Summary.of(dict(row.to_json(), **trained.metrics)).save(run.path)
+    # its evaluation too (figures, every answer): the dashboard and the report of a one-model run show it
+    evaluation_figures(trained.metrics, trained.proba, ds, run, trained.name)
     return row
 
 
 def save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> ModelRow:
     meta = model_metadata(trained, ds, seed)
     path = save_model(model_path(run.models, trained.name, trained.model), trained.model, meta)
+    remember_cnn(trained.model, path)  # a cnn's ONNX copy in the reading cache: `predict` reads it without PyTorch
     record_model(
         run,
         trained.name,

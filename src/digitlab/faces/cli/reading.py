@@ -108,6 +108,9 @@ def predict(
         ],
         footer=f"model: {predictor.path}",
     )
+    if service.exporting.should_remember(predictor):  # once a cnn: the next `predict` needs no PyTorch
+        err_console.print(f"keeping an ONNX copy of {predictor.name} in the reading cache (once; answers come faster)")
+        service.exporting.remember_reader(predictor)
     failed = [p for p in predictions if p.status == "error"]
     if len(failed) == 1:
         others = " The other pictures were read." if len(predictions) > 1 else ""

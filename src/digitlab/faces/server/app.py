@@ -63,11 +63,7 @@ def create_app(models: list[service.serving.ServedModel], request: service.servi
     app.state.served = state
 
     def route_of(scope: dict[str, Any]) -> str:
-        for route in app.router.routes:
-            matched, _ = route.matches(scope)
-            if matched == Match.FULL:
-                return str(getattr(route, "path", "other"))
-        return "unmatched"
+        return _template(app.router.routes, scope) or "unmatched"
 
     app.add_middleware(
         Limits, max_bytes=request.max_bytes, timeout_s=request.timeout_s, max_in_flight=request.max_in_flight
@@ -125,3 +121,19 @@ def from_environment() -> FastAPI:
         guard.die_with_parent(int(parent))
     request = service.serving.ServeRequest.from_env()
     return create_app(service.serving.load_served(request), request)
+
+
+def _template(routes: Any, scope: dict[str, Any]) -> str | None:
+    """The path template of the route that answers ``scope`` (``/v2/models/{name}/infer``), looking inside the
+    routers that FastAPI includes as one entry; None when no route matches."""
+    for route in routes:
+        matched, _ = route.matches(scope)
+        if matched != Match.FULL:
+            continue
+        path = getattr(route, "path", None)
+        if path:
+            return str(path)
+        inner = getattr(route, "original_router", None) or route
+        found = _template(getattr(inner, "routes", ()), scope)
+        return found or "other"
+    return None

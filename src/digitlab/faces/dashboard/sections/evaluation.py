@@ -87,14 +87,18 @@ def per_class_chart(report: dict[str, Any]) -> None:
     low = max(0.0, float(frame["F1"].min()) - 0.05)
     chart = (
         alt.Chart(frame)
-        .mark_bar()
+        .mark_bar(clip=True)  # bars start below the axis's low end: clipped, they no longer cover the x title
         .encode(
-            x=alt.X("class:N", sort=None),
-            y=alt.Y("F1:Q", scale=alt.Scale(domain=[low, 1.0])),
+            x=alt.X("class:N", sort=None, axis=alt.Axis(labelAngle=0, title="class")),
+            y=alt.Y(
+                "F1:Q",
+                scale=alt.Scale(domain=[low, 1.0]),
+                axis=alt.Axis(format=".1%", labelPadding=4, labelLimit=80, tickCount=5, title="F1"),
+            ),
             color=alt.Color("F1:Q", scale=alt.Scale(scheme="redyellowgreen", domain=[low, 1.0]), legend=None),
             tooltip=list(frame.columns),
         )
-        .properties(height=220)
+        .properties(height=220, padding={"left": 12, "right": 8, "top": 8, "bottom": 8})
     )
     st.markdown("**F1 per class**")
     st.altair_chart(chart, key="per_class_chart")

@@ -249,7 +249,7 @@ def test_mine_commands(
 def test_mine_faults_are_one_line(
     tmp_path: Path, args: tuple[str, ...], message: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
 ) -> None:
-    """Through the CLI's own entry (in this process: the real-process fault campaign is tests/test_faults.py)."""
+    """Through the CLI's own entry (in this process: the real-process fault campaign is tests/runs/test_faults.py)."""
     from digitlab.faces.cli.main import main
 
     monkeypatch.chdir(tmp_path)
@@ -458,7 +458,7 @@ def test_feedback_to_personalise_to_reload_serves_a_model_that_reads_the_writer_
     that writer's new digits better than the cnn it started from."""
     import base64
 
-    from tests.test_faults_server import Server
+    from tests.faces.server.test_faults import Server
 
     server = Server(["--out", str(runs), "--model", "cnn"], tmp_path)
     try:

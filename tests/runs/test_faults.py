@@ -624,8 +624,8 @@ def test_bad_input_ends_in_one_clear_line(
 
 
 def test_at_least_150_kinds() -> None:
-    """The fault suite: these command-line cases and the bad requests a real server gets (tests/test_serve.py)."""
-    from tests.test_serve import _bad_requests
+    """The fault suite: these command-line cases and the bad requests the server gets (faces/server/test_serve.py)."""
+    from tests.faces.server.test_serve import _bad_requests
 
     assert len(CASES) >= 115 and len(CASES) + len(_bad_requests(np.zeros((2, 28, 28), np.uint8))) >= 150
 

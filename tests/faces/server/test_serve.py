@@ -26,33 +26,9 @@ from PIL import Image
 from digitlab import service
 from digitlab.data.datasets import Dataset, load_dataset
 from digitlab.faces.server.app import create_app
-from tests.conftest import free_port, png
+from tests.conftest import Server, free_port, png
 
 pytestmark = pytest.mark.slow
-
-
-def start_server(args: list[str], cwd: Path) -> tuple[subprocess.Popen[str], httpx.Client]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "digitlab", "serve", "--port", str(port), *args],
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-    )
-    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
-        try:
-            if client.get("/v2/health/ready").status_code == 200:
-                return proc, client
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("serve did not become ready in 90 s")
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +259,8 @@ def test_memory_does_not_grow_with_bad_requests(server: dict[str, Any], mnist: D
 def test_sigterm_drains_the_request_in_flight_then_exits_cleanly(
     mnist_run: Path, mnist: Dataset, tmp_path: Path
 ) -> None:
-    proc, client = start_server(["--model", str(mnist_run / "models" / "cnn.pt")], tmp_path)
+    server = Server(["--model", str(mnist_run / "models" / "cnn.pt")], tmp_path)
+    proc, client = server.proc, server.client
     x = np.repeat(mnist.x_test[:64], 16, axis=0)  # 1,024 images: a request that takes a while
     body = json.dumps({"arrays": x.tolist()}).encode()  # encoded first: on a slow machine this alone took > 0.3 s
     answer: dict[str, Any] = {}
@@ -302,7 +279,7 @@ def test_sigterm_drains_the_request_in_flight_then_exits_cleanly(
     time.sleep(0.3)  # the request is on its way: the server reads and answers it while the signal arrives
     proc.send_signal(signal.SIGTERM)
     sender.join(60)
-    assert proc.wait(60) == 0, proc.stderr.read() if proc.stderr else ""
+    assert proc.wait(60) == 0, server.stderr()
     assert "r" in answer, f"the request in flight got no answer: {answer.get('error')!r}"
     assert answer["r"].status_code == 200 and len(answer["r"].json()["results"][0]["predictions"]) == 1024
 
@@ -419,9 +396,8 @@ def test_batch_scoring_on_a_dask_local_cluster(mnist_run: Path, picture_folder: 
 def test_two_workers_and_a_request_over_the_time_limit(mnist_run: Path, mnist: Dataset, tmp_path: Path) -> None:
     import psutil
 
-    proc, client = start_server(
-        ["--model", str(mnist_run / "models" / "cnn.pt"), "--workers", "2", "--timeout", "0.3"], tmp_path
-    )
+    server = Server(["--model", str(mnist_run / "models" / "cnn.pt"), "--workers", "2", "--timeout", "0.3"], tmp_path)
+    proc, client = server.proc, server.client
     try:
         workers = [p for p in psutil.Process(proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) >= 2, [p.cmdline() for p in psutil.Process(proc.pid).children()]
@@ -431,5 +407,4 @@ def test_two_workers_and_a_request_over_the_time_limit(mnist_run: Path, mnist: D
         assert slow.status_code == 503 and "longer than 0.3 s" in slow.json()["error"]
         assert client.get("/v2/health/ready").status_code == 200
     finally:
-        proc.terminate()
-        proc.wait(60)
+        server.stop()

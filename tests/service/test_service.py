@@ -17,7 +17,7 @@ from digitlab import service
 from digitlab.core.errors import DigitlabError, Interrupted
 from digitlab.runs.folders import RUN_FILE, mark_latest, new_run, run_folder
 
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def test_parallel_new_run_calls_each_get_their_own_folder(tmp_path: Path) -> None:

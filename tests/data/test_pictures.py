@@ -84,7 +84,7 @@ def test_every_reading_path_uses_the_one_blank_check() -> None:
     """No module decides "blank" by itself: the faces, the service and explain all ask images.is_blank."""
     import re
 
-    src = Path(__file__).resolve().parents[1] / "src" / "digitlab"
+    src = Path(__file__).resolve().parents[2] / "src" / "digitlab"
     own = re.compile(r"if not (image|picture|drawn)\.any\(\)")
     found = [str(p.relative_to(src)) for p in src.rglob("*.py") if own.search(p.read_text())]
     assert found == [], found

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,50 +24,7 @@ import pytest
 from PIL import Image
 
 from digitlab import service
-from tests.conftest import free_port, mnist_like, write_tiny_idx
-
-
-class Server:
-    """A real `digitlab serve` process and a client on its port."""
-
-    def __init__(self, args: list[str], cwd: Path, env: dict[str, str] | None = None, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.log = cwd / f"serve-{self.port}.err"
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "digitlab", "serve", "--port", str(self.port), *args],
-            cwd=cwd,
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.log, "w"),  # noqa: SIM115 - the file outlives this call; the process holds it
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})},
-        )
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=60)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"serve exited {self.proc.returncode}: {self.stderr()}")
-            try:
-                if self.client.get("/v2/health/ready").status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        self.stop()
-        raise AssertionError("serve did not become ready in 90 s")
-
-    def stderr(self) -> str:
-        return self.log.read_text() if self.log.exists() else ""
-
-    def fds(self) -> int:
-        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
-
-    def stop(self) -> None:
-        self.client.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+from tests.conftest import Server, mnist_like, write_tiny_idx
 
 
 @pytest.fixture(scope="module")

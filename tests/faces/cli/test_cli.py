@@ -60,6 +60,10 @@ def test_train_then_evaluate_by_name(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     trained = json.loads(proc.stdout)
     assert trained["accuracy"] > 0.95 and Path(trained["path"]).is_file()
+    # train leaves the evaluation of what it trained (the dashboard and the report of a one-model run show it)
+    own = json.loads((Path(trained["run"]) / "evaluate-knn.json").read_text())
+    assert own["accuracy"] == trained["accuracy"] and len(own["confusion_matrix"]) == 10
+    assert (Path(trained["run"]) / own["figures"]["confusion_matrix"]).is_file()
     proc = digitlab("evaluate", "--model", "knn", "--dataset", "digits", "--json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     evaluated = json.loads(proc.stdout)
