@@ -236,3 +236,21 @@ def test_mark_latest_replaces_the_link(tmp_path: Path) -> None:
     mark_latest(first)
     mark_latest(second)
     assert (tmp_path / "latest").resolve() == second.path
+
+
+def test_the_api_is_small_and_the_faces_use_only_it_or_a_service_module() -> None:
+    import re
+
+    from digitlab.service import _EARLIER, _MODULES, _NAMESPACES
+
+    assert len(service.__all__) <= 35
+    for name in service.__all__:  # every documented name resolves
+        assert getattr(service, name) is not None, name
+    faces = Path(service.__file__).parents[1] / "faces"
+    used = {m for p in faces.rglob("*.py") for m in re.findall(r"\bservice\.([A-Za-z_]\w*)", p.read_text())}
+    assert used <= set(service.__all__) | set(_NAMESPACES) | set(_MODULES), used - set(service.__all__)
+    for name in _EARLIER:  # the names of earlier versions still resolve, to the same objects
+        assert getattr(service, name) is not None, name
+    assert service.run_history is service.runs.run_history and service.QUICK_TRAIN == service.settings.QUICK_TRAIN
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        _ = service.nope

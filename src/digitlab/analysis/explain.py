@@ -84,6 +84,7 @@ class Explanation:
     numbers: dict[str, Any] = field(default_factory=dict)  # checks and extra figures, JSON-ready
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0  # time to explain (the model already loaded)
+    status: str = "ok"  # the reading path's verdict on the answer: ok or uncertain (Predictor.answers)
 
     @property
     def predicted(self) -> int:
@@ -111,6 +112,7 @@ class Explanation:
             "kind": self.kind,
             "method": self.method,
             "label": self.label,
+            "status": self.status,
             "confidence": float(self.probabilities[self.predicted]),
             "runner_up": self.classes[self.runner_up],
             "runner_up_probability": float(self.probabilities[self.runner_up]),
@@ -161,15 +163,18 @@ def explain(
     name: str,
     classes: list[str] | None = None,
     training: tuple[np.ndarray, np.ndarray] | None = None,
+    proba: np.ndarray | None = None,
 ) -> Explanation:
-    """Explain the model's answer for one (H, W) uint8 image; ``training`` = (x_train, y_train) it was fitted on."""
+    """Explain the model's answer for one (H, W) uint8 image; ``training`` = (x_train, y_train) it was fitted on;
+    ``proba``: the answer's class probabilities when the reading path already asked the model for them."""
     image = np.asarray(image)
     if image.ndim != 2 or image.dtype != np.uint8:
         raise DigitlabError(f"explain takes one (H, W) uint8 image, got {image.dtype} {image.shape}.")
     if is_blank(image):
         raise DigitlabError("the picture is blank (no ink): there is nothing to explain; draw or pick a digit.")
     start = time.perf_counter()
-    proba = np.asarray(model.predict_proba(image[None]), dtype=np.float64)[0]
+    if proba is None:
+        proba = np.asarray(model.predict_proba(image[None]), dtype=np.float64)[0]
     names = classes or [str(c) for c in model.classes_]
     how = kind(model)
     est = inner(model)

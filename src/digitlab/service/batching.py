@@ -10,14 +10,16 @@ under load costs one model call per batch, not per request.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from digitlab.core.errors import DigitlabError
 from digitlab.data.pictures import inked_rows
 from digitlab.service.predictor import Prediction
-from digitlab.service.serving import ServedModel
+from digitlab.service.serving import ServedModel, ServeRequest, load_served
 
 MAX_IMAGES = 256  # images in one model call
 
@@ -91,3 +93,75 @@ class Batcher:
                 if not future.done():
                     future.set_result(proba[start : start + len(images)])
                 start += len(images)
+
+
+Version = tuple[str, str, str]  # (name, version, runtime) of a served model
+
+
+class ServedSet:
+    """The models being served now, each with its ``Batcher``, on one inference thread (one batch at a time:
+    two cores are not shared by competing thread teams). ``reload`` loads a fresh set from disk beside the old
+    one and swaps it in with one assignment: a request holds the batcher it picked, so it finishes on the model
+    it started with, and a replaced batcher answers its queue and stops. The hooks let a face count: each
+    batch (model, images), each change of the set (before, after), each reload (ok or not)."""
+
+    def __init__(
+        self,
+        models: list[ServedModel],
+        request: ServeRequest,
+        on_batch: Callable[[str, int], None] | None = None,
+        on_change: Callable[[list[Version], list[Version]], None] | None = None,
+        on_reload: Callable[[bool], None] | None = None,
+    ) -> None:
+        self.request = request
+        self.specs = list(request.models)
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix="digitlab-infer")
+        self.batchers: dict[str, Batcher] = {}
+        self.lock = asyncio.Lock()
+        self.on_batch, self.on_change, self.on_reload = on_batch, on_change, on_reload
+        self._use(models)
+
+    @property
+    def models(self) -> list[ServedModel]:
+        return [b.served for b in self.batchers.values()]
+
+    @property
+    def default(self) -> Batcher:
+        return next(iter(self.batchers.values()))
+
+    def pick(self, name: str | None) -> Batcher | None:
+        """The batcher of model ``name`` (default: the first served); None for a model not served."""
+        return self.default if name is None else self.batchers.get(name)
+
+    def _use(self, models: list[ServedModel]) -> None:
+        before = [(m.name, m.version, m.runtime) for m in self.models]
+        old = self.batchers
+        new: dict[str, Batcher] = {}
+        for served in models:
+            kept = old.get(served.name)  # an unchanged model keeps its batcher (and its queue)
+            if kept is None or (kept.served.version, kept.served.runtime) != (served.version, served.runtime):
+                kept = Batcher(served, self.thread, on_batch=self.on_batch)
+            new[served.name] = kept
+        self.batchers = new  # one assignment: a request sees the old set or the new one, never a mix
+        for name, batcher in old.items():
+            if new.get(name) is not batcher:
+                batcher.retire()
+        if self.on_change is not None:
+            self.on_change(before, [(m.name, m.version, m.runtime) for m in models])
+
+    async def reload(self, specs: list[str] | None = None) -> list[ServedModel]:
+        """Load ``specs`` (default: what is served) again from disk, then serve them; on failure keep the old set."""
+        async with self.lock:
+            wanted = list(specs if specs is not None else self.specs)
+            request = dataclasses.replace(self.request, models=tuple(wanted))
+            try:
+                models = await asyncio.to_thread(load_served, request)
+            except DigitlabError:
+                if self.on_reload is not None:
+                    self.on_reload(False)
+                raise
+            self.specs = wanted
+            self._use(models)
+            if self.on_reload is not None:
+                self.on_reload(True)
+            return models

@@ -93,7 +93,12 @@ def explain_image(predictor: Predictor, image: np.ndarray, training: Dataset | N
     from digitlab.analysis import explain
 
     pairs = (training.x_train, training.y_train) if training is not None else None
-    return explain.explain(predictor.model, image, predictor.name, predictor.classes, pairs)
+    answer, proba = predictor.read_one(image)  # the reading path decides blank and answers; explain says why
+    if proba is None:
+        raise DigitlabError("the picture is blank (no ink): there is nothing to explain; draw or pick a digit.")
+    found = explain.explain(predictor.model, image, predictor.name, predictor.classes, pairs, proba=proba)
+    found.status = answer.status
+    return found
 
 
 def explanations_folder(model_path: Path) -> Path:
@@ -120,7 +125,7 @@ def explain(request: ExplainRequest, on_progress: progress.Progress | None = Non
             training = training_digits(predictor.metadata, request.data_dir)
         folder = explanations_folder(predictor.path)
         folder.mkdir(parents=True, exist_ok=True)
-        rows = explain_digits(predictor.model, predictor.metadata, images, training, folder)
+        rows = explain_digits(predictor, images, training, folder)
     return StepResult(
         "explain",
         folder,
@@ -274,18 +279,14 @@ def training_curves(predictors: list[Predictor]) -> list[dict[str, Any]]:
 
 
 def explain_digits(
-    model: Any, meta: dict[str, Any], images: Sequence[tuple[str, np.ndarray]], training: Dataset | None, folder: Path
+    predictor: Predictor, images: Sequence[tuple[str, np.ndarray]], training: Dataset | None, folder: Path
 ) -> list[dict[str, Any]]:
     """Explain each (name, 28×28 image) with one model: a figure and a JSON file per picture in ``folder``."""
-    from digitlab.analysis import explain
-
-    name = str(meta.get("model", "model"))
-    classes = [str(c) for c in meta.get("class_names", model.classes_)]
-    pairs = (training.x_train, training.y_train) if training is not None else None
+    name = predictor.name
     rows = []
     for k, (label, image) in enumerate(images):
         progress.say("explain", f"explaining {label} with {name}", done=k, total=len(images), level=progress.INNER)
-        found = explain.explain(model, image, name, classes, pairs)
+        found = explain_image(predictor, image, training)
         stem = f"{Path(label).stem}-{name}"
         figure = save_figure(
             _explanation_figure(found, f"{Path(label).name}: {found.headline}"), folder / f"{stem}.png"

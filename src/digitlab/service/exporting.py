@@ -231,8 +231,8 @@ def remember_cnn(model: Any, path: Path) -> Path | None:
     """The ONNX export of the cnn saved in ``path`` into the reading cache, once it answers as PyTorch does
     (max |Δp| under PARITY_TOLERANCE on blank, random and stroke images); None when it cannot be made (the cnn
     is still read by PyTorch then). The cache keeps its newest ``READERS_KEPT`` entries."""
-    if path.suffix != ".pt" or not _has_onnxruntime():
-        return None
+    if path.suffix != ".pt" or tuple(getattr(model, "image_shape_", ())) != PICTURE_SHAPE or not _has_onnxruntime():
+        return None  # the cache serves the reading of pictures: cnns of 28×28 digits only
     try:
         cache = reader_cache(path)
         if cache.is_file():
@@ -248,7 +248,7 @@ def remember_cnn(model: Any, path: Path) -> Path | None:
         entries = sorted(cache.parent.glob("*.onnx"), key=lambda p: p.stat().st_mtime, reverse=True)
         for old in entries[READERS_KEPT:]:
             old.unlink(missing_ok=True)
-    except (OSError, DigitlabError):
+    except Exception:  # only a speed-up: whatever the exporter or onnxruntime raise, PyTorch reads the cnn
         return None
     return cache
 

@@ -132,6 +132,15 @@ class Predictor:
             rows[k] = self.answer(names[k], np.asarray(p, dtype=np.float64))
         return rows
 
+    def read_one(self, image: np.ndarray, name: str = "image") -> tuple[Prediction, np.ndarray | None]:
+        """One (28, 28) image's answer and its class probabilities (None for a blank one): what an explanation
+        of the answer starts from, with the one blank decision and the one model call of ``answers``."""
+        images = image[None]
+        if not inked_rows(images):
+            return self.answers(images, [name])[0], None
+        probabilities = self.probabilities(images)
+        return self.answers(images, [name], probabilities=probabilities, inked=[0])[0], probabilities[0]
+
     def labels(self, probabilities: np.ndarray) -> list[str]:
         """The most probable class of each row (what v2's ``labels`` output holds)."""
         return [self.classes[int(i)] for i in np.asarray(probabilities).argmax(axis=1)]

@@ -144,6 +144,15 @@ class Observe:
         started = time.perf_counter()
         rid = metrics.request_id(scope)
         status, bytes_in, bytes_out = 500, 0, 0
+        route: str | None = None
+
+        def count(answered: int) -> str:
+            """The request counted once, as its answer starts: a client that has the answer sees it counted."""
+            found = self.routes(scope)
+            metrics.REQUESTS.labels(found, scope.get("method", ""), str(answered)).inc()
+            if answered >= 400:
+                metrics.ERRORS.labels(found, str(answered)).inc()
+            return found
 
         async def counted_receive() -> dict[str, Any]:
             nonlocal bytes_in
@@ -152,9 +161,10 @@ class Observe:
             return message
 
         async def counted_send(message: dict[str, Any]) -> None:
-            nonlocal status, bytes_out
+            nonlocal status, bytes_out, route
             if message["type"] == "http.response.start":
                 status = int(message["status"])
+                route = count(status)
                 message = dict(message, headers=[*message.get("headers", []), (b"x-request-id", rid.encode())])
             elif message["type"] == "http.response.body":
                 bytes_out += len(message.get("body", b""))
@@ -165,11 +175,9 @@ class Observe:
             await self.app(scope, counted_receive, counted_send)
         finally:
             metrics.IN_FLIGHT.dec()
-            route = self.routes(scope)
+            if route is None:  # no answer was started (the connection went, or a bug): counted as a 500
+                route = count(status)
             elapsed = time.perf_counter() - started
-            metrics.REQUESTS.labels(route, scope.get("method", ""), str(status)).inc()
-            if status >= 400:
-                metrics.ERRORS.labels(route, str(status)).inc()
             metrics.LATENCY.labels(route).observe(elapsed)
             if self.access.enabled:  # the entry is made only when there is a log to write it to
                 self.access.write(metrics.access_entry(scope, route, status, elapsed, bytes_in, bytes_out, rid))
