@@ -55,7 +55,11 @@ def main() -> None:
         Image.fromarray(page).save(root / "one.png")
         commands = {
             'python -c "import numpy" (baseline)': [sys.executable, "-c", "import numpy"],
-            'python -c "import torch" (what reading with a cnn needs at least)': [sys.executable, "-c", "import torch"],
+            'python -c "import torch" (what reading a cnn with PyTorch needs at least)': [
+                sys.executable,
+                "-c",
+                "import torch",
+            ],
             "digitlab --help": [*digitlab, "--help"],
             "digitlab runs": [*digitlab, "runs"],
             "digitlab predict one.png --model lr": [*digitlab, "predict", "one.png", "--model", "lr"],

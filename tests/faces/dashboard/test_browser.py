@@ -194,6 +194,13 @@ def test_a_text_file_upload_gets_a_clear_message(dashboard: str, page: Page) -> 
     expect(page.locator(".st-key-prediction")).to_have_count(0)
 
 
+def test_a_blank_picture_upload_says_there_is_no_ink(dashboard: str, page: Page) -> None:
+    """Blank is decided once, by the reading path (Predictor.answers), not by the page."""
+    upload(page, dashboard, "blank.png", png(np.full((120, 90), 255, np.uint8)), "image/png")
+    expect(page.get_by_text("No ink found: the picture is blank")).to_be_visible(timeout=WAIT_MS)
+    expect(page.locator(".st-key-prediction")).to_have_count(0)
+
+
 def test_a_huge_image_upload_gets_a_clear_message(dashboard: str, page: Page) -> None:
     huge = Image.new("1", (8000, 8000), 1)  # 64 million pixels, a few kB as PNG
     buffer = io.BytesIO()
