@@ -733,6 +733,8 @@ def test_a_real_compare_keeps_its_run_while_rm_is_tried_and_reports_only_files_t
     import subprocess
     import time
 
+    from digitlab.runs.folders import MARKER
+
     out = world.root / "race"
     proc = subprocess.Popen(
         [sys.executable, "-m", "digitlab", "compare", "--models", "lr,knn,svm", "--dataset", f"idx:{world.idx}",
@@ -741,7 +743,10 @@ def test_a_real_compare_keeps_its_run_while_rm_is_tried_and_reports_only_files_t
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
-        while not (out.is_dir() and _own_run_dirs(out)) and proc.poll() is None and time.monotonic() < deadline:
+        # frozen once the folder has its marker (between mkdir and the marker, rm refuses a folder with none)
+        while not (out.is_dir() and any((d / MARKER).exists() for d in _own_run_dirs(out))):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                break
             time.sleep(0.005)
         os.kill(proc.pid, signal.SIGSTOP)
         try:

@@ -350,7 +350,11 @@ CNNS = tuple(name for name, spec in _SPECS.items() if spec.family == "pytorch") 
 
 def reader_rank(name: str) -> int:
     """Where a saved model's name (``cnn-aug``, ``svm-tuned``) stands among the readers: 0 is the best."""
+    from digitlab.models.shipped import NAME as SHIPPED
+
     base = base_name(name)
+    if name == SHIPPED:  # the reader digitlab ships comes before every saved one
+        return -1
     return READERS.index(base) if base in READERS else len(READERS)
 
 

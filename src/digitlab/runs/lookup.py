@@ -3,7 +3,8 @@
 A registry name resolves to the model of that name in ``runs/latest`` first, then in the
 newest *complete* run (one with ``run.json``) whose model reads the images asked for; never
 a file of an unfinished run, never one of the wrong image size while a fitting one exists.
-``best`` (the default of ``predict`` and ``serve``) resolves to the best reader of real pictures
+``best`` (the default of ``predict`` and ``serve``) resolves to the reader digitlab ships
+(``models.shipped``, the name ``reader``) when it is installed, else to the best reader of real pictures
 saved (``registry.READERS``), the newest of its kind in the same order of runs.
 """
 
@@ -16,7 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from digitlab.core.errors import DigitlabError
-from digitlab.models import registry  # light: it imports a model family only to build a model
+from digitlab.models import (
+    registry,  # light: it imports a model family only to build a model
+    shipped,
+)
 from digitlab.models.store import SUFFIXES, load_model, model_name
 from digitlab.runs.folders import RUN_FILE, RUN_NAME, is_complete, is_ours, model_index, resolve_run
 from digitlab.runs.reader import Run
@@ -141,6 +145,9 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
     (the ONNX runtime takes CNNs only). Personal models (``*-personal``, one writer's) are left
     out: they are asked for by name.
     """
+    pictures = image_shape is None or tuple(image_shape) == (28, 28)
+    if pictures and (kinds is None or shipped.RECIPE in kinds) and shipped.available():
+        return shipped.model_path()  # measured, and the same for every user: the reader unless one is named
     found: list[tuple[int, int, int, Path]] = []  # (reader rank, run order, order in the run, file)
     for r, run in enumerate(_runs(out)):
         for k, m in enumerate(run_models(run)):
@@ -180,9 +187,15 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
         return path
     if spec == BEST:
         return best_reader(out, image_shape)
+    if spec == shipped.NAME:
+        if image_shape is not None and tuple(image_shape) != (28, 28):
+            raise DigitlabError(
+                f"the shipped {shipped.NAME} reads 28×28 pictures, not {image_shape[0]}×{image_shape[1]}."
+            )
+        return shipped.model_path()
     if registry.lookup(registry.base_name(spec)) is None:  # an unknown name: one line listing the known ones
         raise DigitlabError(
-            f"unknown model {spec!r}; choose {BEST} (the best reader of real pictures saved) or one of "
+            f"unknown model {spec!r}; choose {BEST} (the best reader), {shipped.NAME} (the shipped one) or one of "
             f"{', '.join(registry.names())} (see `digitlab models`), or pass a model file."
         )
     runs = _runs(out)
@@ -208,8 +221,8 @@ def find_model(spec: str, out: Path, image_shape: tuple[int, int] | None = None)
 
 def is_model_name(name: str) -> bool:
     """Whether ``name`` is a model name (``cnn``, ``svm-tuned``, ``cnn-personal``), not a path or anything else."""
-    return (
-        bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name)) and registry.lookup(registry.base_name(name)) is not None
+    return bool(re.fullmatch(r"[a-z0-9][a-z0-9-]{0,63}", name)) and (
+        name == shipped.NAME or registry.lookup(registry.base_name(name)) is not None
     )
 
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import atomic_write_bytes, check_new_file
-from digitlab.models import registry
+from digitlab.models import registry, shipped
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.lookup import BEST, best_reader, find_model
 from digitlab.runs.records import Exported
@@ -161,10 +161,19 @@ def load_predictor(spec: str, out: Path, runtime: str = "torch", reading: bool =
         return use_onnx(Predictor(best_reader(out, PICTURE_SHAPE, registry.CNNS)))
     if runtime == "onnx":
         return use_onnx(Predictor.for_model(spec, out))
-    if reading:
-        path = find_model(spec, out, PICTURE_SHAPE)
-        return cached_reader(path) or Predictor(path, reading=True)
-    return Predictor.for_model(spec, out)
+    path = find_model(spec, out, PICTURE_SHAPE)
+    predictor = (cached_reader(path) or Predictor(path, reading=True)) if reading else Predictor(path)
+    predictor.why = why_this(spec, path)
+    return predictor
+
+
+def why_this(spec: str, path: Path) -> str:
+    """Why this model answers: the shipped reader, the best reader saved, or the one named."""
+    if shipped.is_shipped(path):
+        return shipped.why()
+    if spec == BEST:
+        return "the best reader of real pictures saved (registry.READERS order); name another with --model"
+    return f"named: {spec}"
 
 
 # --- the reading cache: a cnn's ONNX export, made once, read without PyTorch -------------------------------
@@ -193,7 +202,7 @@ def cached_reader(path: Path) -> Predictor | None:
     if path.suffix != ".pt" or not _has_onnxruntime():
         return None
     try:
-        cache = reader_cache(path)
+        cache = shipped.onnx_path(path) or reader_cache(path)  # the shipped reader brings its own
         if not cache.is_file():
             return None
         config = json.loads(path.with_name(path.name + ".json").read_text())

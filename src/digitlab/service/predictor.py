@@ -81,6 +81,7 @@ class Predictor:
         accuracy = self.metadata.get("metrics", {}).get("accuracy")
         self.accuracy = float(accuracy) if isinstance(accuracy, int | float) else None
         self.runtime = "torch"  # or "onnx" once exporting.use_onnx has swapped the model
+        self.why = ""  # why this model answers (exporting.load_predictor says: shipped, best saved, named)
 
     @classmethod
     def for_model(cls, spec: str, out: Path, reading: bool = False) -> Predictor:

@@ -89,6 +89,7 @@ def predict(
     result = {
         "model": predictor.name,
         "model_path": str(predictor.path),
+        "why": predictor.why,
         "predictions": [p.to_json() for p in predictions],
     }
     rows = []
@@ -106,7 +107,7 @@ def predict(
                 f"predictions by {result['model']}", ["file", "digit", "confidence", "status", "top 3 / note"], rows
             )
         ],
-        footer=f"model: {predictor.path}",
+        footer=f"model: {predictor.name}, {predictor.why} ({predictor.path})",
     )
     if service.exporting.should_remember(predictor):  # once a cnn: the next `predict` needs no PyTorch
         err_console.print(f"keeping an ONNX copy of {predictor.name} in the reading cache (once; answers come faster)")
