@@ -98,11 +98,30 @@ def test_lookup_by_name_finds_saved_variants_and_refuses_unknown_names(tmp_path:
         service.find_model(str(tmp_path), tmp_path)
 
 
-def test_best_is_the_saved_model_that_reads_real_pictures_best(mnist_run: Path, private_runs: Path) -> None:
-    """``predict``, Try it and ``serve`` read with ``best``: the run's model ranked first in registry.READERS."""
-    from digitlab.models import registry
+def test_best_is_the_shipped_reader_and_any_model_can_be_named(mnist_run: Path, private_runs: Path) -> None:
+    """``predict``, Try it and ``serve`` read with ``best``: the reader digitlab ships, before any saved model."""
+    from digitlab.models import shipped
+
+    out = private_runs
+    assert service.find_model("best", out, (28, 28)) == shipped.model_path() == service.find_model("reader", out)
+    assert service.find_model("cnn", out, (28, 28)) == out / mnist_run.name / "models" / "cnn.pt"
+    names = [p.name for p in service.run_predictors(out / mnist_run.name)[0]]
+    assert names[:3] == ["reader", "cnn", "svm"]  # Try it: the shipped reader, then the run's best reader
+    best = service.load_predictor("best", out, reading=True)
+    assert best.name == "reader" and best.runtime == "onnx" and "shipped with digitlab" in best.why
+    assert "named: cnn" in service.load_predictor("cnn", out).why
+    assert service.is_model_name("reader") and not service.is_model_name("readers")
+
+
+def test_best_is_the_saved_model_that_reads_real_pictures_best(
+    mnist_run: Path, private_runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the shipped reader (a copy made before it), ``best`` is the run's model ranked first in
+    registry.READERS."""
+    from digitlab.models import registry, shipped
     from digitlab.runs.folders import MODEL_INDEX
 
+    monkeypatch.setattr(shipped, "_checked", lambda: False)
     out = private_runs
     run = out / mnist_run.name
     models = run / "models"

@@ -23,6 +23,7 @@ import numpy as np
 from digitlab.core.errors import DigitlabError
 from digitlab.data.pictures import inked_rows, to_mnist
 from digitlab.data.pictures import is_blank as is_blank  # the one blank check, for the faces
+from digitlab.models import shipped
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.lookup import by_reading, find_model, run_models
 
@@ -174,10 +175,16 @@ def load_predictors(paths: Sequence[Path]) -> tuple[list[Predictor], list[str]]:
 
 
 def run_predictors(run: Path | None, extra: Sequence[Path] = ()) -> tuple[list[Predictor], list[str]]:
-    """Every model of a run that reads 28×28 pictures, the best reader of real pictures first (``by_reading``),
-    then ``extra`` (your personal models); problems as one line each."""
+    """The reader digitlab ships (when installed), then every model of a run that reads 28×28 pictures, the best
+    reader of real pictures first (``by_reading``), then ``extra`` (your personal models); problems as one line
+    each."""
     saved = [m.path for m in by_reading(run_models(run))] if run is not None else []
-    return load_predictors([*saved, *extra])
+    return load_predictors([*shipped_reader(), *saved, *extra])
+
+
+def shipped_reader() -> list[Path]:
+    """The shipped reader's file, when this copy of digitlab has it (``models.shipped``)."""
+    return [shipped.model_path()] if shipped.available() else []
 
 
 def _one_openmp_thread() -> None:

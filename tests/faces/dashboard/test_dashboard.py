@@ -121,7 +121,19 @@ def test_try_it_page_loads_every_saved_model_and_asks_for_a_digit(on_run: Path) 
     assert any("canvas is empty" in m for m in messages) and any("Upload a photo" in m for m in messages)
     predictors, problems = common.load_predictors(str(on_run), (0.0,))
     assert problems == []
-    assert {p.name for p in predictors} == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
+    assert {p.name for p in predictors} == {"reader", "lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
+
+
+def test_try_it_without_any_run_reads_with_the_shipped_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(common.RUN_ENV, raising=False)
+    monkeypatch.setenv(common.RUNS_ENV, str(tmp_path / "runs"))
+    at = AppTest.from_file(str(PAGES / "try_it.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("the reader shipped with digitlab reads your digit" in i.value for i in at.info)
+    assert at.tabs[0].label == "Draw" and "No saved run" in at.warning[0].value  # training stays one step away
+    predictors, problems = common.load_predictors("", ())
+    assert [p.name for p in predictors] == ["reader"] and problems == []
+    assert not (tmp_path / "runs").exists()
 
 
 def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
@@ -212,8 +224,8 @@ def test_a_run_on_the_8x8_digits_shows_its_data_and_says_why_it_cannot_read_draw
     assert list(at.dataframe[1].value["SHA-256"]) == ["—"]  # from a library: no file, no checksum
     at = AppTest.from_file(str(PAGES / "try_it.py"), default_timeout=TIMEOUT).run()
     assert not at.exception
-    assert "trained on 8×8 images" in at.warning[0].value
-    assert "None of the saved models reads 28 × 28 digits" in at.error[0].value
+    assert "trained on 8×8 images" in at.warning[0].value  # the run's models cannot read drawings: it says why
+    assert not at.error  # and the reader digitlab ships reads them instead
 
 
 def test_your_digits_page_counts_measures_deletes_and_personalises(
@@ -231,7 +243,7 @@ def test_your_digits_page_counts_measures_deletes_and_personalises(
     assert at.title[0].value == "Your digits"
     assert any("**me** has **20** digits saved" in m.value for m in at.markdown)
     scores = at.dataframe[0].value
-    assert set(scores["model"]) == {"lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
+    assert set(scores["model"]) == {"reader", "lr", "knn", "svm", "mlp", "cnn", "lr-tuned", "lr-opencv"}
     assert scores["accuracy"].between(0, 1).all() and list(scores["accuracy"]) == sorted(
         scores["accuracy"], reverse=True
     )

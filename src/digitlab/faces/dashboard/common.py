@@ -78,6 +78,21 @@ def frame(title: str, intro: str) -> Path | None:
     return run
 
 
+def reading_frame(title: str, intro: str) -> tuple[Path | None, bool]:
+    """``frame`` for the pages that read pictures: with no run yet, the reader digitlab ships reads them (the
+    training panel below the page); (the run or None, whether anything can read)."""
+    run = current_run()
+    if run is not None and service.runs.run_models(run):
+        return frame(title, intro), True
+    if not service.predictor.shipped_reader():
+        return frame(title, intro), False
+    sidebar(run)
+    st.title(title)
+    st.caption(intro)
+    st.info("No run with models yet: the reader shipped with digitlab reads your digit. Train models to compare.")
+    return None, True
+
+
 def frame_with(title: str, intro: str, step: str, what: str, command: str) -> tuple[Path, Any] | None:
     """``frame`` plus the run's record of ``step``; without it, says which command makes it (returns None)."""
     run = frame(title, intro)
@@ -146,15 +161,16 @@ def load_predictors(
 ) -> tuple[list[service.Predictor], list[str]]:
     """Every saved 28×28 model of the run, the best reader of real pictures first, then your personal models;
     problems as one line each."""
-    return service.predictor.run_predictors(Path(run), [Path(p) for p in personal])
+    return service.predictor.run_predictors(Path(run) if run else None, [Path(p) for p in personal])
 
 
-def loaded_models(run: Path) -> tuple[list[service.Predictor], list[str]]:
-    """The run's models and your newest personal ones (loaded once per set of files, shared by every session)."""
-    models = service.runs.run_models(run)
+def loaded_models(run: Path | None) -> tuple[list[service.Predictor], list[str]]:
+    """The shipped reader, the run's models (none without a run) and your newest personal ones (loaded once per
+    set of files, shared by every session)."""
+    models = service.runs.run_models(run) if run is not None else []
     names = {m.name for m in models}
     personal = tuple(str(m.path) for m in service.runs.personal_models(runs_root()) if m.name not in names)
-    return load_predictors(str(run), tuple(m.path.stat().st_mtime for m in models), personal)
+    return load_predictors(str(run or ""), tuple(m.path.stat().st_mtime for m in models), personal)
 
 
 def canvas(key: str, width: int) -> Any:

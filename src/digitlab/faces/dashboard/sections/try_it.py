@@ -11,7 +11,7 @@ import streamlit as st
 from digitlab import service
 from digitlab.core.errors import DigitlabError
 from digitlab.faces.dashboard.charts import LAST_DRAWING, explanation
-from digitlab.faces.dashboard.common import canvas, current_writer, frame, loaded_models
+from digitlab.faces.dashboard.common import canvas, current_writer, loaded_models, reading_frame, training_panel
 
 
 def _show_headline(top: service.Prediction) -> None:
@@ -41,7 +41,7 @@ def _show_details(image: np.ndarray, rows: list[service.Prediction], below: Any 
         st.dataframe(table, hide_index=True, column_config=config)
 
 
-def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
+def _recognise(run: Path | None, source: Any, name: str, below: Any = None) -> None:
     """``source`` through to_mnist and every model; the table of all models goes in ``below`` when given."""
     try:
         image = service.predictor.read_picture(source, name)
@@ -63,13 +63,13 @@ def _recognise(run: Path, source: Any, name: str, below: Any = None) -> None:
 
 
 def try_it_page() -> None:
-    run = frame("Try it", "Draw a digit or upload a picture; every saved model reads it.")
-    if run is None:
+    run, reads = reading_frame("Try it", "Draw a digit or upload a picture; every saved model reads it.")
+    if not reads:
         return
     notes = st.container()  # filled once the models are loaded, after the page is on screen
     draw, upload = st.tabs(["Draw", "Upload"])
     with draw:
-        _draw(str(run))
+        _draw(str(run or ""))
     with upload:
         _upload(run)
     predictors, problems = loaded_models(run)  # after the page is drawn: warm before the first stroke
@@ -78,6 +78,8 @@ def try_it_page() -> None:
             st.warning(problem)
         if not predictors:
             st.error("None of the saved models reads 28 × 28 digits; train one on mnist (`digitlab run`).")
+    if run is None:  # the shipped reader answers; training models of your own is one step away
+        training_panel(None)
 
 
 @st.fragment
@@ -97,7 +99,7 @@ def _draw(run: str) -> None:
         if image is None or not (result.json_data or {}).get("objects"):
             st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
             return
-        _recognise(Path(run), image, "drawing", below)
+        _recognise(Path(run) if run else None, image, "drawing", below)
         _correction(image)
 
 
@@ -116,7 +118,7 @@ def _correction(image: Any) -> None:
         st.success(f"{what} as a {added.label} in {added.writer}'s digits (id {added.id}); see the Your digits page.")
 
 
-def _upload(run: Path) -> None:
+def _upload(run: Path | None) -> None:
     uploaded = st.file_uploader(
         "A picture of one digit (PNG, JPEG, BMP, GIF, TIFF or WebP; "
         f"at most {service.settings.MAX_PICTURE_BYTES // 2**20} MiB)",
