@@ -564,8 +564,9 @@ CASES: list[tuple[str, Make, int, str]] = [
     ("predict-no-model", lambda w: ["predict", str(w.idx), "--model", "svm"], 1, "no saved 'svm' model"),
     ("predict-model-typo", lambda w: ["predict", str(w.idx), "--model", "svn"], 1, "'svn'"),
     ("predict-8x8-model-only", _a_digits_model_only, 1, "reads 8×8 images"),
-    ("predict-default-no-run", _no_run_at_all, 1, "reads 28×28 pictures; run `digitlab run` first"),
-    ("predict-default-8x8-only", _only_8x8_models_for_the_default, 1, "runs reads 28×28 pictures; run `digitlab run`"),
+    # with no run, or only 8×8 models, the shipped reader reads by default: what is left is the folder's problem
+    ("predict-default-no-run", _no_run_at_all, 1, "is a folder with no pictures"),
+    ("predict-default-8x8-only", _only_8x8_models_for_the_default, 1, "is a folder with no pictures"),
     # --- pictures (one bad file: an error row, exit code 1) -----------------------------------
     ("picture-folder", lambda w: ["predict", str(w.idx), "--model", "lr"], 1, "is a folder with no pictures"),
     ("picture-missing", _predict("no-such.png"), 1, "no-such.png: no such file"),

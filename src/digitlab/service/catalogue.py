@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from digitlab.features.augment import names as augment_backends
 from digitlab.models import registry
@@ -52,3 +53,20 @@ def library_version() -> str:
     from digitlab.core.files import library_versions
 
     return library_versions().get("digitlab", "unknown")
+
+
+def shipped_reader() -> dict[str, Any] | None:
+    """What the reader digitlab ships is and how it measured (its manifest), or None when this copy has none."""
+    from digitlab.models import shipped
+
+    if not shipped.available():
+        return None
+    found = shipped.manifest()
+    return {
+        "name": shipped.NAME,
+        "recipe": found.get("recipe"),
+        "seed": found.get("seed"),
+        "command": found.get("command"),
+        "figures": found.get("figures", {}),
+        "why": shipped.why(),
+    }

@@ -53,6 +53,10 @@ def test_models_lists_the_registry(tmp_path: Path) -> None:
     assert names[:8] == ["lr", "knn", "svm", "mlp", "cnn", "cnn-aug", "cnn-hands", "ensemble"]
     assert {"scratch-lr", "scratch-knn", "scratch-svm", "scratch-mlp", "scratch-cnn"} <= set(names)
     assert {"cnn-fast", "cnn-classic"} <= set(names)
+    shipped = json.loads(proc.stdout)["shipped"]  # the default reader, what it is and how it measured
+    assert shipped["name"] == "reader" and shipped["recipe"] == "cnn-hands" and "make_reader.py" in shipped["command"]
+    table = digitlab("models", cwd=tmp_path).stdout
+    assert "default reader: reader, shipped with digitlab" in " ".join(table.split())
 
 
 def test_train_then_evaluate_by_name(tmp_path: Path) -> None:

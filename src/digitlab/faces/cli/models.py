@@ -44,8 +44,19 @@ def models(as_json: Json = False) -> None:
                 "search_space": dict(s.search_space),
             }
             for s in specs
-        ]
+        ],
+        "shipped": service.catalogue.shipped_reader(),  # the reader `predict`, `serve` and Try it use by default
     }
+    shipped = result["shipped"]
+    footer = None
+    if isinstance(shipped, dict):
+        check = shipped["figures"].get("realworld_check", {}).get("accuracy")
+        footer = (
+            f"default reader: {shipped['name']}, shipped with digitlab ({shipped['recipe']}, seed {shipped['seed']}): "
+            f"{shipped['figures'].get('mnist_test_accuracy', 0):.2%} of the MNIST test set"
+            + (f", {check:.2%} of the real-world check set (its glyph families are not held out)" if check else "")
+            + f"; made by `{shipped['command']}`"
+        )
     emit(
         result,
         as_json,
@@ -56,6 +67,7 @@ def models(as_json: Json = False) -> None:
                 [(s.name, s.family, s.description, s.pros, s.cons) for s in specs],
             )
         ],
+        footer=footer,
     )
 
 
