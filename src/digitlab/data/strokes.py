@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -89,6 +90,7 @@ class Style:
     slant: float = 0.0  # degrees of italic shear (positive leans right)
     width: tuple[float, float] = (16.0, 24.0)  # pen width in canvas pixels
     jitter: float = 0.012  # wobble of each point, in units of the canvas side
+    families: tuple[tuple[int, str], ...] = ()  # (digit, family) a random writer took each glyph from
 
 
 SCHOOL: dict[int, list[Stroke]] = {  # as taught in many schools: a flagged 1, a 7 and a 9 with hooks
@@ -138,20 +140,71 @@ def draw(style: Style, digit: int, rng: np.random.Generator, side: int = CANVAS,
     return np.asarray(img)
 
 
-FAMILIES: dict[str, dict[int, list[Stroke]]] = {"plain": PLAIN, "school": SCHOOL, "continental": CONTINENTAL}
-# how often a random writer takes each family's glyph for a digit (benchmarks/realworld.py --held-out
-# leaves one out to see how the reader does on a hand it never saw)
+ROUNDED: dict[int, list[Stroke]] = {  # what cnn-hands misread on held-out handwriting (issue 32)
+    **PLAIN,
+    4: [line((0.6, 0.14), (0.26, 0.62), (0.78, 0.62)), line((0.6, 0.14), (0.6, 0.87))],  # closed top
+    8: [arc(0.52, 0.27, 0.09, 0.1, 200, 560) + arc(0.48, 0.64, 0.2, 0.22, 20, 380)[1:]],  # one stroke, small top loop
+}
+
+PRINT: dict[int, list[Stroke]] = {  # block letters: a based 1, a crossed 7 without a serif, a straight 9
+    **PLAIN,
+    1: [line((0.34, 0.28), (0.52, 0.14), (0.52, 0.86)), line((0.34, 0.86), (0.7, 0.86))],  # short flag and base
+    7: [line((0.28, 0.18), (0.72, 0.18), (0.46, 0.86)), line((0.38, 0.5), (0.66, 0.5))],  # crossbar, no serif
+    9: [arc(0.5, 0.32, 0.17, 0.16, 0, 360), line((0.67, 0.32), (0.67, 0.86))],  # ring and straight tail
+}
+
+FAMILIES: dict[str, dict[int, list[Stroke]]] = {
+    "plain": PLAIN,
+    "school": SCHOOL,
+    "continental": CONTINENTAL,
+    "rounded": ROUNDED,
+    "print": PRINT,
+}
+# how often a random writer takes each family's glyph for a digit (the cnn-hands recipe and the shipped
+# reader use these three; benchmarks/heldout.py leaves each family of FAMILIES out in turn)
 FAMILY_WEIGHTS: dict[str, float] = {"plain": 0.35, "school": 0.25, "continental": 0.4}
+_BANNED: set[int] = set()  # glyphs (id of a template's stroke list) no random writer may use: see holding_out
+
+
+def glyphs_of(family: str) -> set[int]:
+    """The glyphs a family's writers draw (a glyph it shares with another family counts for both)."""
+    return {id(strokes) for strokes in FAMILIES[family].values()}
+
+
+@contextmanager
+def holding_out(family: str, weights: dict[str, float] | None = None) -> Iterator[None]:
+    """Random writers (``random_writer``, ``synthetic_digits``) that never draw a glyph of ``family``: not its
+    own, not one it shares with another family (so nothing of the held-out hand shapes a model trained in
+    the block); a digit with no other glyph is left out of the writers' digits. ``weights``: the families
+    the writers take from (default: every family of FAMILIES but ``family``, equally)."""
+    kept_weights, kept_banned = dict(FAMILY_WEIGHTS), set(_BANNED)
+    FAMILY_WEIGHTS.clear()
+    FAMILY_WEIGHTS.update(weights or {name: 1.0 for name in FAMILIES if name != family})
+    FAMILY_WEIGHTS.pop(family, None)
+    _BANNED.update(glyphs_of(family))
+    try:
+        yield
+    finally:
+        FAMILY_WEIGHTS.clear()
+        FAMILY_WEIGHTS.update(kept_weights)
+        _BANNED.clear()
+        _BANNED.update(kept_banned)
 
 
 def random_writer(rng: np.random.Generator) -> Style:
     """A writer who never existed: for each digit one family's glyph, stretched and its strokes moved a
     little; a slant from 20° left to 40° right, a pen from 3 to 34 canvas pixels, a steady or shaky hand."""
     names = list(FAMILY_WEIGHTS)
-    weights = np.asarray([FAMILY_WEIGHTS[name] for name in names])  # (families,)
     templates = {}
+    sources: list[tuple[int, str]] = []
     for digit in range(10):
-        family = FAMILIES[names[rng.choice(len(names), p=weights / weights.sum())]]
+        allowed = [name for name in names if id(FAMILIES[name][digit]) not in _BANNED]
+        if not allowed:  # every glyph of this digit is held out: the writer never writes it
+            continue
+        weights = np.asarray([FAMILY_WEIGHTS[name] for name in allowed])  # (families,)
+        chosen = allowed[rng.choice(len(allowed), p=weights / weights.sum())]
+        sources.append((digit, chosen))
+        family = FAMILIES[chosen]
         stretch = rng.uniform(0.85, 1.15, size=2)  # (2,) this digit wider or taller
         templates[digit] = [
             [tuple((np.asarray(p) - 0.5) * stretch + 0.5 + move) for p in stroke]
@@ -159,7 +212,12 @@ def random_writer(rng: np.random.Generator) -> Style:
         ]
     pen = math.exp(rng.uniform(math.log(3.0), math.log(34.0)))
     return Style(
-        "random", templates, slant=rng.uniform(-20, 40), width=(pen, 1.3 * pen), jitter=rng.uniform(0.005, 0.03)
+        "random",
+        templates,
+        slant=rng.uniform(-20, 40),
+        width=(pen, 1.3 * pen),
+        jitter=rng.uniform(0.005, 0.03),
+        families=tuple(sources),
     )
 
 
@@ -178,7 +236,7 @@ def synthetic_digits(
         if progress and k % 50 == 0:  # about every 2 s: a progress bar, and a checkpoint for a stop signal
             emit(Event("pen-drawn digits", 10 * k, 10 * n_per_class, "drawing digits in random hands", level=INNER))
         writer = random_writer(rng)
-        for digit in range(10):
+        for digit in writer.templates:  # 0–9, less any digit whose every glyph is held out
             images.append(to_mnist(draw(writer, digit, rng, side=side, turn=turn)))
             labels.append(digit)
     if not images:
@@ -345,4 +403,34 @@ def check_set(
                     images.append(to_mnist(photograph(draw(style, digit, rng), condition, rng)))
                     labels.append(digit)
             out[(name, condition)] = (np.stack(images), np.asarray(labels, np.int64))
+    return out
+
+
+def family_writer(family: str, rng: np.random.Generator) -> Style:
+    """A writer of ``family``'s glyphs only (every digit), with a slant, a pen and a hand of their own."""
+    templates = {}
+    for digit, strokes in FAMILIES[family].items():
+        stretch = rng.uniform(0.9, 1.1, size=2)
+        templates[digit] = [[tuple((np.asarray(p) - 0.5) * stretch + 0.5) for p in stroke] for stroke in strokes]
+    pen = math.exp(rng.uniform(math.log(6.0), math.log(30.0)))
+    return Style(family, templates, slant=rng.uniform(-15, 30), width=(pen, 1.2 * pen), jitter=rng.uniform(0.008, 0.02))
+
+
+def family_check_set(family: str, n_per_class: int = 10, seed: int = 0) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The check set of one glyph family: for each photo condition, ``n_per_class`` writers of the family
+    (``family_writer``) each write 0–9, photographed and read back through ``to_mnist``; MNIST-style images
+    (n, 28, 28) and labels. A stream of its own per family and condition: never a training writer's."""
+    f_i = list(FAMILIES).index(family)
+    out = {}
+    for c_i, condition in enumerate(CONDITIONS):
+        rng = np.random.default_rng([seed, 0xC4EC, f_i, c_i])
+        images, labels = [], []
+        for _ in range(n_per_class):
+            writer = family_writer(family, rng)
+            if condition == "thin pen":
+                writer = _thin(writer)
+            for digit in range(10):
+                images.append(to_mnist(photograph(draw(writer, digit, rng), condition, rng)))
+                labels.append(digit)
+        out[condition] = (np.stack(images), np.asarray(labels, np.int64))
     return out

@@ -1,0 +1,57 @@
+"""Stand-in writers and the held-out construction of issue 32: a family held out is never drawn by a training
+writer (not its own glyphs, not the ones it shares), its check set is drawn from its glyphs only, and the
+cnn-hands recipe's writers (and so the shipped reader's digits) are unchanged by the wider families."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitlab.data import strokes
+
+
+@pytest.mark.parametrize("family", list(strokes.FAMILIES))
+def test_a_held_out_family_is_never_drawn_by_a_training_writer(family: str) -> None:
+    banned = strokes.glyphs_of(family)
+    with strokes.holding_out(family):
+        assert family not in strokes.FAMILY_WEIGHTS and set(strokes.FAMILY_WEIGHTS) == set(strokes.FAMILIES) - {family}
+        rng = np.random.default_rng(3)
+        for _ in range(300):
+            writer = strokes.random_writer(rng)
+            assert {d for d, _ in writer.families} == set(writer.templates)
+            for digit, source in writer.families:  # where each glyph came from: an allowed family, an allowed glyph
+                assert source != family and id(strokes.FAMILIES[source][digit]) not in banned, (family, digit, source)
+        x, y = strokes.synthetic_digits(5, seed=1, progress=False)
+        assert len(x) == len(y) and set(y.tolist()) <= set(range(10))
+    assert strokes.FAMILY_WEIGHTS == {"plain": 0.35, "school": 0.25, "continental": 0.4}  # restored
+    assert not strokes._BANNED
+
+
+def test_shared_glyphs_are_held_out_with_the_family_that_shares_them() -> None:
+    # rounded keeps plain's 0–3, 5–7 and 9: holding out rounded holds those out too, so writers take continental's
+    assert strokes.ROUNDED[0] is strokes.PLAIN[0] and strokes.ROUNDED[4] is not strokes.PLAIN[4]
+    with strokes.holding_out("rounded"):
+        rng = np.random.default_rng(0)
+        sources = {dict(strokes.random_writer(rng).families)[0] for _ in range(50)}
+        assert sources == {"continental"}
+
+
+def test_the_recipes_writers_are_unchanged_by_the_wider_families() -> None:
+    """The shipped reader's synthetic digits: the three families of FAMILY_WEIGHTS, the same stream as before."""
+    assert list(strokes.FAMILY_WEIGHTS) == ["plain", "school", "continental"]
+    a, _ = strokes.synthetic_digits(3, seed=0, progress=False)
+    b, _ = strokes.synthetic_digits(3, seed=0, progress=False)
+    assert np.array_equal(a, b)
+    import hashlib
+
+    assert hashlib.sha256(a.tobytes()).hexdigest()[:16] == "47d232439bd821e3"  # as drawn before the change
+
+
+def test_a_family_check_set_is_drawn_from_its_glyphs_and_photographed() -> None:
+    cells = strokes.family_check_set("rounded", n_per_class=1, seed=0)
+    assert set(cells) == set(strokes.CONDITIONS)
+    for x, y in cells.values():
+        assert x.shape == (10, 28, 28) and x.dtype == np.uint8 and y.tolist() == list(range(10))
+        assert (x.reshape(10, -1).max(axis=1) > 0).all()  # every digit has ink after the photograph
+    again = strokes.family_check_set("rounded", n_per_class=1, seed=0)
+    assert all(np.array_equal(cells[k][0], again[k][0]) for k in cells)  # the same seed, the same pictures
