@@ -80,6 +80,8 @@ bench: install
 	$(PY) benchmarks/explain.py
 	$(PY) benchmarks/datasets.py
 	$(PY) benchmarks/realworld.py
+	$(PY) benchmarks/heldout.py
+	$(PY) benchmarks/cli_start.py
 	$(PY) benchmarks/readme_table.py
 
 clean:
