@@ -190,7 +190,7 @@ def test_opencv_filters_give_what_pillow_and_scipy_give(monkeypatch: pytest.Monk
 
 
 def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None:
-    from digitlab.data.strokes import FAMILIES, random_writer, synthetic_digits
+    from digitlab.data.strokes import FAMILIES, FAMILY_WEIGHTS, random_writer, synthetic_digits
 
     x, y = synthetic_digits(3, seed=4)
     assert x.shape == (30, 28, 28) and x.dtype == np.uint8 and y.tolist() == list(range(10)) * 3
@@ -200,7 +200,8 @@ def test_synthetic_training_digits_are_repeatable_digits_in_many_hands() -> None
     writers = [random_writer(np.random.default_rng(s)) for s in range(40)]
     assert len({round(w.slant) for w in writers}) > 20 and min(w.width[0] for w in writers) < 6
     flagged = [w.templates[1] for w in writers if len(w.templates[1]) == 2]  # the continental 1: flag and base
-    assert flagged and len(flagged) < 40 and set(FAMILIES) == {"plain", "school", "continental"}
+    assert flagged and len(flagged) < 40 and set(FAMILY_WEIGHTS) == {"plain", "school", "continental"}
+    assert set(FAMILIES) == {"plain", "school", "continental", "rounded", "print"}  # the held-out check's families
 
 
 def test_a_mark_far_from_the_digit_is_not_part_of_it() -> None:
