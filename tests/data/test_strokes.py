@@ -55,3 +55,16 @@ def test_a_family_check_set_is_drawn_from_its_glyphs_and_photographed() -> None:
         assert (x.reshape(10, -1).max(axis=1) > 0).all()  # every digit has ink after the photograph
     again = strokes.family_check_set("rounded", n_per_class=1, seed=0)
     assert all(np.array_equal(cells[k][0], again[k][0]) for k in cells)  # the same seed, the same pictures
+
+
+def test_optional_strokes_are_left_out_only_when_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """VARY_STROKES: a writer may leave out a glyph's optional strokes (a 1's base, a 7's crossbar, a 0's slash);
+    off by default (the recipe's stream is unchanged: see the test above)."""
+    with strokes.holding_out("plain", weights={"continental": 1.0}):  # every glyph from continental
+        monkeypatch.setattr(strokes, "VARY_STROKES", 1.0)
+        writer = strokes.random_writer(np.random.default_rng(0))
+        assert [len(writer.templates[d]) for d in (0, 1, 7)] == [1, 1, 1]  # slash, base and crossbar left out
+        assert len(writer.templates[4]) == len(strokes.CONTINENTAL[4])  # not optional: kept
+        monkeypatch.setattr(strokes, "VARY_STROKES", 0.0)
+        writer = strokes.random_writer(np.random.default_rng(0))
+        assert [len(writer.templates[d]) for d in (0, 1, 7)] == [2, 2, 2]

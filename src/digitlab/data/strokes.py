@@ -164,6 +164,16 @@ FAMILIES: dict[str, dict[int, list[Stroke]]] = {
 # reader use these three; benchmarks/heldout.py leaves each family of FAMILIES out in turn)
 FAMILY_WEIGHTS: dict[str, float] = {"plain": 0.35, "school": 0.25, "continental": 0.4}
 _BANNED: set[int] = set()  # glyphs (id of a template's stroke list) no random writer may use: see holding_out
+# strokes people write or leave out of a glyph (family, digit) -> their indices: a slash through 0, a 1's base,
+# a 7's crossbar. With VARY_STROKES > 0 a random writer leaves each out with that chance (0: the recipe as made).
+OPTIONAL: dict[tuple[str, int], tuple[int, ...]] = {
+    ("continental", 0): (1,),
+    ("continental", 1): (1,),
+    ("continental", 7): (1,),
+    ("print", 1): (1,),
+    ("print", 7): (1,),
+}
+VARY_STROKES = 0.0
 
 
 def glyphs_of(family: str) -> set[int]:
@@ -205,6 +215,10 @@ def random_writer(rng: np.random.Generator) -> Style:
         chosen = allowed[rng.choice(len(allowed), p=weights / weights.sum())]
         sources.append((digit, chosen))
         family = FAMILIES[chosen]
+        optional = OPTIONAL.get((chosen, digit), ()) if VARY_STROKES > 0 else ()  # no draw at all when off
+        if optional:
+            dropped = {k for k in optional if rng.random() < VARY_STROKES}
+            family = {**family, digit: [s for k, s in enumerate(family[digit]) if k not in dropped]}
         stretch = rng.uniform(0.85, 1.15, size=2)  # (2,) this digit wider or taller
         templates[digit] = [
             [tuple((np.asarray(p) - 0.5) * stretch + 0.5 + move) for p in stroke]
