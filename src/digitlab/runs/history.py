@@ -80,9 +80,9 @@ def summarise(path: Path) -> RunSummary:
             started, finished = datetime.fromisoformat(info["started"]), datetime.fromisoformat(info["finished"])
             base["seconds"] = (finished - started).total_seconds()
     base["command"] = str(info.get("command", base["command"]))
-    metrics = run.summary.to_json() if run.summary else {}
-    compare = run.compare
-    for source in (info, compare.to_json() if compare else {}, metrics, run.settings):
+    summary, compare = run.summary, run.compare
+    metrics = summary.to_json() if summary else {}
+    for source in (info, compare.to_json() if compare else {}, metrics, dict(summary.settings) if summary else {}):
         base["dataset"] = base["dataset"] or source.get("dataset")
         if base["seed"] is None and isinstance(source.get("seed"), int):
             base["seed"] = source["seed"]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from digitlab.core.errors import DigitlabError
-from digitlab.runs.folders import MODEL_INDEX, RUN_FILE, is_complete
+from digitlab.runs.folders import RUN_FILE, is_complete
 from digitlab.runs.records import (
     Augmentation,
     AugmentCompare,
@@ -48,6 +48,19 @@ def _parse(path: str, version: tuple[int, int]) -> JsonDoc | str:
     return data if isinstance(data, dict) else f"{path}: not a JSON object; re-run the step that writes it."
 
 
+@lru_cache(maxsize=1024)
+def _validated(kind: type[Record], path: str, version: tuple[int, int]) -> Record | str:
+    """The record of ``kind`` in ``path`` at this version (records are frozen: one is shared by every reader),
+    or why there is none: a page or a listing that asks for the same record again does not validate it again."""
+    found = _parse(path, version)
+    if isinstance(found, str):
+        return found
+    try:
+        return kind.of(found, path)
+    except DigitlabError as exc:
+        return str(exc)
+
+
 class Run:
     """A run folder, read. Properties are ``None`` (or empty) where the run has no such step."""
 
@@ -78,16 +91,21 @@ class Run:
 
     # --- one file -------------------------------------------------------------------------------------
 
-    def doc(self, file_name: str) -> JsonDoc | None:
-        """A file's JSON object, or None when it is not there (or not readable: see ``problems``)."""
+    def _version(self, file_name: str) -> tuple[int, int] | None:
+        """(size, mtime_ns) of a file of the run, or None when it is not a file there."""
         path = self.path / file_name
         try:
             st = path.stat()
         except OSError:
             return None
-        if not path.is_file():
+        return (st.st_size, st.st_mtime_ns) if path.is_file() else None
+
+    def doc(self, file_name: str) -> JsonDoc | None:
+        """A file's JSON object, or None when it is not there (or not readable: see ``problems``)."""
+        version = self._version(file_name)
+        if version is None:
             return None
-        found = _parse(str(path), (st.st_size, st.st_mtime_ns))
+        found = _parse(str(self.path / file_name), version)
         if isinstance(found, str):
             self._problem(found, file_name)
             return None
@@ -95,14 +113,14 @@ class Run:
 
     def read(self, kind: type[R], name: str = "") -> R | None:
         file_name = kind.FILE.format(name=name)
-        doc = self.doc(file_name)
-        if doc is None:
+        version = self._version(file_name)
+        if version is None:
             return None
-        try:
-            return kind.of(doc, str(self.path / file_name))
-        except DigitlabError as exc:
-            self._problem(str(exc), file_name)
+        found = _validated(kind, str(self.path / file_name), version)
+        if isinstance(found, str):
+            self._problem(found, file_name)
             return None
+        return found  # type: ignore[return-value]  # _validated(kind, ...) is a kind
 
     def _problem(self, text: str, file_name: str) -> None:
         if self.strict:
@@ -220,7 +238,3 @@ class Run:
             return None
         path = self.path / rel
         return path if path.is_file() else None
-
-    @property
-    def model_index(self) -> JsonDoc:
-        return self.doc(f"models/{MODEL_INDEX}") or {}

@@ -22,7 +22,7 @@ import numpy as np
 
 from digitlab.core.errors import DigitlabError
 from digitlab.data.pictures import inked_rows, to_mnist
-from digitlab.data.pictures import is_blank as is_blank  # the one blank check, for the faces
+from digitlab.data.pictures import is_blank as is_blank  # the one blank check (service.is_blank of earlier names)
 from digitlab.models import shipped
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.lookup import by_reading, find_model, run_models

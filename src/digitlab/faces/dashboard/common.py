@@ -39,8 +39,9 @@ def opened(run: Path) -> service.Run:
 
 
 def figure(run: Path, rel: str | None, caption: str | None = None) -> None:
-    if rel and (run / rel).is_file():
-        st.image(str(run / rel), caption=caption)
+    found = opened(run).figure(rel)
+    if found is not None:
+        st.image(str(found), caption=caption)
     elif rel:
         st.caption(f"Figure {rel} is missing from the run folder.")
 
@@ -66,12 +67,18 @@ def sidebar(run: Path | None) -> None:
         st.caption(f"Runs folder: {root}")
 
 
-def frame(title: str, intro: str) -> Path | None:
-    """Title, sidebar and the run; with no run yet, the training panel instead (returns None)."""
+def _header(title: str, intro: str) -> Path | None:
+    """The sidebar, title and intro of a page; the run it shows (None: no run yet)."""
     run = current_run()
     sidebar(run)
     st.title(title)
     st.caption(intro)
+    return run
+
+
+def frame(title: str, intro: str) -> Path | None:
+    """Title, sidebar and the run; with no run yet, the training panel instead (returns None)."""
+    run = _header(title, intro)
     if run is None or not service.runs.run_models(run):
         training_panel(run)
         return None
@@ -81,14 +88,12 @@ def frame(title: str, intro: str) -> Path | None:
 def reading_frame(title: str, intro: str) -> tuple[Path | None, bool]:
     """``frame`` for the pages that read pictures: with no run yet, the reader digitlab ships reads them (the
     training panel below the page); (the run or None, whether anything can read)."""
-    run = current_run()
+    run = _header(title, intro)
     if run is not None and service.runs.run_models(run):
-        return frame(title, intro), True
+        return run, True
     if not service.predictor.shipped_reader():
-        return frame(title, intro), False
-    sidebar(run)
-    st.title(title)
-    st.caption(intro)
+        training_panel(run)
+        return None, False
     st.info("No run with models yet: the reader shipped with digitlab reads your digit. Train models to compare.")
     return None, True
 
