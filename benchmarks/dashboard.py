@@ -24,7 +24,7 @@ from _report import HERE, machine, table, update_section
 
 sys.path.insert(0, str(HERE.parent))  # the browser helpers the end-to-end tests use
 from playwright.sync_api import Page, sync_playwright
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, draw, free_port, wait_healthy
+from tests.faces.dashboard.test_browser import CHROMIUM, CHROMIUM_ARGS, DIGITS, draw, free_port, wait_healthy
 
 from digitlab.analysis import report
 from digitlab.core.files import write_json
@@ -32,7 +32,7 @@ from digitlab.core.files import write_json
 # In the page: when the pen is lifted (mouseup) and when the prediction's text enters the page.
 CLOCKS = """
 window.__digitlab = {};
-document.addEventListener('mouseup', () => { window.__digitlab = {up: performance.now()}; }, true);
+document.addEventListener('pointerup', () => { window.__digitlab = {up: performance.now()}; }, true);
 new MutationObserver(() => {
   const t = window.__digitlab, box = document.querySelector('.st-key-prediction');
   if (t.up && !t.shown && box && /Prediction: \\d/.test(box.innerText)) t.shown = performance.now();

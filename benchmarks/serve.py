@@ -39,7 +39,7 @@ from digitlab.core.files import write_json
 from digitlab.data.datasets import load_dataset
 
 sys.path.insert(0, str(HERE.parent))
-from tests.test_serve import free_port
+from tests.conftest import free_port
 
 
 def make_run(out: Path, quick: bool) -> Path:

@@ -174,6 +174,12 @@ OPTIONAL: dict[tuple[str, int], tuple[int, ...]] = {
     ("print", 7): (1,),
 }
 VARY_STROKES = 0.0
+# With STRIKE > 0 a random writer crosses a digit with one short straight stroke at a random angle with that
+# chance (a slash, a bar, a stray line: what people add to a digit without changing it).
+STRIKE = 0.0
+# With BEND > 0 each stroke of a random writer's glyph is also turned (up to BEND degrees) and scaled (up to
+# BEND % either way) about its own middle: a flag longer or steeper, a tail bent, a bar tilted.
+BEND = 0.0
 
 
 def glyphs_of(family: str) -> set[int]:
@@ -201,6 +207,26 @@ def holding_out(family: str, weights: dict[str, float] | None = None) -> Iterato
         _BANNED.update(kept_banned)
 
 
+def _strike(rng: np.random.Generator) -> Stroke:
+    """A short straight stroke across the middle of the unit square, at any angle."""
+    angle = rng.uniform(0, math.pi)
+    half = rng.uniform(0.14, 0.3)
+    cx, cy = 0.5 + rng.uniform(-0.06, 0.06, size=2)
+    dx, dy = half * math.cos(angle), half * math.sin(angle)
+    return line((cx - dx, cy - dy), (cx + dx, cy + dy))
+
+
+def _bent(stroke: Stroke, rng: np.random.Generator) -> Stroke:
+    """``stroke`` turned by up to ``BEND`` degrees and scaled by up to ``BEND`` % about its own middle."""
+    pts = np.asarray(stroke)  # (m, 2)
+    middle = pts.mean(axis=0)
+    angle = math.radians(rng.uniform(-BEND, BEND))
+    scale = 1 + rng.uniform(-BEND, BEND) / 100
+    cos, sin = math.cos(angle), math.sin(angle)
+    bent = (pts - middle) @ np.array([[cos, sin], [-sin, cos]]) * scale + middle
+    return [(float(x), float(y)) for x, y in bent]
+
+
 def random_writer(rng: np.random.Generator) -> Style:
     """A writer who never existed: for each digit one family's glyph, stretched and its strokes moved a
     little; a slant from 20° left to 40° right, a pen from 3 to 34 canvas pixels, a steady or shaky hand."""
@@ -219,10 +245,13 @@ def random_writer(rng: np.random.Generator) -> Style:
         if optional:
             dropped = {k for k in optional if rng.random() < VARY_STROKES}
             family = {**family, digit: [s for k, s in enumerate(family[digit]) if k not in dropped]}
+        if STRIKE > 0 and rng.random() < STRIKE:
+            family = {**family, digit: [*family[digit], _strike(rng)]}
         stretch = rng.uniform(0.85, 1.15, size=2)  # (2,) this digit wider or taller
+        glyph = [_bent(s, rng) for s in family[digit]] if BEND > 0 else family[digit]
         templates[digit] = [
             [tuple((np.asarray(p) - 0.5) * stretch + 0.5 + move) for p in stroke]
-            for stroke, move in ((s, rng.uniform(-0.02, 0.02, size=2)) for s in family[digit])
+            for stroke, move in ((s, rng.uniform(-0.02, 0.02, size=2)) for s in glyph)
         ]
     pen = math.exp(rng.uniform(math.log(3.0), math.log(34.0)))
     return Style(

@@ -69,6 +69,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         poses: tuple[tuple[float, float], ...] = (),
         augment: Any = None,
         synthetic: int = 0,
+        plain_epochs: int = 0,
         device: str = "auto",
         random_state: int | None = 0,
         verbose: bool = True,
@@ -88,6 +89,7 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         self.poses = poses  # test-time poses (degrees, scale): each image also read turned and scaled, at every shift
         self.augment = augment  # an augmenter (uint8 images in/out) applied to each training batch
         self.synthetic = synthetic  # pen-drawn digits per class added (strokes.synthetic_digits), ≤ a fifth of the set
+        self.plain_epochs = plain_epochs  # the last this many epochs see the digits as they are (no ``augment``)
         self.device = device  # "auto": CUDA when present, else CPU
         self.random_state = random_state
         self.verbose = verbose  # progress events per epoch (digitlab.core.progress)
@@ -210,7 +212,8 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
         )
         loss_fn = torch.nn.CrossEntropyLoss()
         y_t = torch.from_numpy(y_idx.astype(np.int64)).to(device)
-        x_t = None if self.augment is not None else self._tensor(x, device)
+        x_t = None
+        first_plain = self.epochs - int(self.plain_epochs) if self.augment is not None else 0
         best_acc, best_state, stale = -1.0, None, 0
         self.history_: list[dict[str, float]] = []
         for epoch in range(self.epochs):
@@ -218,9 +221,12 @@ class CNNClassifier(ClassifierMixin, BaseEstimator):
             order = torch.from_numpy(rng.permutation(len(x)))
             total, seen = 0.0, 0
             bar = _EpochProgress(f"epoch {epoch + 1}/{self.epochs}", steps_per_epoch, self.verbose)
+            augmenting = epoch < first_plain
+            if not augmenting and x_t is None:
+                x_t = self._tensor(x, device)  # (n, 1, H, W), made once
             for start in range(0, len(x), batch_size):
                 idx = order[start : start + batch_size]
-                if self.augment is not None:
+                if augmenting:
                     batch = self._tensor(self.augment.augment(x[idx.numpy()], rng), device)  # (B, 1, H, W)
                 else:
                     assert x_t is not None

@@ -116,8 +116,8 @@ def open_try_it(page: Page, url: str) -> None:
 
 
 def draw(page: Page, strokes: list[Stroke], release_last: bool = True, box: str = "canvas") -> None:
-    """Mouse strokes on the drawing canvas (fabric.js draws on its upper canvas); the caller may lift the pen."""
-    canvas = page.locator(f".st-key-{box} canvas.upper-canvas")
+    """Mouse strokes on the drawing canvas (faces/dashboard/drawing.py); the caller may lift the pen."""
+    canvas = page.locator(f".st-key-{box} canvas.dl-canvas")
     expect(canvas).to_be_visible(timeout=WAIT_MS)
     box = canvas.bounding_box()
     assert box is not None

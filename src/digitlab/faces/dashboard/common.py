@@ -178,26 +178,6 @@ def loaded_models(run: Path | None) -> tuple[list[service.Predictor], list[str]]
     return load_predictors(str(run or ""), tuple(m.path.stat().st_mtime for m in models), personal)
 
 
-def canvas(key: str, width: int) -> Any:
-    """The drawing canvas (black pen on white, 280 × 280); None, with the reason shown, where it cannot run."""
-    try:
-        from streamlit_drawable_canvas import st_canvas
-    except Exception as exc:  # the component registers itself only inside a Streamlit runtime
-        st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
-        return None
-    return st_canvas(
-        stroke_width=width,
-        stroke_color="#000000",
-        background_color="#FFFFFF",
-        height=CANVAS_SIZE,
-        width=CANVAS_SIZE,
-        drawing_mode="freedraw",
-        update_streamlit=True,
-        return_image_data=True,
-        key=key,
-    )
-
-
 def current_writer() -> str:
     """The writer picked on Your digits (shared by every page of the session); default ``me``."""
     return str(st.session_state.get("writer") or service.mine.DEFAULT_WRITER)

@@ -11,7 +11,8 @@ import streamlit as st
 from digitlab import service
 from digitlab.core.errors import DigitlabError
 from digitlab.faces.dashboard.charts import LAST_DRAWING, explanation
-from digitlab.faces.dashboard.common import canvas, current_writer, loaded_models, reading_frame, training_panel
+from digitlab.faces.dashboard.common import current_writer, loaded_models, reading_frame, training_panel
+from digitlab.faces.dashboard.drawing import drawing
 
 
 def _show_headline(top: service.Prediction) -> None:
@@ -90,17 +91,16 @@ def _draw(run: str) -> None:
     with left:
         width = st.slider("Pen width", 8, 40, 20, key="pen")
         with st.container(key="canvas"):
-            result = canvas("digit_canvas", width)
+            result = drawing("digit_canvas", width)
         st.caption("Draw one digit, large and centred; the bin icon clears the canvas.")
     if result is None:
         return
     with right:
-        image = result.image_data
-        if image is None or not (result.json_data or {}).get("objects"):
+        if result.empty or result.png is None:
             st.info("The canvas is empty: draw a digit on it with the mouse, a pen or a finger.")
             return
-        _recognise(Path(run) if run else None, image, "drawing", below)
-        _correction(image)
+        _recognise(Path(run) if run else None, result.png, "drawing", below)
+        _correction(result.png)
 
 
 def _correction(image: Any) -> None:

@@ -9,7 +9,8 @@ import streamlit as st
 
 from digitlab import service
 from digitlab.core.errors import DigitlabError
-from digitlab.faces.dashboard.common import canvas, current_run, current_writer, loaded_models, runs_root, sidebar
+from digitlab.faces.dashboard.common import current_run, current_writer, loaded_models, runs_root, sidebar
+from digitlab.faces.dashboard.drawing import drawing
 
 
 def your_digits_page() -> None:
@@ -61,14 +62,14 @@ def _collect(writer: str) -> None:
     """Draw (or upload), press the digit it is: saved, and the canvas clears."""
     n = int(st.session_state.get("mine_canvas", 0))
     with st.container(key="mine_canvas_box"):
-        result = canvas(f"mine_canvas_{n}", int(st.session_state.get("pen", 20)))
+        result = drawing(f"mine_canvas_{n}", int(st.session_state.get("pen", 20)))
     if result is None:
         return
     uploaded = st.file_uploader("…or upload a picture of one digit", key=f"mine_upload_{n}")
-    drawn = result.image_data is not None and (result.json_data or {}).get("objects")
+    drawn = not result.empty
     if drawn or uploaded is not None:
         try:
-            seen = service.predictor.read_picture(uploaded.getvalue() if uploaded is not None else result.image_data)
+            seen = service.predictor.read_picture(uploaded.getvalue() if uploaded is not None else result.png)
         except DigitlabError as exc:
             st.error(str(exc))
             return
@@ -81,8 +82,8 @@ def _collect(writer: str) -> None:
         return
     if uploaded is not None:
         source, name, kind = uploaded.getvalue(), uploaded.name, "upload"
-    elif drawn:
-        source, name, kind = result.image_data, "drawing", "canvas"
+    elif result.png is not None and drawn:
+        source, name, kind = result.png, "drawing", "canvas"
     else:
         st.warning("Draw a digit on the canvas (or upload one) first, then press its label.")
         return
