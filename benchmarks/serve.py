@@ -356,6 +356,67 @@ def hostile_section(results: dict[str, Any]) -> str:
     )
 
 
+def reader_load(seconds: float, repeats: int = 3) -> dict[str, Any]:
+    """Issue 32's goal: `digitlab serve` as installed (no run folder: the shipped reader, every setting its
+    default) under 32 wrk connections, each request one photographed digit as a base64 PNG in JSON (as the
+    user finding measured it); ``repeats`` rounds after a warm-up, each reported."""
+    import base64
+
+    from digitlab.data import strokes
+
+    rng = np.random.default_rng(0)
+    photo = strokes.photograph(strokes.draw(strokes.STYLES["plain"], 3, rng), "photo", rng)  # (900, 1200) uint8
+    picture = png(np.asarray(Image.fromarray(photo).resize((280, 210))))  # a phone's thumbnail of the page
+    body = json.dumps({"images": [base64.b64encode(picture).decode()]}).encode()
+    with tempfile.TemporaryDirectory() as tmp:
+        port = free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "digitlab", "serve", "--out", str(Path(tmp) / "runs"), "--port", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(600):
+                try:
+                    if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            model = httpx.get(f"{url}/models").json()["models"][0]
+            wrk(url, 3, body)  # warm-up
+            rounds = [wrk(url, seconds, body) for _ in range(repeats)]
+        finally:
+            proc.terminate()
+            proc.wait(60)
+    found = [r for r in rounds if r]
+    return {
+        "model": model["name"],
+        "runtime": model["runtime"],
+        "picture_bytes": len(picture),
+        "rounds": found,
+        "median_p99_ms": float(np.median([r["p99_ms"] for r in found])) if found else float("nan"),
+        "goal_p99_ms": 100,
+    }
+
+
+def reader_section(result: dict[str, Any]) -> str:
+    rows = [
+        [k + 1, f"{r['req_per_s']:.0f}", f"{r['p50_ms']:.1f}", f"{r['p99_ms']:.1f}", r["errors"]]
+        for k, r in enumerate(result["rounds"])
+    ]
+    m = result["machine"]
+    return (
+        "## Serving the shipped reader (`benchmarks/serve.py --reader`)\n\n"
+        f"`digitlab serve` right after install (no run folder: the `{result['model']}` answers, runtime "
+        f"`{result['runtime']}`, every setting its default: one worker), wrk with 32 connections (2 threads) on the "
+        f"same machine, each request one photographed digit as a base64 PNG in JSON ({result['picture_bytes']:,} "
+        f"bytes). {m['cpus']} CPUs, {m['date']}. Goal (issue 32): p99 ≤ {result['goal_p99_ms']} ms.\n\n"
+        + table(["round", "req/s", "p50 ms", "p99 ms", "errors"], rows)
+        + f"\n\nMedian p99 of the rounds: **{result['median_p99_ms']:.0f} ms**."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--run", type=Path, help="run folder with a saved cnn (default: a fresh quick one)")
@@ -365,7 +426,14 @@ def main() -> None:
     parser.add_argument("--bad", type=int, default=10_000, help="bad requests for the memory check")
     parser.add_argument("--hostile-only", action="store_true", help="only the hostile-clients part (issue 30)")
     parser.add_argument("--report-only", action="store_true", help="rewrite the hostile section from serve.json")
+    parser.add_argument("--reader", action="store_true", help="only the shipped reader under wrk (issue 32)")
     args = parser.parse_args()
+    if args.reader:
+        result = dict(reader_load(args.seconds), machine=machine())
+        write_json(HERE / "serve-reader.json", result)
+        print(json.dumps({k: v for k, v in result.items() if k != "machine"}, indent=1), flush=True)
+        update_section("serve_reader", reader_section(result))
+        return
     if args.report_only:
         update_section("serve_hostile", hostile_section(json.loads((HERE / "serve.json").read_text())))
         return

@@ -8,6 +8,7 @@ without them MNIST models fall to chance on drawn digits.
 
 from __future__ import annotations
 
+import functools
 import io
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,16 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     return _centre_of_mass(canvas)
 
 
+@functools.cache
+def _ndimage() -> Any:
+    """scipy.ndimage, imported once: ``from scipy import ndimage`` costs about 0.2 ms at every call, a tenth of
+    reading a picture (the server reads hundreds a second)."""
+    from scipy import ndimage
+
+    return ndimage
+
+
+@functools.cache
 def _cv2() -> Any:
     """OpenCV when installed (the ``augment`` extra): the same filters as Pillow's and SciPy's, many times faster."""
     try:
@@ -216,8 +227,7 @@ def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     strokes may be wider than the closing) the picture is returned as it is. Also says whether
     the lighting was evened out.
     """
-    from scipy import ndimage
-
+    ndimage = _ndimage()
     size = max(3, max(paper.shape) // 6) | 1
     cv2 = _cv2()
     if cv2 is not None:  # the same closing (edges repeated) in 8 bits (the page's values are whole): 4× faster
@@ -241,9 +251,13 @@ def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
     evened out, a mark whose darkest point is less than half as dark as the darkest ink is what
     is left of a shadow's edge, not a stroke (elsewhere a lightly pencilled stroke is kept).
     """
-    from scipy import ndimage
-
-    labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    ndimage = _ndimage()
+    cv2 = _cv2()
+    if cv2 is not None:  # the same 8-connected marks, numbered in the same (raster) order, 10× faster
+        count, found = cv2.connectedComponents((ink > 0).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        labels, n = found, int(count) - 1
+    else:
+        labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
     if n <= 1:
         return ink
     marked = labels > 0
@@ -265,8 +279,7 @@ def _near_the_digit(labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
     reaches into the box around those found so far widened by half its longer side (marks of negative mass
     are never kept). A mark out there (what is left of a shadow's edge, a speck of dirt in a corner) would
     otherwise stretch the crop and shrink the digit to a few pixels."""
-    from scipy import ndimage
-
+    ndimage = _ndimage()
     boxes = [box if mass >= 0 else None for box, mass in zip(ndimage.find_objects(labels), masses, strict=True)]
     near = np.zeros(len(masses), bool)
     near[int(np.argmax(masses))] = True
@@ -295,10 +308,15 @@ def _thicken(box: np.ndarray) -> np.ndarray:
 
     The stroke width is estimated as area / half the outline; MNIST's is 10–15% of its 20-pixel box.
     """
-    from scipy import ndimage
-
+    ndimage = _ndimage()
     mask = box > 0
-    outline = int((mask & ~ndimage.binary_erosion(mask)).sum())
+    cv2 = _cv2()
+    if cv2 is not None:  # the same erosion (a 3×3 cross, outside the box empty), 10× faster
+        cross = cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3))
+        eroded = cv2.erode(mask.astype(np.uint8), cross, borderType=cv2.BORDER_CONSTANT, borderValue=0) > 0
+    else:
+        eroded = ndimage.binary_erosion(mask)
+    outline = int((mask & ~eroded).sum())
     width = 2.0 * mask.sum() / max(outline, 1)
     target = 0.1 * max(box.shape)
     if width >= 0.6 * target:

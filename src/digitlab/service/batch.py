@@ -39,7 +39,7 @@ class BatchRequest:
     output: Path
     model: str = "best"  # a model file, a registry name, or best: the best reader of real pictures saved
     out: Path = Path("runs")
-    runtime: str = "torch"
+    runtime: str = "auto"  # exporting.RUNTIMES
     dask_local: int | None = None
     scheduler: str | None = None
     chunk: int = CHUNK
@@ -228,7 +228,7 @@ def _scored(chunks: Iterator[list[str]], predictor: Predictor, request: BatchReq
     with dask_client(request.scheduler, request.dask_local) as (client, _):
         workers = max(1, len(client.scheduler_info().get("workers", {})))
         submit: Callable[[list[str]], Any] = lambda chunk: client.submit(  # noqa: E731
-            score_chunk, str(predictor.path), predictor.runtime, chunk, pure=False
+            score_chunk, str(predictor.path), request.runtime, chunk, pure=False
         )
         pending = as_completed([submit(c) for c in islice(chunks, 2 * workers)])  # at most 2 chunks a worker
         for future in pending:

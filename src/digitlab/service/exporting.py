@@ -111,6 +111,9 @@ def session(data: bytes | Path) -> Any:
     _, ort = _onnx_modules()
     options = ort.SessionOptions()
     options.log_severity_level = 3
+    # onnxruntime's threads spin, waiting for the next call, after each one: on a busy server (pictures decoded,
+    # requests parsed, other workers) that spinning takes the CPU the rest needs (benchmarks/serve.py)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(
             data if isinstance(data, bytes) else str(data), options, providers=["CPUExecutionProvider"]
@@ -147,14 +150,16 @@ def use_onnx(predictor: Predictor) -> Predictor:
     return predictor
 
 
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("auto", "torch", "onnx")  # auto: an ONNX copy at hand, else the saved model
 
 
-def load_predictor(spec: str, out: Path, runtime: str = "torch", reading: bool = False) -> Predictor:
-    """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``) or, for the cnn, by onnxruntime (``onnx``).
+def load_predictor(spec: str, out: Path, runtime: str = "auto", reading: bool = False) -> Predictor:
+    """``Predictor.for_model``, run by PyTorch / scikit-learn (``torch``), or for the cnn by onnxruntime (``onnx``:
+    exported now if need be), or (``auto``) by onnxruntime from an ONNX copy at hand (the shipped reader's own,
+    or the reading cache's) and else as saved: no PyTorch at all, an answer in about a second, and a served
+    reader several times faster (benchmarks/serve.py).
 
-    ``reading``: for answers only (`digitlab predict`): a cnn loads without scikit-learn, and from the reading
-    cache's ONNX export of it when there is one (no PyTorch at all: `predict` answers in about a second)."""
+    ``reading``: for answers only (`digitlab predict`): a cnn run as saved loads without scikit-learn."""
     if runtime not in RUNTIMES:
         raise DigitlabError(f"--runtime {runtime!r}: choose one of {', '.join(RUNTIMES)}.")
     if runtime == "onnx" and spec == BEST:  # the best reader that onnxruntime can run
@@ -162,7 +167,7 @@ def load_predictor(spec: str, out: Path, runtime: str = "torch", reading: bool =
     if runtime == "onnx":
         return use_onnx(Predictor.for_model(spec, out))
     path = find_model(spec, out, PICTURE_SHAPE)
-    predictor = (cached_reader(path) or Predictor(path, reading=True)) if reading else Predictor(path)
+    predictor = (cached_reader(path) if runtime == "auto" else None) or Predictor(path, reading=reading)
     predictor.why = why_this(spec, path)
     return predictor
 
@@ -211,7 +216,8 @@ def cached_reader(path: Path) -> Predictor | None:
     try:
         sess = session(cache)
     except DigitlabError:  # a damaged entry: dropped, so that the next read makes it again
-        cache.unlink(missing_ok=True)
+        if not shipped.is_shipped(path):  # never a file of the installed package (pinned; a reinstall mends it)
+            cache.unlink(missing_ok=True)
         return None
     predictor = Predictor(path, loaded=(OnnxClassifier(sess, np.asarray(config["classes"])), config["metadata"]))
     predictor.runtime = "onnx"

@@ -53,7 +53,7 @@ class ServeRequest:
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 1
-    runtime: str = "torch"  # torch: the saved model as it is; onnx: its ONNX export in onnxruntime
+    runtime: str = "auto"  # exporting.RUNTIMES: auto, torch (the saved model as it is) or onnx (its ONNX export)
     out: Path = Path("runs")
     max_bytes: int = MAX_BYTES  # body size
     max_batch: int = MAX_BATCH  # images per request

@@ -45,8 +45,12 @@ def predict(
     out: Out = Path("runs"),
     runtime: Annotated[
         str,
-        typer.Option("--runtime", help="torch (the saved model) or onnx (the cnn in onnxruntime) (default: torch)."),
-    ] = "torch",
+        typer.Option(
+            "--runtime",
+            help="auto: the cnn's ONNX copy when one is at hand (the shipped reader's or the reading cache's), "
+            "else the saved model; torch: the saved model as it is; onnx: the cnn in onnxruntime (default: auto).",
+        ),
+    ] = "auto",
     output: Annotated[
         Path | None,
         typer.Option(
@@ -287,8 +291,13 @@ def serve(
         int, typer.Option("--workers", help="Worker processes, each with the models; at most 2 a core (default: 1).")
     ] = 1,
     runtime: Annotated[
-        str, typer.Option("--runtime", help="torch (the saved model) or onnx (its ONNX export) (default: torch).")
-    ] = "torch",
+        str,
+        typer.Option(
+            "--runtime",
+            help="auto: the cnn's ONNX copy when one is at hand (the shipped reader's or the reading cache's), "
+            "else the saved model; torch: the saved model as it is; onnx: the cnn in onnxruntime (default: auto).",
+        ),
+    ] = "auto",
     out: Out = Path("runs"),
     max_batch: Annotated[
         int, typer.Option("--max-batch", help="Most images in one request (default: 1024).")

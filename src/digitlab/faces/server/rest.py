@@ -167,8 +167,16 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
     return await _decoded(blobs, names), names
 
 
+INLINE_PICTURES = 4  # a request of at most this many small pictures is read on the event loop
+
+
 async def _decoded(blobs: list[bytes], names: list[str]) -> np.ndarray:
-    """Pictures are decoded on a worker thread, never on the event loop: a small file may hold 40 megapixels."""
+    """Pictures are decoded on a worker thread, never on the event loop (a small file may hold 40 megapixels),
+    except a few small ones (≤ 1 megapixel by their headers: a canvas, a phone's thumbnail; about 2 ms each),
+    for which the hand-off to a thread and back costs more than the reading, and under load the threads'
+    turns at the GIL make the slowest answers slower (benchmarks/serve.py)."""
+    if len(blobs) <= INLINE_PICTURES and all(service.predictor.small_picture(blob) for blob in blobs):
+        return _decode(blobs, names)
     return await run_in_threadpool(_decode, blobs, names)
 
 
