@@ -167,3 +167,13 @@ print(json.dumps({{"label": answer.label, "extra_mb": (after - before) / 1024}})
     result = json.loads(proc.stdout)
     assert result["label"] == label
     assert result["extra_mb"] <= 300, result
+
+
+def test_a_small_picture_is_told_by_its_header_alone() -> None:
+    from digitlab.service.predictor import SMALL_PIXELS, small_picture
+    from tests.conftest import png
+
+    assert small_picture(png(np.zeros((280, 280), np.uint8)))
+    assert not small_picture(png(np.zeros((1200, 1000), np.uint8)))  # 1.2 MP: read on a worker thread
+    assert small_picture(b"not a picture")  # fails at once when read
+    assert SMALL_PIXELS == 1_000_000

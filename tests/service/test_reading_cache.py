@@ -88,3 +88,21 @@ def test_a_changed_model_is_a_new_entry_and_a_damaged_one_is_made_again(
     assert exporting.reader_cache(mnist_run / "models" / "cnn.pt") == entry
     assert exporting.cached_reader(mnist_run / "models" / "cnn.pt") is None  # dropped, to be made again
     assert not entry.exists()
+
+
+def test_runtime_auto_reads_the_shipped_reader_with_its_onnx_copy_and_torch_runs_it_as_saved() -> None:
+    """`serve`, `predict` and batch scoring default to ``auto``: the shipped reader answers from the ONNX file it
+    ships with (no export, no PyTorch); ``--runtime torch`` still runs the saved network; both say the same."""
+    from digitlab.service.serving import ServeRequest, load_served
+
+    auto = exporting.load_predictor("reader", Path("runs-that-do-not-exist"))
+    torch = exporting.load_predictor("reader", Path("runs-that-do-not-exist"), "torch")
+    assert auto.runtime == "onnx" and type(auto.model).__name__ == "OnnxClassifier"
+    assert torch.runtime == "torch" and type(torch.model).__name__ != "OnnxClassifier"
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, size=(16, 28, 28)).astype(np.uint8)
+    assert np.allclose(auto.probabilities(images), torch.probabilities(images), atol=1e-4)
+    (served,) = load_served(ServeRequest(models=("best",), out=Path("runs-that-do-not-exist")))
+    assert served.runtime == "onnx" and served.platform == "onnxruntime_onnx"
+    with pytest.raises(exporting.DigitlabError, match="--runtime 'fast'"):
+        exporting.load_predictor("reader", Path("runs"), "fast")

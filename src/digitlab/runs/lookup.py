@@ -18,6 +18,7 @@ from typing import Any
 
 from digitlab.core.errors import DigitlabError
 from digitlab.models import (
+    checking,
     registry,  # light: it imports a model family only to build a model
     shipped,
 )
@@ -147,7 +148,7 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
     """
     pictures = image_shape is None or tuple(image_shape) == (28, 28)
     if pictures and (kinds is None or shipped.RECIPE in kinds) and shipped.available():
-        return shipped.model_path()  # measured, and the same for every user: the reader unless one is named
+        return better_than_shipped(out, kinds) or shipped.model_path()  # measured, and the same for every user
     found: list[tuple[int, int, int, Path]] = []  # (reader rank, run order, order in the run, file)
     for r, run in enumerate(_runs(out)):
         for k, m in enumerate(run_models(run)):
@@ -163,6 +164,23 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
     raise DigitlabError(
         f"no saved {which} under {out}{size}; run `digitlab run` first (it trains the cnn) or pass --model FILE."
     )
+
+
+def better_than_shipped(out: Path, kinds: tuple[str, ...] | None = None) -> Path | None:
+    """The saved reader that reads the reading check (``models.checking``) better than the shipped reader, the
+    best of them; None when none does or nothing was measured (personal models are asked for by name)."""
+    bar = checking.known(shipped.model_path())
+    if bar is None:
+        return None
+    found: list[tuple[float, Path]] = []
+    for run in _runs(out):
+        for m in run_models(run):
+            if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
+                continue
+            score = checking.known(m.path)
+            if score is not None and score > bar:
+                found.append((score, m.path))
+    return max(found, key=lambda f: f[0])[1] if found else None
 
 
 def _runs(out: Path) -> list[Path]:

@@ -26,7 +26,7 @@ import numpy as np
 
 from digitlab.core.errors import DigitlabError
 from digitlab.core.files import atomic_write_bytes, check_new_file
-from digitlab.models import registry, shipped
+from digitlab.models import checking, registry, shipped
 from digitlab.models.store import load_model, model_name
 from digitlab.runs.lookup import BEST, best_reader, find_model
 from digitlab.runs.records import Exported
@@ -177,6 +177,12 @@ def why_this(spec: str, path: Path) -> str:
     if shipped.is_shipped(path):
         return shipped.why()
     if spec == BEST:
+        mine, theirs = checking.known(path), checking.known(shipped.model_path()) if shipped.available() else None
+        if mine is not None and theirs is not None:
+            return (
+                f"reads the reading check better than the shipped reader ({mine:.2%} vs {theirs:.2%} of "
+                "photographed handwriting); name another with --model"
+            )
         return "the best reader of real pictures saved (registry.READERS order); name another with --model"
     return f"named: {spec}"
 

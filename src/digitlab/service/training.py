@@ -12,6 +12,7 @@ from digitlab.data.datasets import Dataset
 from digitlab.features.transforms import (
     deskew_memo,
 )
+from digitlab.models import checking
 from digitlab.models.store import load_model, model_name, model_path, save_model
 from digitlab.runs.folders import Run, record_model
 from digitlab.runs.lookup import find_model
@@ -48,6 +49,7 @@ def save_trained(trained: Trained, ds: Dataset, run: Run, seed: int) -> ModelRow
     meta = model_metadata(trained, ds, seed)
     path = save_model(model_path(run.models, trained.name, trained.model), trained.model, meta)
     remember_cnn(trained.model, path)  # a cnn's ONNX copy in the reading cache: `predict` reads it without PyTorch
+    checking.remember(trained.model, path, len(ds.y_train))  # its reading check: `best` if it beats the shipped
     record_model(
         run,
         trained.name,

@@ -166,6 +166,28 @@ def both_workers_up(server: Server) -> None:
     raise AssertionError("the second worker did not start in 60 s")
 
 
+def test_keep_alive_connections_are_spread_over_the_workers(serve: Any) -> None:
+    """Each worker listens on a socket of its own (SO_REUSEPORT): 32 connections opened at once reach both
+    workers (on one shared socket the first worker to wake took all 32, and a second worker added nothing)."""
+    import socket
+
+    import psutil
+
+    server = serve("--workers", "2")
+    both_workers_up(server)
+    workers = [p for p in psutil.Process(server.proc.pid).children() if "spawn_main" in " ".join(p.cmdline())]
+    clients = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(32)]
+    try:
+        for c in clients:  # one request each, kept open afterwards (keep-alive), as a load generator does
+            c.sendall(b"GET /v2/health/live HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert c.recv(4096).startswith(b"HTTP/1.1 200")
+        held = {w.pid: sum(1 for c in w.net_connections("tcp") if c.status == "ESTABLISHED") for w in workers}
+    finally:
+        for c in clients:
+            c.close()
+    assert sum(held.values()) >= 32 and min(held.values()) >= 4, held  # (+ the test client's own)
+
+
 def test_sighup_to_the_supervisor_reloads_every_worker(serve: Any) -> None:
     server = serve("--workers", "2")
     both_workers_up(server)  # a worker still starting is loading the models from disk anyway

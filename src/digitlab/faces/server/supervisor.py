@@ -1,10 +1,14 @@
 """How ``digitlab serve`` runs uvicorn: one process, or a supervisor with ``--workers N``.
 
 Both use ``guard.GuardedH11`` (connection cap, header timeout) and a 5 s keep-alive timeout.
-With several workers the supervisor is uvicorn's ``Multiprocess`` with two changes: SIGHUP is
-passed on to every worker (each reloads its models in place and finishes what is in flight,
-instead of uvicorn's restart of every process), and a worker that dies has its Prometheus
-gauges forgotten. Each worker is told its supervisor's pid and stops when the supervisor dies.
+With several workers the supervisor is uvicorn's ``Multiprocess`` with three changes: each worker
+slot listens on a socket of its own, all bound to the one port with ``SO_REUSEPORT``, so that the
+kernel spreads connections over the workers (on one shared socket the worker that wakes first
+accepts a whole burst: 32 keep-alive clients all landed on one worker and a second worker added
+nothing; benchmarks/serve.py); SIGHUP is passed on to every worker (each reloads its models in
+place and finishes what is in flight, instead of uvicorn's restart of every process); and a
+worker that dies has its Prometheus gauges forgotten, its replacement taking over its socket.
+Each worker is told its supervisor's pid and stops when the supervisor dies.
 """
 
 from __future__ import annotations
@@ -13,11 +17,13 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 
 import uvicorn
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
 from digitlab.faces.server.guard import PARENT_ENV, GuardedH11
 from digitlab.service.serving import ServeRequest
@@ -27,19 +33,65 @@ KEEP_ALIVE_S = 5
 
 
 class Supervisor(Multiprocess):
+    def slot(self, k: int) -> list[socket.socket]:
+        """The listening socket of worker slot ``k`` (every socket when they are one shared socket)."""
+        return [self.sockets[k]] if len(self.sockets) == self.processes_num else self.sockets
+
+    def init_processes(self) -> None:
+        for k in range(self.processes_num):
+            process = Process(self.config, self.slot(k))
+            process.start()
+            self.processes.append(process)
+
+    def keep_subprocess_alive(self) -> None:
+        """uvicorn's, but a replacement takes over the dead worker's socket; its Prometheus gauges are forgotten."""
+        if self.should_exit.is_set():
+            return
+        from digitlab.faces.server import metrics
+
+        for k, process in enumerate(self.processes):
+            if process.is_alive(timeout=self.config.timeout_worker_healthcheck):
+                continue
+            process.kill()  # hung, or gone
+            process.join()
+            if process.pid is not None:
+                metrics.worker_exited(process.pid)
+            if process.exitcode == STARTUP_FAILURE:  # it never served: every restart would fail the same way
+                self.should_exit.set()
+                return
+            if self.should_exit.is_set():
+                return
+            fresh = Process(self.config, self.slot(k))
+            fresh.start()
+            self.processes[k] = fresh
+
     def handle_hup(self) -> None:
         for process in self.processes:
             if process.pid is not None and process.is_alive(timeout=1):
                 os.kill(process.pid, signal.SIGHUP)
 
-    def keep_subprocess_alive(self) -> None:
-        before = {p.pid for p in self.processes}
-        super().keep_subprocess_alive()
-        from digitlab.faces.server import metrics
 
-        for pid in before - {p.pid for p in self.processes}:
-            if pid is not None:
-                metrics.worker_exited(pid)
+def reuse_port_sockets(host: str, port: int, n: int, backlog: int) -> list[socket.socket]:
+    """``n`` listening sockets on one port (``SO_REUSEPORT``: the kernel spreads new connections over them);
+    none where the system lacks the option (the workers then share one socket, as uvicorn's do)."""
+    if not hasattr(socket, "SO_REUSEPORT"):
+        return []
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    made: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            made.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            sock.listen(backlog)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in made:
+            sock.close()
+        return []
+    return made
 
 
 def options(request: ServeRequest) -> dict[str, object]:
@@ -98,8 +150,8 @@ def run(request: ServeRequest) -> None:
     os.environ[PARENT_ENV] = str(os.getpid())
     try:
         settings = uvicorn.Config(APP, workers=request.workers, **options(request))  # type: ignore[arg-type]
-        sock = settings.bind_socket()
-        Supervisor(settings, sockets=[sock]).run()
+        sockets = reuse_port_sockets(request.host, request.port, request.workers, settings.backlog)
+        Supervisor(settings, sockets=sockets or [settings.bind_socket()]).run()
     finally:
         if made:
             shutil.rmtree(made, ignore_errors=True)
