@@ -151,8 +151,17 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     ``_flatten``), speckles of sensor noise dropped (``_strokes``) and strokes far thinner than
     MNIST's thickened (``_thicken``). All zeros when the picture holds no ink.
     """
-    from PIL import Image
+    ink, photo = ink_map(image, name)
+    if not ink.any():
+        return np.zeros((28, 28), np.uint8)
+    return fit_mnist(ink, photo)
 
+
+def ink_map(image: Any, name: str = "image", smallest: float = 0.05) -> tuple[np.ndarray, bool]:
+    """The ink of a picture: (H, W) float64 in [0, 255], 0 where there is paper (all zeros: no ink), and
+    whether it was read as a photo or scan (``to_mnist``'s first half). ``smallest``: a mark with fewer
+    pixels than this fraction of the largest mark's is a speck (a decimal point needs less than the 5%
+    that suits one digit)."""
     gray = load_image(image, name)  # (H, W) in [0, 255]
     photo = min(gray.shape) >= 40
     if photo:  # photos and scans: a 3×3 median removes speckle, keeps strokes
@@ -167,11 +176,18 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     ink = np.clip(np.median(border) - paper, 0, None)  # (H, W) the background lifted to 0
     peak = ink.max()
     if peak < 25:  # nothing darker than faint paper texture
-        return np.zeros((28, 28), np.uint8)
+        return np.zeros_like(ink), photo
     ink[ink < INK_FRACTION * peak] = 0.0  # faint noise and shadows
     if photo:
-        ink = _strokes(ink, smudges=flattened)
-    ink = ink * (255.0 / peak)
+        ink = _strokes(ink, smudges=flattened, smallest=smallest)
+    return ink * (255.0 / peak), photo
+
+
+def fit_mnist(ink: np.ndarray, photo: bool = True) -> np.ndarray:
+    """(H, W) ink (``ink_map``'s, or a part of it) -> MNIST-style (28, 28) uint8: cropped to the ink (thin
+    strokes of a photo thickened), fit in 20×20, centred by mass (``to_mnist``'s second half)."""
+    from PIL import Image
+
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     box = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]  # crop to the ink
     if photo:
@@ -244,7 +260,7 @@ def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0, True
 
 
-def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
+def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05) -> np.ndarray:
     """``ink`` without specks (and, with ``smudges``, smudges): the pen's marks are not tiny.
 
     A connected mark smaller than a twentieth of the largest is noise. Where the lighting was
@@ -268,7 +284,7 @@ def _strokes(ink: np.ndarray, smudges: bool = False) -> np.ndarray:
     peaks = peaks[1:]  # (n,)
     strong = peaks >= 0.5 * peaks.max() if smudges else np.ones(n, bool)
     keep = np.zeros(n + 1, bool)
-    candidates = (sizes >= max(4, 0.05 * sizes.max())) & strong  # (n,)
+    candidates = (sizes >= max(4, smallest * sizes.max())) & strong  # (n,)
     masses = np.bincount(which, weights=values, minlength=n + 1)[1:]  # (n,) ink per mark
     keep[1:] = _near_the_digit(labels, np.where(candidates, masses, -1.0))
     return np.where(keep[labels], ink, 0.0)

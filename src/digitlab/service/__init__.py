@@ -30,6 +30,7 @@ The faces' other needs are in the service's modules, used by name: ``service.set
 ``DIGITLAB_*`` variables), ``service.progress`` (event levels), ``service.catalogue`` (models, back ends),
 ``service.runs`` (history, lookup), ``service.predictor``, ``service.batch``, ``service.batching``,
 ``service.serving``, ``service.exporting``, ``service.explaining``, ``service.mine`` (your digits),
+``service.numbers`` (reading whole numbers),
 ``service.tracking`` (MLflow), ``service.dashboard``.
 
 Everything loads when first used (PEP 562), so a face that only needs a default or two (``digitlab --help``,
@@ -87,6 +88,7 @@ _MODULES = frozenset(
         "explaining",
         "exporting",
         "mine",
+        "numbers",
         "predictor",
         "runs",
         "serving",
@@ -196,6 +198,7 @@ if TYPE_CHECKING:
     from digitlab.service import explaining as explaining
     from digitlab.service import exporting as exporting
     from digitlab.service import mine as mine
+    from digitlab.service import numbers as numbers
     from digitlab.service import predictor as predictor
     from digitlab.service import runs as runs
     from digitlab.service import serving as serving

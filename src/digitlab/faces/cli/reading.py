@@ -128,6 +128,65 @@ def predict(
 
 
 @app.command()
+def read(
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Pictures of one handwritten number each (a field, a meter, an amount), or folders of them."
+        ),
+    ],
+    model: Annotated[
+        str,
+        typer.Option("--model", help="The digit reader: a model file, a registry name, or best (default: best)."),
+    ] = "best",
+    out: Out = Path("runs"),
+    runtime: Annotated[
+        str, typer.Option("--runtime", help="auto, torch or onnx, as for predict (default: auto).")
+    ] = "auto",
+    as_json: Json = False,
+) -> None:
+    """Read the whole number in each picture: its text (digits, a decimal point, a leading minus), an overall
+    confidence and, per character, its box, label, confidence and top 3."""
+    predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
+    pictures = list(service.batch.picture_files(files))
+    readings = service.numbers.read_numbers(predictor, pictures)
+    result = {
+        "model": predictor.name,
+        "model_path": str(predictor.path),
+        "why": predictor.why,
+        "numbers": [r.to_json() for r in readings],
+    }
+    rows = []
+    for r in readings:
+        if r.status in ("ok", "uncertain"):
+            note = "; ".join(r.reasons) or " ".join(f"{c.label} {c.confidence:.0%}" for c in r.characters)
+            rows.append((r.file, r.text, f"{r.confidence:.1%}", r.status, note))
+        else:
+            rows.append((r.file, "", "", r.status, r.error or "no ink found"))
+    emit(
+        result,
+        as_json,
+        lambda: [
+            make_table(
+                f"numbers read by {result['model']}",
+                ["file", "number", "confidence", "status", "characters / note"],
+                rows,
+            )
+        ],
+        footer=f"digits read by {predictor.name}, {predictor.why} ({predictor.path})",
+    )
+    failed = [r for r in readings if r.status == "error"]
+    if len(failed) == 1:
+        others = " The other pictures were read." if len(readings) > 1 else ""
+        raise DigitlabError(f"{failed[0].error}{others}")
+    if failed:
+        raise DigitlabError(
+            f"{len(failed)} of {len(readings)} pictures could not be read (first: {failed[0].error}); "
+            "the table says why for each."
+        )
+
+
+@app.command()
 def explain(
     files: Annotated[
         list[Path], typer.Argument(help="Pictures of digits (PNG, JPEG, BMP, GIF, TIFF or WebP), or folders of them.")

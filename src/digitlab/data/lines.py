@@ -1,0 +1,141 @@
+"""One line of handwriting (a number) cut into its characters: the segmentation half of `digitlab read`.
+
+``ink_map`` (the reading path's intake: lighting evened out, specks dropped, but decimal points kept) gives the
+ink; its 8-connected marks are grouped into characters: marks one above the other (a 5's flag, a crossed 7's
+bar, a broken stroke) are one character; a small mark low on the line is a decimal point (a comma when it
+reaches below the line); a short flat mark at mid-height before the first digit is a minus sign. A mark far
+wider than a digit is several digits touching: ``cuts`` proposes where to cut it (the columns with the least
+ink), and the reader picks the cuts whose pieces it reads most surely (recognition-based, ``service.numbers``).
+Boxes are (x0, y0, x1, y1) in the picture's pixels (x1, y1 exclusive).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from digitlab.data.pictures import _cv2, _ndimage, fit_mnist, ink_map
+
+Box = tuple[int, int, int, int]
+DOT = "."
+MINUS = "-"
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A character's place on the line: ``kind`` digit, point (``.``, from a dot or a comma) or minus."""
+
+    kind: str  # "digit", "point" or "minus"
+    box: Box
+    comma: bool = False  # a point written as a comma
+
+
+@dataclass(frozen=True)
+class Line:
+    """The ink of one picture and its pieces, left to right (none: blank)."""
+
+    ink: np.ndarray  # (H, W) float in [0, 255]
+    photo: bool
+    pieces: tuple[Piece, ...]
+    height: float  # the digits' typical height, pixels
+
+    def image(self, box: Box) -> np.ndarray:
+        """The (28, 28) uint8 MNIST-style image of the ink in ``box``."""
+        x0, y0, x1, y1 = box
+        return fit_mnist(self.ink[y0:y1, x0:x1], self.photo)
+
+
+def _marks(ink: np.ndarray) -> list[Box]:
+    """The bounding boxes of the 8-connected marks of ``ink``."""
+    mask = (ink > 0).astype(np.uint8)
+    cv2 = _cv2()
+    if cv2 is not None:
+        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+        return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:n]]
+    labels, _ = _ndimage().label(mask, structure=np.ones((3, 3)))
+    return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in _ndimage().find_objects(labels) if s is not None]
+
+
+def _union(a: Box, b: Box) -> Box:
+    return (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+
+
+def _overlap_x(a: Box, b: Box) -> float:
+    """How much of the narrower box's width the two share."""
+    shared = min(a[2], b[2]) - max(a[0], b[0])
+    return shared / max(1, min(a[2] - a[0], b[2] - b[0]))
+
+
+def segment(picture: Any, name: str = "image") -> Line:
+    """The pieces of one line of writing in ``picture`` (anything ``ink_map`` reads), left to right."""
+    ink, photo = ink_map(picture, name, smallest=0.005)
+    marks = sorted(_marks(ink), key=lambda b: b[0])
+    if not marks:
+        return Line(ink, photo, (), 0.0)
+    heights = np.array([b[3] - b[1] for b in marks])
+    tall = heights >= 0.5 * heights.max()
+    height = float(np.median(heights[tall]))  # a digit's height on this line
+    top = float(np.median([b[1] for b, t in zip(marks, tall, strict=True) if t]))
+    base = float(np.median([b[3] for b, t in zip(marks, tall, strict=True) if t]))
+    groups: list[Box] = []
+    small: list[Box] = []
+    for box in marks:  # marks one above the other are one character; small ones (and low narrow ones) wait
+        w, h = box[2] - box[0], box[3] - box[1]
+        low_and_narrow = box[1] > base - 0.3 * height and w < 0.3 * height and h < 0.6 * height  # a comma
+        if max(w, h) < 0.3 * height or low_and_narrow:
+            small.append(box)
+            continue
+        if groups and _overlap_x(groups[-1], box) > 0.5:
+            groups[-1] = _union(groups[-1], box)
+        else:
+            groups.append(box)
+    pieces: list[Piece] = [_shape(g, height, top, base) for g in groups]
+    for box in small:  # a dot low on the line is a point; a small mark over a character belongs to it
+        mid_y = (box[1] + box[3]) / 2
+        near = [k for k, p in enumerate(pieces) if _overlap_x(p.box, box) > 0.5]
+        if near and mid_y < base - 0.2 * height:
+            k = near[0]
+            pieces[k] = Piece(pieces[k].kind, _union(pieces[k].box, box))
+        elif box[1] > base - 0.35 * height and (box[2] - box[0]) * (box[3] - box[1]) >= 4:
+            pieces.append(Piece("point", box, comma=box[3] > base + 0.12 * height))
+    pieces.sort(key=lambda p: p.box[0])
+    return Line(ink, photo, tuple(pieces), height)
+
+
+def _shape(box: Box, height: float, top: float, base: float) -> Piece:
+    """A group of marks: a minus when short, flat and at mid-height; else a digit (or several touching)."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    mid_y = (box[1] + box[3]) / 2
+    if h < 0.3 * height and w >= 1.5 * h and top + 0.2 * height < mid_y < base - 0.15 * height:
+        return Piece("minus", box)
+    return Piece("digit", box)
+
+
+def cuts(line: Line, box: Box, most: int = 6) -> list[int]:
+    """Where a wide group may be cut into touching digits: x positions (picture pixels) of the columns with the
+    least ink between sensible digit widths, at most ``most``, left to right."""
+    x0, y0, x1, y1 = box
+    column = line.ink[y0:y1, x0:x1].sum(axis=0)  # (w,) ink per column
+    width = x1 - x0
+    low = max(1, int(0.12 * line.height))
+    found: list[tuple[float, int]] = []
+    for x in range(low, width - low):
+        window = column[max(0, x - 2) : x + 3]
+        if column[x] <= window.min():  # a local minimum of the ink
+            found.append((float(column[x]), x))
+    found.sort()
+    chosen: list[int] = []
+    for _, x in found:
+        if all(abs(x - c) >= low for c in chosen):
+            chosen.append(x)
+        if len(chosen) == most:
+            break
+    return sorted(x0 + c for c in chosen)
+
+
+def is_wide(box: Box, height: float) -> bool:
+    """Whether a digit's box is wide enough to be several digits touching (most digits are 0.4–0.8 of their
+    height wide, a 1 far less): the reader then tries the cuts, and keeps one only where it reads surer."""
+    return (box[2] - box[0]) > 0.6 * height

@@ -1,0 +1,188 @@
+"""Reading whole numbers (issue 33): a picture of one line of handwriting -> its number as text.
+
+Segmentation first (``data.lines``: marks grouped into characters, points and a leading minus found by their
+shape and place), then the digit reader on each character (the same ``Predictor`` as `predict`: by default the
+reader shipped with digitlab). A group too wide for one digit is several digits touching: every way of cutting
+it at the proposed cuts into 1–4 pieces is read, and the one whose pieces are read most surely (the product of
+their confidences) wins. A number is ``uncertain`` when a character is read with less than ``SURE``
+confidence, when a point comes first or twice, or when nothing reads as a digit: ink that is not a number
+(letters, a drawing) is flagged, never given as a confident number. Blank pictures: status ``blank``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from digitlab.core.errors import DigitlabError
+from digitlab.data.lines import Box, Line, Piece, cuts, is_wide, segment
+from digitlab.service.predictor import Predictor
+
+SURE = 0.9  # a character read less surely than this makes the number uncertain
+MOST_TOUCHING = 4  # digits one group may be cut into
+CUT_COST = math.log(0.8)  # each cut must pay for itself: a wide 0 is not two 1s
+
+
+@dataclass(frozen=True)
+class Character:
+    label: str  # "0"–"9", "." or "-"
+    box: Box  # (x0, y0, x1, y1) in the picture's pixels
+    confidence: float
+    top3: tuple[tuple[str, float], ...] = ()
+    written: str = ""  # what was written when it differs from the label (a decimal comma: ",")
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "label": self.label,
+            "box": list(self.box),
+            "confidence": self.confidence,
+            "top3": [{"label": lab, "probability": p} for lab, p in self.top3],
+        }
+        if self.written:
+            row["written"] = self.written
+        return row
+
+
+@dataclass(frozen=True)
+class NumberReading:
+    file: str
+    status: str  # "ok", "uncertain", "blank" or "error"
+    text: str = ""
+    confidence: float = 0.0
+    characters: tuple[Character, ...] = ()
+    error: str | None = None
+    model: str = ""
+    reasons: tuple[str, ...] = field(default=())  # why it is uncertain
+
+    @property
+    def uncertain(self) -> bool:
+        return self.status == "uncertain"
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"file": self.file, "status": self.status}
+        if self.status in ("ok", "uncertain"):
+            row.update(
+                text=self.text,
+                confidence=self.confidence,
+                uncertain=self.uncertain,
+                characters=[c.to_json() for c in self.characters],
+            )
+            if self.reasons:
+                row["reasons"] = list(self.reasons)
+        if self.error is not None:
+            row["error"] = self.error
+        return row
+
+
+def _splits(line: Line, box: Box) -> list[list[Box]]:
+    """Every way of cutting ``box`` at ``cuts`` into 1–``MOST_TOUCHING`` pieces of a sensible width."""
+    x0, y0, x1, y1 = box
+    found = cuts(line, box)
+    out = [[box]]
+    for k in range(1, MOST_TOUCHING):
+        for chosen in itertools.combinations(found, k):
+            edges = [x0, *chosen, x1]
+            widths = [b - a for a, b in itertools.pairwise(edges)]
+            if min(widths) < 0.12 * line.height or max(widths) > 1.1 * line.height:
+                continue
+            out.append([(a, y0, b, y1) for a, b in itertools.pairwise(edges)])
+    return out
+
+
+def _tight(line: Line, box: Box) -> Box:
+    """``box`` shrunk to the ink inside it (a cut piece's rows may be empty at the top or bottom)."""
+    x0, y0, x1, y1 = box
+    rows = np.flatnonzero(line.ink[y0:y1, x0:x1].any(axis=1))
+    return (x0, y0 + int(rows[0]), x1, y0 + int(rows[-1]) + 1) if len(rows) else box
+
+
+def read_number(predictor: Predictor, picture: Any, name: str = "image") -> NumberReading:
+    """The number written in ``picture`` (one line), read by ``predictor``'s model (see the module's text)."""
+    try:
+        line = segment(picture, name)
+    except DigitlabError as exc:
+        return NumberReading(name, "error", error=str(exc), model=predictor.name)
+    if not line.pieces:
+        return NumberReading(name, "blank", model=predictor.name)
+    options: list[list[list[Box]]] = []  # per digit group: its ways of cutting
+    for piece in line.pieces:
+        if piece.kind == "digit" and is_wide(piece.box, line.height):
+            options.append(_splits(line, piece.box))
+        else:
+            options.append([[piece.box]])
+    boxes = sorted({_tight(line, b) if len(way) > 1 else b for opts in options for way in opts for b in way})
+    digit_boxes = [b for b in boxes if not _is_mark(line.pieces, b)]
+    images = np.stack([line.image(b) for b in digit_boxes]) if digit_boxes else np.zeros((0, 28, 28), np.uint8)
+    probabilities = predictor.probabilities(images) if len(images) else np.zeros((0, len(predictor.classes)))
+    read = {b: predictor.answer(name, p) for b, p in zip(digit_boxes, probabilities, strict=True)}
+    characters: list[Character] = []
+    for piece, ways in zip(line.pieces, options, strict=True):
+        if piece.kind != "digit":
+            characters.append(_mark(piece))
+            continue
+
+        def sureness(way: list[Box]) -> float:
+            logs = sum(math.log(max(read[_key(line, b, len(way))].confidence or 0.0, 1e-9)) for b in way)
+            return logs + CUT_COST * (len(way) - 1)
+
+        best = max(ways, key=sureness)
+        for b in best:
+            answer = read[_key(line, b, len(best))]
+            characters.append(
+                Character(answer.label or "?", _key(line, b, len(best)), answer.confidence or 0.0, answer.top3)
+            )
+    return _verdict(name, characters, predictor.name)
+
+
+def _key(line: Line, box: Box, pieces: int) -> Box:
+    return _tight(line, box) if pieces > 1 else box
+
+
+def _is_mark(pieces: Sequence[Piece], box: Box) -> bool:
+    return any(p.box == box and p.kind != "digit" for p in pieces)
+
+
+def _mark(piece: Piece) -> Character:
+    if piece.kind == "minus":
+        return Character("-", piece.box, 1.0)
+    return Character(".", piece.box, 1.0, written="," if piece.comma else "")
+
+
+def _verdict(name: str, characters: list[Character], model: str) -> NumberReading:
+    reasons: list[str] = []
+    digits = [c for c in characters if c.label.isdigit()]
+    if not digits:
+        reasons.append("no digit found")
+    unsure = [c for c in digits if c.confidence < SURE]
+    if unsure:
+        reasons.append(f"{len(unsure)} digit{'s' if len(unsure) > 1 else ''} read less than {SURE:.0%} surely")
+    points = [k for k, c in enumerate(characters) if c.label == "."]
+    if len(points) > 1 or (points and (points[0] == 0 or points[-1] == len(characters) - 1)):
+        reasons.append("a point where a number has none")
+    minus = [k for k, c in enumerate(characters) if c.label == "-"]
+    if minus and minus != [0]:
+        reasons.append("a minus sign that does not lead")
+    text = "".join(c.label for c in characters)
+    confidence = float(np.prod([c.confidence for c in digits])) if digits else 0.0
+    return NumberReading(
+        name,
+        "uncertain" if reasons else "ok",
+        text=text,
+        confidence=confidence,
+        characters=tuple(characters),
+        model=model,
+        reasons=tuple(reasons),
+    )
+
+
+def read_numbers(
+    predictor: Predictor, sources: Sequence[Any], names: Sequence[str] | None = None
+) -> list[NumberReading]:
+    """One reading per picture; an unreadable one is an error row and the others are still read."""
+    labels = [str(names[k] if names else source) for k, source in enumerate(sources)]
+    return [read_number(predictor, source, name) for source, name in zip(sources, labels, strict=True)]

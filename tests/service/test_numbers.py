@@ -1,0 +1,102 @@
+"""Reading whole numbers (issue 33, first step): `digitlab read` on pictures of handwritten numbers made of MNIST
+**test** digits, photographed; blank, letters and broken files each a clear answer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from digitlab.data.datasets import load_dataset
+from digitlab.data.number_lines import Layout, compose, on_paper
+from digitlab.service.exporting import load_predictor
+from digitlab.service.numbers import read_number
+from tests.conftest import digitlab
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_cache: Path) -> dict[int, np.ndarray]:
+    ds = load_dataset("mnist", cache_dir=mnist_cache)
+    x = ds.x_test.reshape(-1, 28, 28)
+    return {d: x[ds.y_test == d][:40] for d in range(10)}
+
+
+def number(
+    digits: dict[int, np.ndarray], text: str, seed: int, layout: Layout = Layout(), how: str = "scan"
+) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    glyphs = [digits[int(c)][int(rng.integers(40))] for c in text if c.isdigit()]
+    line, _ = compose(glyphs, text, rng, layout)
+    return on_paper(line, rng, how)
+
+
+CASES = ["4817", "12.50", "-3", "905", "3,75", "-0.25", "7006215"]
+
+
+@pytest.mark.parametrize("text", CASES)
+def test_a_written_number_is_read_with_its_boxes(digits: dict[int, np.ndarray], text: str) -> None:
+    reader = load_predictor("best", Path("no-runs-here"))
+    picture = number(digits, text, seed=CASES.index(text), how="photo")
+    got = read_number(reader, picture, text)
+    assert got.status == "ok", got
+    assert got.text == text.replace(",", ".")
+    assert got.confidence > 0.5 and len(got.characters) == len(text)
+    xs = [c.box[0] for c in got.characters]
+    assert xs == sorted(xs)  # left to right, inside the picture
+    assert all(
+        0 <= c.box[0] < c.box[2] <= picture.shape[1] and 0 <= c.box[1] < c.box[3] <= picture.shape[0]
+        for c in got.characters
+    )
+    if "," in text:
+        assert [c.written for c in got.characters if c.label == "."] == [","]  # the comma is kept
+
+
+def test_blank_letters_and_a_broken_file_each_get_a_clear_answer(tmp_path: Path) -> None:
+    reader = load_predictor("best", Path("no-runs-here"))
+    blank = np.full((120, 300), 235, np.uint8)
+    assert read_number(reader, blank, "blank").status == "blank"
+    page = Image.new("L", (420, 160), 240)
+    pen = ImageDraw.Draw(page)
+    for k, letter in enumerate(("W", "K", "H")):  # letters drawn as strokes: never a confident number
+        x = 40 + 120 * k
+        if letter == "W":
+            pen.line([(x, 30), (x + 20, 130), (x + 45, 60), (x + 70, 130), (x + 90, 30)], fill=20, width=9)
+        elif letter == "K":
+            pen.line([(x, 30), (x, 130)], fill=20, width=9)
+            pen.line([(x + 70, 30), (x + 5, 80), (x + 70, 130)], fill=20, width=9)
+        else:
+            pen.line([(x, 30), (x, 130)], fill=20, width=9)
+            pen.line([(x + 70, 30), (x + 70, 130)], fill=20, width=9)
+            pen.line([(x, 80), (x + 70, 80)], fill=20, width=9)
+    letters = read_number(reader, np.asarray(page), "letters")
+    assert letters.status == "uncertain", letters
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    failed = read_number(reader, broken, str(broken))
+    assert failed.status == "error" and "not a readable image" in (failed.error or "")
+
+
+def test_digitlab_read_prints_each_number_and_its_json(digits: dict[int, np.ndarray], tmp_path: Path) -> None:
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    for k, text in enumerate(("2026", "19.99")):
+        Image.fromarray(number(digits, text, seed=10 + k, how="photo")).save(folder / f"{text}.jpg", quality=85)
+    (folder / "notes.txt").write_text("not a picture: skipped")
+    done = digitlab("read", str(folder), "--json", "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert result["model"] == "reader" and "shipped" in result["why"]
+    got = {Path(n["file"]).stem: n for n in result["numbers"]}
+    assert {k: v["text"] for k, v in got.items()} == {"2026": "2026", "19.99": "19.99"}
+    row = got["19.99"]
+    assert row["status"] == "ok" and row["uncertain"] is False and 0.5 < row["confidence"] <= 1
+    assert [c["label"] for c in row["characters"]] == list("19.99")
+    assert all(len(c["box"]) == 4 and len(c["top3"]) in (0, 3) for c in row["characters"])
+    (folder / "bad.png").write_bytes(b"nope")
+    failed = digitlab("read", str(folder), "--out", str(tmp_path / "runs"), cwd=tmp_path)
+    assert failed.returncode == 1
+    assert failed.stderr.strip().splitlines()[-1].endswith("The other pictures were read.")
+    assert "Traceback" not in failed.stderr
