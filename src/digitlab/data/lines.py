@@ -70,7 +70,7 @@ def _overlap_x(a: Box, b: Box) -> float:
 
 def segment(picture: Any, name: str = "image") -> Line:
     """The pieces of one line of writing in ``picture`` (anything ``ink_map`` reads), left to right."""
-    ink, photo = ink_map(picture, name, smallest=0.005)
+    ink, photo = ink_map(picture, name, smallest=0.005, line=True)
     marks = sorted(_marks(ink), key=lambda b: b[0])
     if not marks:
         return Line(ink, photo, (), 0.0)

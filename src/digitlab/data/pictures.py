@@ -157,11 +157,12 @@ def to_mnist(image: Any, name: str = "image") -> np.ndarray:
     return fit_mnist(ink, photo)
 
 
-def ink_map(image: Any, name: str = "image", smallest: float = 0.05) -> tuple[np.ndarray, bool]:
+def ink_map(image: Any, name: str = "image", smallest: float = 0.05, line: bool = False) -> tuple[np.ndarray, bool]:
     """The ink of a picture: (H, W) float64 in [0, 255], 0 where there is paper (all zeros: no ink), and
     whether it was read as a photo or scan (``to_mnist``'s first half). ``smallest``: a mark with fewer
     pixels than this fraction of the largest mark's is a speck (a decimal point needs less than the 5%
-    that suits one digit)."""
+    that suits one digit). ``line``: the ink is a line of characters side by side, so marks far to the left
+    and right of the largest belong to it too."""
     gray = load_image(image, name)  # (H, W) in [0, 255]
     photo = min(gray.shape) >= 40
     if photo:  # photos and scans: a 3×3 median removes speckle, keeps strokes
@@ -179,7 +180,7 @@ def ink_map(image: Any, name: str = "image", smallest: float = 0.05) -> tuple[np
         return np.zeros_like(ink), photo
     ink[ink < INK_FRACTION * peak] = 0.0  # faint noise and shadows
     if photo:
-        ink = _strokes(ink, smudges=flattened, smallest=smallest)
+        ink = _strokes(ink, smudges=flattened, smallest=smallest, sideways=4.0 if line else 0.5)
     return ink * (255.0 / peak), photo
 
 
@@ -260,7 +261,7 @@ def _flatten(paper: np.ndarray) -> tuple[np.ndarray, bool]:
     return np.clip(paper / np.maximum(light, 1.0), 0, 1) * 255.0, True
 
 
-def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05) -> np.ndarray:
+def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05, sideways: float = 0.5) -> np.ndarray:
     """``ink`` without specks (and, with ``smudges``, smudges): the pen's marks are not tiny.
 
     A connected mark smaller than a twentieth of the largest is noise. Where the lighting was
@@ -286,13 +287,14 @@ def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05) -> 
     keep = np.zeros(n + 1, bool)
     candidates = (sizes >= max(4, smallest * sizes.max())) & strong  # (n,)
     masses = np.bincount(which, weights=values, minlength=n + 1)[1:]  # (n,) ink per mark
-    keep[1:] = _near_the_digit(labels, np.where(candidates, masses, -1.0))
+    keep[1:] = _near_the_digit(labels, np.where(candidates, masses, -1.0), sideways)
     return np.where(keep[labels], ink, 0.0)
 
 
-def _near_the_digit(labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
+def _near_the_digit(labels: np.ndarray, masses: np.ndarray, sideways: float = 0.5) -> np.ndarray:
     """(n,) whether each mark belongs to the digit: the mark with the most ink, and every other mark that
-    reaches into the box around those found so far widened by half its longer side (marks of negative mass
+    reaches into the box around those found so far widened by half its longer side (``sideways`` times it to the
+    left and right: a line of characters reaches further; marks of negative mass
     are never kept). A mark out there (what is left of a shadow's edge, a speck of dirt in a corner) would
     otherwise stretch the crop and shrink the digit to a few pixels."""
     ndimage = _ndimage()
@@ -304,13 +306,14 @@ def _near_the_digit(labels: np.ndarray, masses: np.ndarray) -> np.ndarray:
         top, bottom = min(b[0].start for b in found), max(b[0].stop for b in found)
         left, right = min(b[1].start for b in found), max(b[1].stop for b in found)
         margin = 0.5 * max(bottom - top, right - left)
+        across = sideways * max(bottom - top, right - left)  # to the left and right
         reach = np.array(
             [
                 box is not None
                 and box[0].start < bottom + margin
                 and box[0].stop > top - margin
-                and box[1].start < right + margin
-                and box[1].stop > left - margin
+                and box[1].start < right + across
+                and box[1].stop > left - across
                 for box in boxes
             ]
         )

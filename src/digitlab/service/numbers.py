@@ -24,7 +24,7 @@ from digitlab.data.lines import Box, Line, Piece, cuts, is_wide, segment
 from digitlab.service.predictor import Predictor
 
 SURE = 0.9  # a character read less surely than this makes the number uncertain
-MOST_TOUCHING = 4  # digits one group may be cut into
+MOST_TOUCHING = 8  # digits one group may be cut into
 CUT_COST = math.log(0.8)  # each cut must pay for itself: a wide 0 is not two 1s
 
 
@@ -82,7 +82,7 @@ class NumberReading:
 def _splits(line: Line, box: Box) -> list[list[Box]]:
     """Every way of cutting ``box`` at ``cuts`` into 1–``MOST_TOUCHING`` pieces of a sensible width."""
     x0, y0, x1, y1 = box
-    found = cuts(line, box)
+    found = cuts(line, box, most=10)
     out = [[box]]
     for k in range(1, MOST_TOUCHING):
         for chosen in itertools.combinations(found, k):
@@ -186,3 +186,21 @@ def read_numbers(
     """One reading per picture; an unreadable one is an error row and the others are still read."""
     labels = [str(names[k] if names else source) for k, source in enumerate(sources)]
     return [read_number(predictor, source, name) for source, name in zip(sources, labels, strict=True)]
+
+
+def character_picture(source: Any, box: Box, margin: float = 0.15) -> bytes:
+    """The part of a picture inside ``box`` (widened by ``margin`` of its size), as PNG bytes: one character of
+    a read number, to store as a labelled digit (Your digits) when the reader got it wrong."""
+    import io
+
+    from PIL import Image
+
+    from digitlab.data.pictures import load_image
+
+    gray = np.clip(np.rint(load_image(source)), 0, 255).astype(np.uint8)  # (H, W)
+    x0, y0, x1, y1 = box
+    pad = int(margin * max(x1 - x0, y1 - y0))
+    crop = gray[max(0, y0 - pad) : y1 + pad, max(0, x0 - pad) : x1 + pad]
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, "PNG")
+    return buf.getvalue()

@@ -304,3 +304,18 @@ def test_hovering_the_map_shows_a_thumbnail_and_clicking_explains(dashboard: str
     dot.click(force=True)
     why = page.locator(".st-key-map_explanation")
     expect(why).to_contain_text("Why? What the model looked at", timeout=WAIT_MS)
+
+
+def test_read_a_number_written_on_the_wide_canvas(dashboard: str, page: Page) -> None:
+    """Issue 33: three digits written side by side with the mouse on the wide canvas are read as one number,
+    each with its box; a wrong digit can be corrected into Your digits."""
+    page.goto(f"{dashboard}/read_number")
+    expect(page.get_by_role("heading", name="Read a number")).to_be_visible(timeout=WAIT_MS)
+    strokes: list[Stroke] = []
+    for k, digit in enumerate("107"):  # each digit in its third of the canvas, a little narrower than tall
+        for stroke in DIGITS[digit]:
+            strokes.append([(0.1 + 0.28 * k + 0.22 * x, 0.12 + 0.76 * y) for x, y in stroke])
+    draw(page, strokes, box="number_canvas")
+    number = page.locator(".st-key-number")
+    expect(number).to_contain_text("107", timeout=WAIT_MS)
+    expect(page.get_by_text("Save corrections to Your digits")).to_be_visible()

@@ -14,6 +14,7 @@ page = st.navigation(
         st.Page(PAGES / "tuning.py", title="Tuning", icon=":material/manage_search:"),
         st.Page(PAGES / "augmentation.py", title="Augmentation", icon=":material/auto_fix_high:"),
         st.Page(PAGES / "try_it.py", title="Try it", icon=":material/draw:"),
+        st.Page(PAGES / "read_number.py", title="Read a number", icon=":material/pin:"),
         st.Page(PAGES / "map.py", title="Map of all digits", icon=":material/scatter_plot:"),
         st.Page(PAGES / "your_digits.py", title="Your digits", icon=":material/person_edit:"),
         st.Page(PAGES / "history.py", title="History", icon=":material/history:"),

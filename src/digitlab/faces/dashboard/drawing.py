@@ -21,20 +21,22 @@ SIZE = 280  # canvas pixels: 10× MNIST's 28
 _JS = """
 const STATE = new WeakMap();
 
-function mount(root, size) {
+function mount(root, width, height) {
   const canvas = root.querySelector("canvas.dl-canvas");
-  canvas.width = size;
-  canvas.height = size;
+  canvas.width = width;
+  canvas.height = height;
+  canvas.style.width = width + "px";
+  canvas.style.height = height + "px";
   const pen = canvas.getContext("2d");
   const s = {canvas, pen, strokes: 0, last: null, width: 20, send: () => {}};
   const blank = () => {
     pen.fillStyle = "#ffffff";
-    pen.fillRect(0, 0, size, size);
+    pen.fillRect(0, 0, width, height);
   };
   blank();
   const at = (e) => {
     const r = canvas.getBoundingClientRect();
-    return [(e.clientX - r.left) * size / r.width, (e.clientY - r.top) * size / r.height];
+    return [(e.clientX - r.left) * width / r.width, (e.clientY - r.top) * height / r.height];
   };
   const dot = ([x, y]) => {
     pen.beginPath();
@@ -80,7 +82,7 @@ function mount(root, size) {
 export default function ({data, parentElement, setStateValue}) {
   let s = STATE.get(parentElement);
   if (!s) {
-    s = mount(parentElement, data.size);
+    s = mount(parentElement, data.width, data.height);
     STATE.set(parentElement, s);
   }
   s.send = setStateValue;
@@ -98,7 +100,7 @@ _HTML = """
 
 _CSS = """
 .dl-box { display: flex; align-items: flex-start; gap: 6px; }
-.dl-canvas { width: 280px; height: 280px; border: 1px solid #d0d0d0; border-radius: 4px; touch-action: none;
+.dl-canvas { border: 1px solid #d0d0d0; border-radius: 4px; touch-action: none;
              cursor: crosshair; background: #ffffff; }
 .dl-clear { border: 1px solid #d0d0d0; border-radius: 4px; background: #ffffff; cursor: pointer; font-size: 18px;
             padding: 2px 6px; }
@@ -132,14 +134,15 @@ def _decode(value: Any) -> Drawing:
     return Drawing(png, int(value.get("strokes") or 0))
 
 
-def drawing(key: str, pen: int) -> Drawing | None:
-    """The canvas with a pen ``pen`` canvas pixels wide; what is drawn on it (None, with the reason shown,
-    outside a Streamlit runtime)."""
+def drawing(key: str, pen: int, width: int = SIZE, height: int = SIZE) -> Drawing | None:
+    """The canvas (``width`` × ``height``) with a pen ``pen`` canvas pixels wide; what is drawn on it (None, with
+    the reason shown, outside a Streamlit runtime)."""
     global _component
     try:
         if _component is None:
             _component = st.components.v2.component("digitlab_drawing", html=_HTML, css=_CSS, js=_JS)
-        result = _component(key=key, data={"pen": int(pen), "size": SIZE}, on_drawing_change=lambda: None)
+        data = {"pen": int(pen), "width": int(width), "height": int(height)}
+        result = _component(key=key, data=data, on_drawing_change=lambda: None)
     except Exception as exc:  # the component registers itself only inside a Streamlit runtime
         st.error(f"The drawing canvas is unavailable here ({type(exc).__name__}); start with `digitlab dashboard`.")
         return None

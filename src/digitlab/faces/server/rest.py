@@ -1,5 +1,6 @@
-"""The REST routes: ``POST /predict`` (multipart or base64 JSON, one model or all), ``GET /models`` and
-``POST /feedback`` (a picture with its right label, into the personal digit store)."""
+"""The REST routes: ``POST /predict`` (multipart or base64 JSON, one model or all), ``POST /read`` (whole
+numbers: one line of handwriting a picture), ``GET /models`` and ``POST /feedback`` (a picture with its right
+label, into the personal digit store)."""
 
 from __future__ import annotations
 
@@ -118,8 +119,53 @@ def _row(answer: service.Prediction, served: service.serving.ServedModel) -> sch
     )
 
 
+@router.post(
+    "/read",
+    response_model=schemas.ReadResponse,
+    responses=ERRORS,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
+                        "required": ["file"],
+                    }
+                },
+                "application/json": {"schema": schemas.ReadJSON.model_json_schema()},
+            },
+        }
+    },
+    summary="Read the whole number written in each picture (one line: digits, a decimal point, a leading minus)",
+)
+async def read(
+    http: Request,
+    model: str | None = Query(None, description="The digit reader, a loaded model (default: the first)."),
+    state: Served = Depends(served_models),
+) -> schemas.ReadResponse:
+    served = pick(state, model).served
+    blobs, names = await _pictures(http, state.request.max_batch, state.request.max_bytes, arrays=False)
+    readings = await run_in_threadpool(service.numbers.read_numbers, served.predictor, blobs, names)
+    return schemas.ReadResponse(
+        model=served.name,
+        model_version=served.version,
+        numbers=[schemas.NumberRow(**r.to_json()) for r in readings],
+    )
+
+
 async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.ndarray, list[str]]:
     """The pictures of a /predict request: multipart ``file`` fields, or JSON ``images`` / ``arrays``."""
+    blobs, names = await _pictures(http, max_batch, max_bytes)
+    if isinstance(blobs, np.ndarray):
+        return blobs, names
+    return await _decoded(blobs, names), names
+
+
+async def _pictures(http: Request, max_batch: int, max_bytes: int, arrays: bool = True) -> tuple[Any, list[str]]:
+    """The body's pictures as bytes (multipart ``file`` fields or JSON ``images``), or, where ``arrays`` are
+    taken, JSON ``arrays`` as (n, 28, 28) uint8 images; and their names."""
     kind = http.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind == "multipart/form-data":
         try:
@@ -133,7 +179,7 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
         blobs = [await f.read() for f in files]
         names = [f.filename or f"file[{k}]" for k, f in enumerate(files)]
         await form.close()
-        return await _decoded(blobs, names), names
+        return blobs, names
     if kind != "application/json":
         raise HTTPError(415, f"content type {kind or 'none'!r}; send multipart/form-data or application/json.")
     try:
@@ -142,10 +188,18 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
         raise HTTPError(400, "malformed JSON body; send a JSON object.") from None
     if not isinstance(body, dict):
         raise HTTPError(400, "the JSON body must be an object with `images` or `arrays`.")
-    try:
-        parsed = schemas.PredictJSON.model_validate(body)
-    except ValueError:
-        raise HTTPError(422, "the JSON body takes `images` (base64 pictures) or `arrays` (28×28 pixels).") from None
+    if not arrays:
+        try:
+            parsed = schemas.PredictJSON.model_validate(schemas.ReadJSON.model_validate(body).model_dump())
+        except ValueError:
+            raise HTTPError(422, "the JSON body takes `images`: base64 pictures of numbers.") from None
+        if parsed.images is None:
+            raise HTTPError(422, "send `images`: base64 pictures of numbers.")
+    else:
+        try:
+            parsed = schemas.PredictJSON.model_validate(body)
+        except ValueError:
+            raise HTTPError(422, "the JSON body takes `images` (base64 pictures) or `arrays` (28×28 pixels).") from None
     if (parsed.images is None) == (parsed.arrays is None):
         raise HTTPError(422, "send either `images` (base64 pictures) or `arrays` (28×28 pixels), not both or none.")
     if parsed.arrays is not None:
@@ -164,7 +218,7 @@ async def _read_body(http: Request, max_batch: int, max_bytes: int) -> tuple[np.
             blobs.append(base64.b64decode(text, validate=True))
         except (binascii.Error, ValueError):
             raise HTTPError(400, f"{name}: not valid base64.") from None
-    return await _decoded(blobs, names), names
+    return blobs, names
 
 
 INLINE_PICTURES = 4  # a request of at most this many small pictures is read on the event loop

@@ -49,6 +49,38 @@ class PredictJSON(BaseModel):
     arrays: list[Any] | None = Field(None, description="28×28 arrays of pixel values 0..255 (ink bright).")
 
 
+class ReadJSON(BaseModel):
+    """Base64 pictures of numbers, one line of writing each."""
+
+    model_config = ConfigDict(extra="forbid")
+    images: list[str] = Field(description="Pictures (PNG, JPEG, BMP, GIF, TIFF, WebP), base64 (data URLs too).")
+
+
+class ReadCharacter(BaseModel):
+    label: str = Field(description="0–9, . (a decimal point or comma) or - (a leading minus).")
+    box: list[int] = Field(description="x0, y0, x1, y1 in the picture's pixels (x1, y1 exclusive).")
+    confidence: float
+    top3: list[TopClass] = []
+    written: str | None = Field(None, description="What was written when it differs from the label: ',' for a comma.")
+
+
+class NumberRow(BaseModel):
+    file: str
+    status: str = Field(description="ok, uncertain (see reasons), blank (no ink) or error (unreadable).")
+    text: str | None = Field(None, description="The number as text, e.g. 4817, 12.50, -3.")
+    confidence: float | None = None
+    uncertain: bool | None = None
+    characters: list[ReadCharacter] = []
+    reasons: list[str] = []
+    error: str | None = None
+
+
+class ReadResponse(BaseModel):
+    model: str
+    model_version: str
+    numbers: list[NumberRow]
+
+
 class LoadedModel(BaseModel):
     name: str
     version: str
