@@ -261,6 +261,40 @@ def test_pen_drawn_digits_join_the_training_set_and_only_for_28_by_28_digits(dig
         eight_by_eight.fit(digits.x_train[:100], digits.y_train[:100])
 
 
+def test_the_last_plain_epochs_see_the_digits_as_they_are(digits: Dataset) -> None:
+    """cnn-hands' last two epochs train without its augmenter (sharper on digits as they are: MNIST 99.4% ->
+    99.6% for the shipped reader); the epochs before see every batch augmented."""
+    from dataclasses import dataclass, field
+
+    @dataclass
+    class Counting:
+        batches: list[int] = field(default_factory=list)
+
+        def augment(self, images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+            self.batches.append(len(images))
+            return images
+
+    x, y = digits.x_train[:256], digits.y_train[:256]
+    seen = Counting()
+    model = CNNClassifier(
+        epochs=3,
+        plain_epochs=2,
+        batch_size=64,
+        channels=(4, 8),
+        hidden=16,
+        validation_fraction=0,
+        augment=seen,
+        verbose=False,
+    )
+    model.fit(x, y)
+    assert sum(seen.batches) == 256  # one epoch of 3 augmented: every digit once
+    every = Counting()
+    CNNClassifier(
+        epochs=3, batch_size=64, channels=(4, 8), hidden=16, validation_fraction=0, augment=every, verbose=False
+    ).fit(x, y)
+    assert sum(every.batches) == 3 * 256
+
+
 @pytest.mark.parametrize(
     ("views", "poses"), [(0, ()), (1, ()), (1, ((8, 1), (0, 0.9)))], ids=["once", "9-shifts", "shifts-and-poses"]
 )
