@@ -70,18 +70,22 @@ def serving(
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        else:
-            raise SystemExit("serve did not start")
+        wait_ready(url)
         yield proc, url
     finally:
         proc.terminate()
         proc.wait(60)
+
+
+def wait_ready(url: str) -> None:
+    """Until `digitlab serve` at ``url`` says it is ready (two minutes at most)."""
+    for _ in range(600):
+        try:
+            if httpx.get(f"{url}/v2/health/ready").status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise SystemExit("serve did not start")
 
 
 def png(image: np.ndarray) -> bytes:
@@ -380,12 +384,7 @@ def reader_load(seconds: float, workers: int = 1, repeats: int = 3) -> dict[str,
         )
         url = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(600):
-                try:
-                    if httpx.get(f"{url}/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    time.sleep(0.2)
+            wait_ready(url)
             model = httpx.get(f"{url}/models").json()["models"][0]
             wrk(url, 3, body)  # warm-up
             rounds = [wrk(url, seconds, body) for _ in range(repeats)]

@@ -90,12 +90,7 @@ def predict(
         raise DigitlabError("--dask-local and --scheduler score into a file; add --output results.csv.")
     predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
     predictions = predictor.predict(list(service.batch.picture_files(files)))
-    result = {
-        "model": predictor.name,
-        "model_path": str(predictor.path),
-        "why": predictor.why,
-        "predictions": [p.to_json() for p in predictions],
-    }
+    result = _answered_by(predictor, predictions=[p.to_json() for p in predictions])
     rows = []
     for p in predictions:
         if p.status in ("ok", "uncertain"):
@@ -116,15 +111,7 @@ def predict(
     if service.exporting.should_remember(predictor):  # once a cnn: the next `predict` needs no PyTorch
         err_console.print(f"keeping an ONNX copy of {predictor.name} in the reading cache (once; answers come faster)")
         service.exporting.remember_reader(predictor)
-    failed = [p for p in predictions if p.status == "error"]
-    if len(failed) == 1:
-        others = " The other pictures were read." if len(predictions) > 1 else ""
-        raise DigitlabError(f"{failed[0].error}{others}")
-    if failed:
-        raise DigitlabError(
-            f"{len(failed)} of {len(predictions)} pictures could not be read (first: {failed[0].error}); "
-            "the table says why for each."
-        )
+    _fail_on_errors([p.error for p in predictions if p.status == "error"], len(predictions))
 
 
 @app.command()
@@ -150,12 +137,7 @@ def read(
     predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
     pictures = list(service.batch.picture_files(files))
     readings = service.numbers.read_numbers(predictor, pictures)
-    result = {
-        "model": predictor.name,
-        "model_path": str(predictor.path),
-        "why": predictor.why,
-        "numbers": [r.to_json() for r in readings],
-    }
+    result = _answered_by(predictor, numbers=[r.to_json() for r in readings])
     rows = []
     for r in readings:
         if r.status in ("ok", "uncertain"):
@@ -175,14 +157,22 @@ def read(
         ],
         footer=f"digits read by {predictor.name}, {predictor.why} ({predictor.path})",
     )
-    failed = [r for r in readings if r.status == "error"]
-    if len(failed) == 1:
-        others = " The other pictures were read." if len(readings) > 1 else ""
-        raise DigitlabError(f"{failed[0].error}{others}")
-    if failed:
+    _fail_on_errors([r.error for r in readings if r.status == "error"], len(readings))
+
+
+def _answered_by(predictor: service.Predictor, **answers: Any) -> dict[str, Any]:
+    """What `predict` and `read` print as JSON: the model that read, why, and the answers."""
+    return {"model": predictor.name, "model_path": str(predictor.path), "why": predictor.why, **answers}
+
+
+def _fail_on_errors(errors: list[str | None], pictures: int) -> None:
+    """After the table: exit 1 with one line when pictures could not be read (the others were)."""
+    if len(errors) == 1:
+        others = " The other pictures were read." if pictures > 1 else ""
+        raise DigitlabError(f"{errors[0]}{others}")
+    if errors:
         raise DigitlabError(
-            f"{len(failed)} of {len(readings)} pictures could not be read (first: {failed[0].error}); "
-            "the table says why for each."
+            f"{len(errors)} of {pictures} pictures could not be read (first: {errors[0]}); the table says why for each."
         )
 
 

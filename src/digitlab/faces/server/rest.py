@@ -21,25 +21,27 @@ from digitlab.faces.server.state import Served, pick, served_models
 router = APIRouter()
 
 
-@router.post(
-    "/predict",
-    response_model=schemas.PredictResponse,
-    responses=ERRORS,
-    openapi_extra={
+def _pictures_body(json_body: Any) -> dict[str, Any]:
+    """The OpenAPI request body of a route that takes pictures: multipart ``file`` fields, or ``json_body``."""
+    files = {"type": "array", "items": {"type": "string", "format": "binary"}}
+    return {
         "requestBody": {
             "required": True,
             "content": {
                 "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                        "required": ["file"],
-                    }
+                    "schema": {"type": "object", "properties": {"file": files}, "required": ["file"]}
                 },
-                "application/json": {"schema": schemas.PredictJSON.model_json_schema()},
+                "application/json": {"schema": json_body.model_json_schema()},
             },
         }
-    },
+    }
+
+
+@router.post(
+    "/predict",
+    response_model=schemas.PredictResponse,
+    responses=ERRORS,
+    openapi_extra=_pictures_body(schemas.PredictJSON),
     summary="Read the digit in each picture",
 )
 async def predict(
@@ -123,21 +125,7 @@ def _row(answer: service.Prediction, served: service.serving.ServedModel) -> sch
     "/read",
     response_model=schemas.ReadResponse,
     responses=ERRORS,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "multipart/form-data": {
-                    "schema": {
-                        "type": "object",
-                        "properties": {"file": {"type": "array", "items": {"type": "string", "format": "binary"}}},
-                        "required": ["file"],
-                    }
-                },
-                "application/json": {"schema": schemas.ReadJSON.model_json_schema()},
-            },
-        }
-    },
+    openapi_extra=_pictures_body(schemas.ReadJSON),
     summary="Read the whole number written in each picture (one line: digits, a decimal point, a leading minus)",
 )
 async def read(
