@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,26 +26,18 @@ from _report import HERE, machine, table, update_section
 from digitlab.core.files import write_json
 from digitlab.data import strokes
 from digitlab.data.datasets import load_dataset
+from digitlab.data.lines import line_input
 from digitlab.data.number_lines import Layout, compose, on_paper
-from digitlab.data.pictures import ink_map
+from digitlab.models.lines import ALPHABET, HEIGHT, LineReader, build_line_net, decode, export_onnx
 
-ALPHABET = "0123456789.-"  # class k + 1; 0 is CTC's blank
-HEIGHT = 32
 MAX_WIDTH = 384
 
 
 def to_input(picture: Any) -> np.ndarray | None:
-    """A picture of one line -> (32, w) float32 ink in [0, 1], cropped to the ink; None when blank."""
-    from PIL import Image
-
-    ink, _ = ink_map(picture, smallest=0.005, line=True)
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    if not len(rows):
-        return None
-    box = ink[max(0, rows[0] - 2) : rows[-1] + 3, max(0, cols[0] - 2) : cols[-1] + 3]
-    width = int(np.clip(round(box.shape[1] * HEIGHT / box.shape[0]), 8, MAX_WIDTH))
-    img = Image.fromarray(box.astype(np.float32), mode="F").resize((width, HEIGHT), Image.Resampling.BILINEAR)
-    return np.clip(np.asarray(img) / 255.0, 0, 1).astype(np.float32)
+    """A picture of one line -> (32, w) float32 ink in [0, 1], as the reader reads it (training: at most
+    ``MAX_WIDTH`` wide); None when blank."""
+    line = line_input(picture, widest=MAX_WIDTH)
+    return None if line is None else line.image
 
 
 def random_text(rng: np.random.Generator) -> str:
@@ -91,32 +84,6 @@ def make_lines(n: int, seed: int) -> list[tuple[np.ndarray, str]]:
     return out
 
 
-class LineNet(nn.Module):
-    def __init__(self, classes: int = len(ALPHABET) + 1) -> None:
-        super().__init__()
-
-        def block(c_in: int, c_out: int) -> list[nn.Module]:
-            return [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-
-        self.cnn = nn.Sequential(
-            *block(1, 16),
-            nn.MaxPool2d(2),  # 16 × w/2
-            *block(16, 32),
-            nn.MaxPool2d(2),  # 8 × w/4
-            *block(32, 64),
-            nn.MaxPool2d((2, 1)),  # 4 × w/4
-            *block(64, 96),
-            nn.MaxPool2d((4, 1)),  # 1 × w/4
-        )
-        self.rnn = nn.LSTM(96, 96, bidirectional=True, batch_first=True)
-        self.out = nn.Linear(192, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 1, 32, W) -> (B, W/4, classes) log-probs
-        f = self.cnn(x).squeeze(2).transpose(1, 2)  # (B, T, 96)
-        f, _ = self.rnn(f)
-        return self.out(f).log_softmax(-1)
-
-
 def batches(lines: list[tuple[np.ndarray, str]], size: int, rng: np.random.Generator) -> Any:
     order = rng.permutation(len(lines))
     for start in range(0, len(order), size):
@@ -131,40 +98,23 @@ def batches(lines: list[tuple[np.ndarray, str]], size: int, rng: np.random.Gener
         yield torch.from_numpy(x), targets, lengths
 
 
-def decode(log_probs: np.ndarray, frames: int) -> tuple[str, float]:
-    """Greedy CTC decoding of (T, classes) log-probs: the text and its confidence (product of each
-    character's peak probability)."""
-    best = log_probs[:frames].argmax(1)
-    text, confidence, previous = [], 1.0, 0
-    for t, k in enumerate(best):
-        if k != 0 and k != previous:
-            text.append(ALPHABET[k - 1])
-            confidence *= float(np.exp(log_probs[t, k]))
-        previous = k
-    return "".join(text), confidence
-
-
-def read_lines(net: LineNet, pictures: list[np.ndarray]) -> list[tuple[str, float]]:
-    net.eval()
+def read_lines(reader: LineReader, pictures: list[np.ndarray]) -> list[tuple[str, float]]:
+    """Each picture's text and confidence as `digitlab read` gives them with this line reader."""
     out = []
-    with torch.inference_mode():
-        for picture in pictures:
-            seen = to_input(picture)
-            if seen is None:
-                out.append(("", 0.0))
-                continue
-            width = seen.shape[1] + (-seen.shape[1]) % 4
-            x = np.zeros((1, 1, HEIGHT, width), np.float32)
-            x[0, 0, :, : seen.shape[1]] = seen
-            lp = net(torch.from_numpy(x))[0].numpy()
-            out.append(decode(lp, seen.shape[1] // 4))
+    for picture in pictures:
+        line = line_input(picture)
+        if line is None:
+            out.append(("", 0.0))
+            continue
+        symbols = decode(reader.read(line.image))
+        out.append(("".join(s.label for s in symbols), float(np.prod([s.confidence for s in symbols]))))
     return out
 
 
-def train(lines: list[tuple[np.ndarray, str]], epochs: int, seed: int) -> LineNet:
+def train(lines: list[tuple[np.ndarray, str]], epochs: int, seed: int) -> Any:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net = LineNet()
+    net = build_line_net()
     steps = epochs * int(np.ceil(len(lines) / 64))
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=steps)
@@ -180,12 +130,40 @@ def train(lines: list[tuple[np.ndarray, str]], epochs: int, seed: int) -> LineNe
             nn.utils.clip_grad_norm_(net.parameters(), 5.0)
             opt.step()
             sched.step()
-            total += float(loss) * len(targets)
+            total += float(loss.detach()) * len(targets)
             seen += len(targets)
         print(
             f"epoch {epoch + 1}/{epochs}: loss {total / seen:.3f} ({time.perf_counter() - started:.0f} s)", flush=True
         )
     return net
+
+
+def ship(pt: Path, onnx: Path, result: dict[str, Any], args: argparse.Namespace) -> None:
+    """The line reader into src/digitlab/models/shipped/: its weights, its ONNX, their pins and its manifest."""
+    import hashlib
+    import shutil
+
+    from digitlab.models import shipped
+
+    target = shipped.FOLDER
+    files = {"line_reader.pt": pt, "line_reader.onnx": onnx}
+    for name, source in files.items():
+        shutil.copyfile(source, target / name)
+    pins = {name: hashlib.sha256((target / name).read_bytes()).hexdigest() for name in files}
+    (target / "line_pins.py").write_text(
+        '"""SHA-256 of the shipped line reader\'s files (benchmarks/ctc.py --ship), checked before loading."""'
+        "\n\nSHA256 = {\n" + "".join(f'    "{n}": "{d}",\n' for n, d in pins.items()) + "}\n"
+    )
+    manifest = {
+        "name": "line-reader",
+        "what": "CNN + BiLSTM, CTC over 0-9 . -; a line 32 pixels high, a column every 4 pixels",
+        "command": f"python benchmarks/ctc.py --lines {args.lines} --epochs {args.epochs} --seed {args.seed} --ship",
+        "trained_on": "synthetic lines of MNIST training digits and pen-drawn digits (never a test digit)",
+        "figures": {"check_set": result["ctc"]["overall"], "groups": result["ctc"]["groups"]},
+        "files": pins,
+    }
+    write_json(target / shipped.LINE_MANIFEST, manifest)
+    print(f"shipped: {', '.join(files)} in {target}", flush=True)
 
 
 def main() -> None:
@@ -194,12 +172,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-group", type=int, default=100)
+    parser.add_argument("--ship", action="store_true", help="write it into the package as the shipped line reader")
     args = parser.parse_args()
     torch.set_num_threads(2)
     path = HERE / "runs" / f"ctc-{args.seed}-{args.lines}-{args.epochs}.pt"
     started = time.perf_counter()
     if path.is_file():
-        net = LineNet()
+        net = build_line_net()
         net.load_state_dict(torch.load(path, weights_only=True))
         train_s = None
     else:
@@ -212,8 +191,11 @@ def main() -> None:
     from read import GROUPS, check_set, score
 
     rows = check_set(args.per_group, 0)
+    onnx = path.with_suffix(".onnx")
+    export_onnx(net, onnx)
+    reader = LineReader(path, onnx)
     t0 = time.perf_counter()
-    answers = read_lines(net, [r["picture"] for r in rows])
+    answers = read_lines(reader, [r["picture"] for r in rows])
     per_number = (time.perf_counter() - t0) / len(rows)
     for row, (text, _) in zip(rows, answers, strict=True):
         row["ctc"] = text
@@ -233,6 +215,8 @@ def main() -> None:
         ][:30],
     }
     write_json(HERE / "ctc.json", result)
+    if args.ship:
+        ship(path, onnx, result, args)
     print({k: v for k, v in result.items() if k not in ("machine", "misreads")}, flush=True)
     seg = (
         __import__("json").loads((HERE / "read.json").read_text())["digitlab"]

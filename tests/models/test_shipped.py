@@ -137,3 +137,28 @@ def test_a_fresh_install_reads_100_photographed_digits_with_the_shipped_reader(t
     right = sum(read[f"{k:03d}.{'png' if k % 2 else 'jpg'}"]["label"] == str(labels[k]) for k in range(100))
     assert right >= 95, right
     assert not (work / "runs").exists()  # nothing trained, nothing written where the user stands
+
+
+def test_the_shipped_line_reader_matches_its_pins_and_a_changed_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 33: the line reader ships beside the digit reader, pinned the same way (its own pins and manifest)."""
+    from digitlab.models.shipped.line_pins import SHA256 as LINE_SHA256
+
+    assert set(LINE_SHA256) == set(shipped.LINE_FILES)
+    for name, digest in LINE_SHA256.items():
+        data = (shipped.FOLDER / name).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == digest and len(data) < 2_000_000, name
+    manifest = shipped.line_manifest()
+    assert manifest["files"] == LINE_SHA256 and manifest["command"].startswith("python benchmarks/ctc.py")
+    assert manifest["figures"]["check_set"]["numbers"] >= 0.9
+    for name in LINE_SHA256:
+        (tmp_path / name).write_bytes((shipped.FOLDER / name).read_bytes())
+    (tmp_path / "line_reader.pt").write_bytes(b"tampered")
+    monkeypatch.setattr(shipped, "FOLDER", tmp_path)
+    shipped._line_checked.cache_clear()
+    try:
+        with pytest.raises(shipped.DigitlabError, match=r"line_reader.pt: does not match the SHA-256 .* reinstall"):
+            shipped.line_reader_files()
+    finally:
+        shipped._line_checked.cache_clear()

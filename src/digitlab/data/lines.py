@@ -139,3 +139,42 @@ def is_wide(box: Box, height: float) -> bool:
     """Whether a digit's box is wide enough to be several digits touching (most digits are 0.4–0.8 of their
     height wide, a 1 far less): the reader then tries the cuts, and keeps one only where it reads surer."""
     return (box[2] - box[0]) > 0.6 * height
+
+
+@dataclass(frozen=True)
+class LineInput:
+    """A line as the line reader reads it: (32, w) float32 ink in [0, 1], and how to map its columns back."""
+
+    image: np.ndarray
+    ink: np.ndarray  # the picture's ink (H, W), as ``ink_map`` gave it
+    left: int  # the picture column of the line image's column 0
+    top: int
+    scale: float  # line-image pixels per picture pixel
+
+    def box(self, first: int, last: int, stride: int) -> Box:
+        """The picture box of the line image's columns ``first``..``last`` (× ``stride``), shrunk to the ink."""
+        x0 = self.left + int(first * stride / self.scale)
+        x1 = min(self.ink.shape[1], self.left + int((last + 1) * stride / self.scale) + 1)
+        rows = np.flatnonzero(self.ink[:, x0:x1].any(axis=1))
+        cols = np.flatnonzero(self.ink[:, x0:x1].any(axis=0))
+        if not len(rows):
+            return (x0, self.top, max(x1, x0 + 1), self.top + int(self.image.shape[0] / self.scale))
+        return (x0 + int(cols[0]), int(rows[0]), x0 + int(cols[-1]) + 1, int(rows[-1]) + 1)
+
+
+def line_input(picture: Any, name: str = "image", height: int = 32, widest: int = 1024) -> LineInput | None:
+    """The picture's line of writing for the line reader: the ink cropped to itself (2 pixels of margin) and
+    scaled to ``height`` rows; None when the picture is blank."""
+    from PIL import Image
+
+    ink, _ = ink_map(picture, name, smallest=0.005, line=True)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if not len(rows):
+        return None
+    top, left = max(0, int(rows[0]) - 2), max(0, int(cols[0]) - 2)
+    box = ink[top : int(rows[-1]) + 3, left : int(cols[-1]) + 3]
+    scale = height / box.shape[0]
+    width = int(np.clip(round(box.shape[1] * scale), 8, widest))
+    img = Image.fromarray(box.astype(np.float32), mode="F").resize((width, height), Image.Resampling.BILINEAR)
+    line = np.clip(np.asarray(img) / 255.0, 0, 1).astype(np.float32)
+    return LineInput(line, ink, left, top, width / box.shape[1])

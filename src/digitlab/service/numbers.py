@@ -1,16 +1,21 @@
 """Reading whole numbers (issue 33): a picture of one line of handwriting -> its number as text.
 
-Segmentation first (``data.lines``: marks grouped into characters, points and a leading minus found by their
-shape and place), then the digit reader on each character (the same ``Predictor`` as `predict`: by default the
-reader shipped with digitlab). A group too wide for one digit is several digits touching: every way of cutting
-it at the proposed cuts into 1–4 pieces is read, and the one whose pieces are read most surely (the product of
-their confidences) wins. A number is ``uncertain`` when a character is read with less than ``SURE``
-confidence, when a point comes first or twice, or when nothing reads as a digit: ink that is not a number
-(letters, a drawing) is flagged, never given as a confident number. Blank pictures: status ``blank``.
+Two ways, measured side by side (benchmarks/read.py, benchmarks/ctc.py). ``lines`` (the default where the
+package ships it): the line reader (``models.lines``, CNN + BiLSTM + CTC) reads the whole line at once, with
+no cutting; each character keeps the columns it was read in (its box) and its peak probability; it reads
+touching digits, which cutting cannot. ``segments``: segmentation first (``data.lines``: marks grouped into
+characters, points and a leading minus found by their shape and place), then the digit reader on each
+character (the same ``Predictor`` as `predict`: by default the reader shipped with digitlab); a group too wide
+for one digit is cut every way at the proposed cuts, and the way whose pieces are read most surely wins.
+A number is ``uncertain`` when a character is read with less than ``SURE`` confidence, when a point comes
+first, last or twice, or when nothing reads as a digit: ink that is not a number (letters, a drawing) is
+flagged, never given as a confident number. Blank pictures: status ``blank``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -20,10 +25,19 @@ from typing import Any
 import numpy as np
 
 from digitlab.core.errors import DigitlabError
-from digitlab.data.lines import Box, Line, Piece, cuts, is_wide, segment
+from digitlab.data.lines import Box, Line, LineInput, Piece, cuts, is_wide, line_input, segment
+from digitlab.models import shipped
+from digitlab.models.lines import STRIDE, LineReader, decode
 from digitlab.service.predictor import Predictor
 
+METHODS = ("auto", "lines", "segments")  # auto: the line reader where the package ships it, else segments
+
 SURE = 0.9  # a character read less surely than this makes the number uncertain
+# the digit reader's second opinion on each character the line reader found: it surely reads another digit
+# (at least OTHER) or no digit surely (below UNSURE): the number is uncertain. On benchmarks/read.py's check set
+# this flags 13 of 17 wrong readings and 33 of 223 right ones.
+OTHER = 0.9
+UNSURE = 0.3
 MOST_TOUCHING = 8  # digits one group may be cut into
 CUT_COST = math.log(0.8)  # each cut must pay for itself: a wide 0 is not two 1s
 
@@ -101,8 +115,29 @@ def _tight(line: Line, box: Box) -> Box:
     return (x0, y0 + int(rows[0]), x1, y0 + int(rows[-1]) + 1) if len(rows) else box
 
 
-def read_number(predictor: Predictor, picture: Any, name: str = "image") -> NumberReading:
-    """The number written in ``picture`` (one line), read by ``predictor``'s model (see the module's text)."""
+@functools.cache
+def line_reader() -> LineReader | None:
+    """The shipped line reader, loaded once (None when this copy has none)."""
+    files = shipped.line_reader_files()
+    return LineReader(*files) if files is not None else None
+
+
+def method_for(method: str) -> str:
+    """``auto`` resolved; an unknown or unavailable method refused in one line."""
+    if method not in METHODS:
+        raise DigitlabError(f"--method {method!r}: choose one of {', '.join(METHODS)}.")
+    if method == "lines" and line_reader() is None:
+        raise DigitlabError("--method lines: this copy of digitlab ships no line reader; use --method segments.")
+    if method == "auto":
+        return "lines" if line_reader() is not None else "segments"
+    return method
+
+
+def read_number(predictor: Predictor, picture: Any, name: str = "image", method: str = "auto") -> NumberReading:
+    """The number written in ``picture`` (one line), by the line reader or by cutting it into digits that
+    ``predictor``'s model reads (``method``; see the module's text)."""
+    if method_for(method) == "lines":
+        return _read_line(predictor, picture, name)
     try:
         line = segment(picture, name)
     except DigitlabError as exc:
@@ -137,6 +172,69 @@ def read_number(predictor: Predictor, picture: Any, name: str = "image") -> Numb
                 Character(answer.label or "?", _key(line, b, len(best)), answer.confidence or 0.0, answer.top3)
             )
     return _verdict(name, characters, predictor.name)
+
+
+def _read_line(predictor: Predictor, picture: Any, name: str) -> NumberReading:
+    reader = line_reader()
+    assert reader is not None
+    try:
+        line = line_input(picture, name)
+    except DigitlabError as exc:
+        return NumberReading(name, "error", error=str(exc), model=LINE_READER)
+    if line is None:
+        return NumberReading(name, "blank", model=LINE_READER)
+    symbols = decode(reader.read(line.image))
+    # CTC marks a character in a column or two: its box reaches halfway to its neighbours' (the line's ends
+    # for the first and the last), shrunk to the ink there
+    centres = [(s.first + s.last) / 2 for s in symbols]
+    columns = line.image.shape[1] / STRIDE
+    edges = [0.0, *((a + b) / 2 for a, b in itertools.pairwise(centres)), columns]
+    characters = []
+    for k, s in enumerate(symbols):
+        box = line.box(int(edges[k]), max(int(edges[k]), math.ceil(edges[k + 1]) - 1), STRIDE)
+        written = "," if s.label == "." and _comma(line, box) else ""
+        characters.append(Character(s.label, box, s.confidence, s.top3, written))
+    found = _verdict(name, characters, LINE_READER)
+    doubts = _second_opinion(predictor, line, characters)
+    if not doubts:
+        return found
+    return dataclasses.replace(found, status="uncertain", reasons=(*found.reasons, *doubts))
+
+
+def _second_opinion(predictor: Predictor, line: LineInput, characters: list[Character]) -> list[str]:
+    """The digit reader on each digit's box: where it surely reads another digit, or reads none surely, the
+    line reader's answer is in doubt (letters and drawings read as digits by the line reader are caught so)."""
+    from digitlab.data.pictures import fit_mnist
+
+    digits = [(k, c) for k, c in enumerate(characters) if c.label.isdigit()]
+    if not digits:
+        return []
+    images = np.stack([fit_mnist(line.ink[c.box[1] : c.box[3], c.box[0] : c.box[2]]) for _, c in digits])
+    doubts = []
+    for (k, c), p in zip(digits, predictor.probabilities(images), strict=True):
+        best = int(np.argmax(p))
+        other = predictor.classes[best]
+        if other != c.label and p[best] >= OTHER:
+            doubts.append(f"character {k + 1} looks like a {other} to the digit reader")
+        elif p[best] < UNSURE:
+            doubts.append(f"character {k + 1} is not surely a digit to the digit reader")
+    return doubts
+
+
+LINE_READER = "line-reader"
+
+
+def line_version() -> str:
+    """The shipped line reader's version: the first 12 hex digits of its weights' SHA-256."""
+    return str(shipped.line_manifest().get("files", {}).get("line_reader.pt", ""))[:12]
+
+
+def _comma(line: LineInput, box: Box) -> bool:
+    """Whether the point in ``box`` was written as a comma: taller than wide, reaching below the digits."""
+    w, h = box[2] - box[0], box[3] - box[1]
+    bottoms = [int(np.flatnonzero(col)[-1]) for col in line.ink.T if col.any()]
+    base = float(np.percentile(bottoms, 75)) if bottoms else box[3]
+    return h > 1.4 * w and box[3] > base + 0.05 * (line.image.shape[0] / line.scale)
 
 
 def _key(line: Line, box: Box, pieces: int) -> Box:
@@ -181,11 +279,12 @@ def _verdict(name: str, characters: list[Character], model: str) -> NumberReadin
 
 
 def read_numbers(
-    predictor: Predictor, sources: Sequence[Any], names: Sequence[str] | None = None
+    predictor: Predictor, sources: Sequence[Any], names: Sequence[str] | None = None, method: str = "auto"
 ) -> list[NumberReading]:
     """One reading per picture; an unreadable one is an error row and the others are still read."""
+    method = method_for(method)
     labels = [str(names[k] if names else source) for k, source in enumerate(sources)]
-    return [read_number(predictor, source, name) for source, name in zip(sources, labels, strict=True)]
+    return [read_number(predictor, source, name, method) for source, name in zip(sources, labels, strict=True)]
 
 
 def character_picture(source: Any, box: Box, margin: float = 0.15) -> bytes:

@@ -39,10 +39,10 @@ def test_read_answers_each_number_multipart_and_json(client: TestClient, digits:
     got = client.post("/read", files=files)
     assert got.status_code == 200, got.text
     body = got.json()
-    assert body["model"] == "reader" and len(body["model_version"]) == 12
+    assert body["model"] == "line-reader" and body["method"] == "lines" and len(body["model_version"]) == 12
     assert [n["text"] for n in body["numbers"]] == ["507", "-8.25"]
     first = body["numbers"][0]
-    assert first["status"] == "ok" and first["uncertain"] is False and first["file"] == "507.jpg"
+    assert first["status"] in ("ok", "uncertain") and first["file"] == "507.jpg"
     assert [c["label"] for c in first["characters"]] == ["5", "0", "7"]
     assert all(len(c["box"]) == 4 and c["top3"][0]["label"] == c["label"] for c in first["characters"])
     as_json = client.post("/read", json={"images": [base64.b64encode(b).decode() for b in pictures.values()]})
@@ -65,3 +65,4 @@ def test_read_says_blank_broken_and_wrong_bodies_plainly(client: TestClient) -> 
         assert wrong.status_code == status and "error" in wrong.json(), wrong.text
     assert client.post("/read", content=b"x", headers={"content-type": "text/plain"}).status_code == 415
     assert client.post("/read?model=nope", json={"images": []}).status_code == 404
+    assert client.post("/read?method=fast", json={"images": []}).status_code == 422

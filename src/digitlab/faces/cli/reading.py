@@ -130,14 +130,26 @@ def read(
     runtime: Annotated[
         str, typer.Option("--runtime", help="auto, torch or onnx, as for predict (default: auto).")
     ] = "auto",
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            help="lines: the line reader reads the whole line (touching digits too); segments: the line is cut "
+            "into characters that --model reads; auto: lines where this copy ships the line reader (default).",
+        ),
+    ] = "auto",
     as_json: Json = False,
 ) -> None:
     """Read the whole number in each picture: its text (digits, a decimal point, a leading minus), an overall
     confidence and, per character, its box, label, confidence and top 3."""
+    method = service.numbers.method_for(method)
     predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
     pictures = list(service.batch.picture_files(files))
-    readings = service.numbers.read_numbers(predictor, pictures)
+    readings = service.numbers.read_numbers(predictor, pictures, method=method)
     result = _answered_by(predictor, numbers=[r.to_json() for r in readings])
+    if method == "lines":  # the line reader read them; --model is the reader for --method segments
+        result.update(model=service.numbers.LINE_READER, why="the line reader shipped with digitlab (--method lines)")
+    result["method"] = method
     rows = []
     for r in readings:
         if r.status in ("ok", "uncertain"):
@@ -155,7 +167,7 @@ def read(
                 rows,
             )
         ],
-        footer=f"digits read by {predictor.name}, {predictor.why} ({predictor.path})",
+        footer=f"read by {result['model']}: {result['why']}" + (f" ({predictor.path})" if method == "segments" else ""),
     )
     _fail_on_errors([r.error for r in readings if r.status == "error"], len(readings))
 

@@ -130,15 +130,22 @@ def _row(answer: service.Prediction, served: service.serving.ServedModel) -> sch
 )
 async def read(
     http: Request,
-    model: str | None = Query(None, description="The digit reader, a loaded model (default: the first)."),
+    model: str | None = Query(None, description="The digit reader of method segments (default: the first)."),
+    method: str = Query("auto", description="lines (the line reader), segments (cut, then --model) or auto."),
     state: Served = Depends(served_models),
 ) -> schemas.ReadResponse:
     served = pick(state, model).served
+    try:
+        method = service.numbers.method_for(method)
+    except service.DigitlabError as exc:
+        raise HTTPError(422, str(exc).replace("--method", "method")) from None
     blobs, names = await _pictures(http, state.request.max_batch, state.request.max_bytes, arrays=False)
-    readings = await run_in_threadpool(service.numbers.read_numbers, served.predictor, blobs, names)
+    readings = await run_in_threadpool(service.numbers.read_numbers, served.predictor, blobs, names, method)
+    lines = method == "lines"
     return schemas.ReadResponse(
-        model=served.name,
-        model_version=served.version,
+        model=service.numbers.LINE_READER if lines else served.name,
+        model_version=service.numbers.line_version() if lines else served.version,
+        method=method,
         numbers=[schemas.NumberRow(**r.to_json()) for r in readings],
     )
 

@@ -78,6 +78,7 @@ class NumberRow(BaseModel):
 class ReadResponse(BaseModel):
     model: str
     model_version: str
+    method: str = Field(description="lines (the line reader read each line) or segments (cut, then the model).")
     numbers: list[NumberRow]
 
 

@@ -89,3 +89,41 @@ def why() -> str:
     accuracy = manifest().get("figures", {}).get("mnist_test_accuracy")
     measured = f": {accuracy:.2%} of the MNIST test set" if isinstance(accuracy, int | float) else ""
     return f"the reader shipped with digitlab ({RECIPE} recipe{measured}); name another with --model"
+
+
+# --- the line reader (issue 33): whole numbers read at once; its own pins (``line_pins.py``) and manifest ----
+LINE_FILES = ("line_reader.pt", "line_reader.onnx")
+LINE_MANIFEST = "line_reader.json"
+
+
+@lru_cache(maxsize=1)
+def _line_checked() -> bool:
+    """Whether the line reader's files are here and match their pins (a damaged one: one line)."""
+    try:
+        from digitlab.models.shipped.line_pins import SHA256
+    except ImportError:  # made before the line reader was
+        return False
+    if set(SHA256) != set(LINE_FILES):
+        return False
+    for name, digest in SHA256.items():
+        path = FOLDER / name
+        if not path.is_file():
+            return False
+        if hashlib.sha256(path.read_bytes()).hexdigest() != digest:
+            raise DigitlabError(
+                f"{path}: does not match the SHA-256 digitlab pins for it (a damaged install); reinstall digitlab."
+            )
+    return True
+
+
+def line_reader_files() -> tuple[Path, Path] | None:
+    """The shipped line reader's (weights, ONNX) when this copy has them intact, else None."""
+    return (FOLDER / LINE_FILES[0], FOLDER / LINE_FILES[1]) if _line_checked() else None
+
+
+def line_manifest() -> dict[str, Any]:
+    try:
+        found = json.loads((FOLDER / LINE_MANIFEST).read_text())
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
