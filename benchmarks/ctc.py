@@ -180,7 +180,9 @@ def main() -> None:
     if path.is_file():
         net = build_line_net()
         net.load_state_dict(torch.load(path, weights_only=True))
-        train_s = None
+        before = __import__("json").loads((HERE / "ctc.json").read_text()) if (HERE / "ctc.json").is_file() else {}
+        same = (before.get("lines"), before.get("epochs"), before.get("seed")) == (args.lines, args.epochs, args.seed)
+        train_s = before.get("train_s") if same else None  # measured when it was trained
     else:
         lines = make_lines(args.lines, args.seed)
         print(f"{len(lines):,} training lines in {time.perf_counter() - started:.0f} s", flush=True)
@@ -218,11 +220,10 @@ def main() -> None:
     if args.ship:
         ship(path, onnx, result, args)
     print({k: v for k, v in result.items() if k not in ("machine", "misreads")}, flush=True)
-    seg = (
-        __import__("json").loads((HERE / "read.json").read_text())["digitlab"]
-        if (HERE / "read.json").is_file()
-        else None
-    )
+    import json
+
+    earlier = json.loads((HERE / "read.json").read_text()) if (HERE / "read.json").is_file() else {}
+    seg = earlier.get("segments") or earlier.get("digitlab")
     out_rows = []
     for g in [*GROUPS, "overall"]:
         c = figures["overall"] if g == "overall" else figures["groups"][g]
