@@ -140,7 +140,7 @@ def test_app_starts_on_the_data_page_and_switches_pages(on_run: Path) -> None:
     at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
     at.run()
     assert not at.exception and at.title[0].value == "Data"
-    for name, title in [("tuning", "Tuning"), ("try_it", "Try it")]:
+    for name, title in [("tuning", "Tuning"), ("try_it", "Try it"), ("read_number", "Read a number")]:
         at.switch_page(str(PAGES / f"{name}.py")).run()
         assert not at.exception and at.title[0].value == title
 
