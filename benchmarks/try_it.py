@@ -146,8 +146,8 @@ def main() -> None:
         "## Try it: pen-up → answer in the browser (`benchmarks/try_it.py`)\n\n"
         "`digitlab dashboard` in headless Chromium (Playwright): a digit drawn with the mouse on the Try it canvas, "
         "timed by the page's own clock from the pen-up (pointerup) until the answer's text is in the page, and "
-        f"until the table of every model's answer is; {len(next(iter(setups.values()))['answer_ms'])} digits a setup after one "
-        f"untimed. {m['cpus']} CPUs, {m['date']}.\n\n"
+        f"until the table of every model's answer is; {len(next(iter(setups.values()))['answer_ms'])} digits a "
+        f"setup after one untimed. {m['cpus']} CPUs, {m['date']}.\n\n"
         + table(["setup", "answer, median", "p90", "every model's answer, median", "answer first", "goal"], rows),
     )
 
