@@ -124,3 +124,54 @@ def test_digitlab_read_prints_each_number_and_its_json(digits: dict[int, np.ndar
     assert failed.returncode == 1
     assert failed.stderr.strip().splitlines()[-1].endswith("The other pictures were read.")
     assert "Traceback" not in failed.stderr
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_digitlab_read_output_writes_a_row_a_picture(
+    digits: dict[int, np.ndarray], tmp_path: Path, suffix: str
+) -> None:
+    """`read --output`: the batch machinery of `predict` (files listed lazily, the file written whole or not at
+    all, never over one not made here without --force); a bad picture is a row with its error."""
+    import csv
+
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    for k, text in enumerate(("318", "7.05", "-42")):
+        Image.fromarray(number(digits, text, seed=60 + k, how="scan")).save(folder / f"{text}.png")
+    (folder / "broken.png").write_bytes(b"not a picture")
+    target = tmp_path / f"numbers{suffix}"
+    done = digitlab("read", str(folder), "--output", str(target), "--json", "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["files"] == 4 and summary["error"] == 1 and summary["model"] == "line-reader"
+    if suffix == ".csv":
+        with target.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+    else:
+        rows = [json.loads(line) for line in target.read_text().splitlines()]
+    by_name = {Path(r["file"]).stem: r for r in rows}
+    assert {k: by_name[k]["text"] for k in ("318", "7.05", "-42")} == {"318": "318", "7.05": "7.05", "-42": "-42"}
+    chars = by_name["7.05"]["characters"]
+    assert [c["label"] for c in json.loads(chars)] == list("7.05")
+    assert by_name["broken"]["status"] == "error" and "not a readable image" in by_name["broken"]["error"]
+    again = digitlab("read", str(folder), "--output", str(target), "--out", str(tmp_path / "r"), cwd=tmp_path)
+    assert again.returncode == 1 and "--force" in again.stderr.strip().splitlines()[-1]
+
+
+def test_digitlab_read_on_a_dask_cluster_gives_the_same_rows(digits: dict[int, np.ndarray], tmp_path: Path) -> None:
+    """`read --output --dask-local 1`: the chunks are read on a Dask worker (which loads the readers once)."""
+    folder = tmp_path / "numbers"
+    folder.mkdir()
+    for k, text in enumerate(("2048", "65.5")):
+        Image.fromarray(number(digits, text, seed=70 + k, how="scan")).save(folder / f"{text}.png")
+    rows = {}
+    for where, extra in (("local", []), ("dask", ["--dask-local", "1"])):
+        target = tmp_path / f"{where}.jsonl"
+        done = digitlab(
+            "read", str(folder), "--output", str(target), *extra, "--out", str(tmp_path / "r"), cwd=tmp_path
+        )
+        assert done.returncode == 0, done.stderr
+        rows[where] = sorted(
+            (Path(r["file"]).name, r["text"]) for r in map(json.loads, target.read_text().splitlines())
+        )
+    assert rows["local"] == rows["dask"] == [("2048.png", "2048"), ("65.5.png", "65.5")]

@@ -75,16 +75,7 @@ def predict(
         request = service.batch.BatchRequest(
             tuple(files), output, model, out, runtime, dask_local, scheduler, force=force
         )
-        reporter = Reporter()
-        with reporter.live():
-            summary = service.batch.batch_predict(request, reporter).to_json()
-        counts = [(k, summary[k]) for k in ("files", "ok", "uncertain", "blank", "error")]
-        emit(
-            summary,
-            as_json,
-            lambda: [make_table(f"{summary['files']:,} pictures read by {summary['model']}", ["", "pictures"], counts)],
-            footer=f"{summary['images_per_s']:,.0f} pictures/s ({summary['backend']}); rows in {summary['output']}",
-        )
+        _into_file(request, as_json, "pictures")
         return
     if dask_local is not None or scheduler is not None:
         raise DigitlabError("--dask-local and --scheduler score into a file; add --output results.csv.")
@@ -138,11 +129,36 @@ def read(
             "into characters that --model reads; auto: lines where this copy ships the line reader (default).",
         ),
     ] = "auto",
+    output: Annotated[
+        Path | None,
+        typer.Option(
+            "--output",
+            help="Write a row per picture to this .csv, .jsonl or .parquet file (folders of any size; "
+            "characters as JSON), written whole or not at all.",
+        ),
+    ] = None,
+    dask_local: Annotated[
+        int | None,
+        typer.Option("--dask-local", help="With --output: read on a fresh Dask LocalCluster of N workers."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option("--scheduler", help="With --output: read on a running Dask cluster, e.g. tcp://HOST:8786."),
+    ] = None,
+    force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
     """Read the whole number in each picture: its text (digits, a decimal point, a leading minus), an overall
     confidence and, per character, its box, label, confidence and top 3."""
     method = service.numbers.method_for(method)
+    if output is not None:
+        request = service.batch.BatchRequest(
+            tuple(files), output, model, out, runtime, dask_local, scheduler, force=force, task="read", method=method
+        )
+        _into_file(request, as_json, "numbers")
+        return
+    if dask_local is not None or scheduler is not None:
+        raise DigitlabError("--dask-local and --scheduler read into a file; add --output numbers.csv.")
     predictor = service.exporting.load_predictor(model, out, runtime, reading=True)
     pictures = list(service.batch.picture_files(files))
     readings = service.numbers.read_numbers(predictor, pictures, method=method)
@@ -170,6 +186,20 @@ def read(
         footer=f"read by {result['model']}: {result['why']}" + (f" ({predictor.path})" if method == "segments" else ""),
     )
     _fail_on_errors([r.error for r in readings if r.status == "error"], len(readings))
+
+
+def _into_file(request: service.batch.BatchRequest, as_json: bool, what: str) -> None:
+    """`predict`/`read --output`: every picture read into the file, with a bar; the counts printed."""
+    reporter = Reporter()
+    with reporter.live():
+        summary = service.batch.batch_predict(request, reporter).to_json()
+    counts = [(k, summary[k]) for k in ("files", "ok", "uncertain", "blank", "error")]
+    emit(
+        summary,
+        as_json,
+        lambda: [make_table(f"{summary['files']:,} {what} read by {summary['model']}", ["", "pictures"], counts)],
+        footer=f"{summary['images_per_s']:,.0f} pictures/s ({summary['backend']}); rows in {summary['output']}",
+    )
 
 
 def _answered_by(predictor: service.Predictor, **answers: Any) -> dict[str, Any]:
