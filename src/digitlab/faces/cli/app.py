@@ -40,6 +40,23 @@ Overwrite = Annotated[
 
 Json = Annotated[bool, typer.Option("--json", help="Print the result as one JSON object on stdout (default: table).")]
 
+# where `predict` and `read` write a row a picture, and the Dask cluster that reads them
+Rows = Annotated[
+    Path | None,
+    typer.Option(
+        "--output",
+        help="Write one row per picture to a .csv, .jsonl or .parquet file instead of printing a table (folders of "
+        "any size; the file is written whole or not at all).",
+    ),
+]
+DaskLocal = Annotated[
+    int | None, typer.Option("--dask-local", help="With --output: read on a fresh Dask LocalCluster of N workers.")
+]
+Scheduler = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="With --output: read on a running Dask cluster, e.g. tcp://HOST:8786."),
+]
+
 
 Mlflow = Annotated[
     bool,

@@ -14,12 +14,15 @@ from digitlab import service
 from digitlab.core.errors import DigitlabError
 from digitlab.faces.cli.app import (
     EVIDENCE,
+    DaskLocal,
     DataDir,
     Json,
     Out,
     Overwrite,
     Reporter,
+    Rows,
     RunArg,
+    Scheduler,
     Seed,
     app,
     emit,
@@ -51,22 +54,9 @@ def predict(
             "else the saved model; torch: the saved model as it is; onnx: the cnn in onnxruntime (default: auto).",
         ),
     ] = "auto",
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            help="Stream one row per picture to results.csv, .jsonl or .parquet instead of printing a table "
-            "(default: a table).",
-        ),
-    ] = None,
-    dask_local: Annotated[
-        int | None,
-        typer.Option("--dask-local", help="With --output: score on a fresh Dask LocalCluster of N workers."),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="With --output: score on a running Dask cluster, e.g. tcp://HOST:8786."),
-    ] = None,
+    output: Rows = None,
+    dask_local: DaskLocal = None,
+    scheduler: Scheduler = None,
     force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
@@ -129,22 +119,9 @@ def read(
             "into characters that --model reads; auto: lines where this copy ships the line reader (default).",
         ),
     ] = "auto",
-    output: Annotated[
-        Path | None,
-        typer.Option(
-            "--output",
-            help="Write a row per picture to this .csv, .jsonl or .parquet file (folders of any size; "
-            "characters as JSON), written whole or not at all.",
-        ),
-    ] = None,
-    dask_local: Annotated[
-        int | None,
-        typer.Option("--dask-local", help="With --output: read on a fresh Dask LocalCluster of N workers."),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option("--scheduler", help="With --output: read on a running Dask cluster, e.g. tcp://HOST:8786."),
-    ] = None,
+    output: Rows = None,
+    dask_local: DaskLocal = None,
+    scheduler: Scheduler = None,
     force: Overwrite = False,
     as_json: Json = False,
 ) -> None:
