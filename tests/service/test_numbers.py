@@ -175,3 +175,23 @@ def test_digitlab_read_on_a_dask_cluster_gives_the_same_rows(digits: dict[int, n
             (Path(r["file"]).name, r["text"]) for r in map(json.loads, target.read_text().splitlines())
         )
     assert rows["local"] == rows["dask"] == [("2048.png", "2048"), ("65.5.png", "65.5")]
+
+
+def test_without_onnxruntime_or_pytorch_numbers_are_cut_into_digits() -> None:
+    """A copy with neither runtime for the line reader reads numbers the other way, and says so."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['onnxruntime'] = None; sys.modules['torch'] = None\n"
+        "from digitlab.service import numbers\n"
+        "print(numbers.method_for('auto'))\n"
+        "try:\n    numbers.method_for('lines')\nexcept numbers.DigitlabError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "segments",
+        "--method lines: this copy of digitlab has neither onnxruntime nor PyTorch to run its line reader "
+        "(pip install 'digitlab[onnx]'); use --method segments.",
+    ]

@@ -117,9 +117,15 @@ def _tight(line: Line, box: Box) -> Box:
 
 @functools.cache
 def line_reader() -> LineReader | None:
-    """The shipped line reader, loaded once (None when this copy has none)."""
+    """The shipped line reader, loaded once (None when this copy has none, or has neither onnxruntime nor PyTorch
+    to run it: numbers are then cut into digits, ``segments``)."""
     files = shipped.line_reader_files()
-    return LineReader(*files) if files is not None else None
+    if files is None:
+        return None
+    try:
+        return LineReader(*files)
+    except ImportError:
+        return None
 
 
 def method_for(method: str) -> str:
@@ -127,7 +133,12 @@ def method_for(method: str) -> str:
     if method not in METHODS:
         raise DigitlabError(f"--method {method!r}: choose one of {', '.join(METHODS)}.")
     if method == "lines" and line_reader() is None:
-        raise DigitlabError("--method lines: this copy of digitlab ships no line reader; use --method segments.")
+        lacking = (
+            "ships no line reader"
+            if shipped.line_reader_files() is None
+            else "has neither onnxruntime nor PyTorch to run its line reader (pip install 'digitlab[onnx]')"
+        )
+        raise DigitlabError(f"--method lines: this copy of digitlab {lacking}; use --method segments.")
     if method == "auto":
         return "lines" if line_reader() is not None else "segments"
     return method
