@@ -16,11 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from digitlab.data.pictures import _cv2, _ndimage, fit_mnist, ink_map
+from digitlab.data.pictures import _ndimage, fit_mnist, ink_map, marks
 
 Box = tuple[int, int, int, int]
-DOT = "."
-MINUS = "-"
 
 
 @dataclass(frozen=True)
@@ -48,14 +46,16 @@ class Line:
 
 
 def _marks(ink: np.ndarray) -> list[Box]:
-    """The bounding boxes of the 8-connected marks of ``ink``."""
-    mask = (ink > 0).astype(np.uint8)
-    cv2 = _cv2()
-    if cv2 is not None:
-        n, _, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
-        return [(int(x), int(y), int(x + w), int(y + h)) for x, y, w, h, _ in stats[1:n]]
-    labels, _ = _ndimage().label(mask, structure=np.ones((3, 3)))
-    return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in _ndimage().find_objects(labels) if s is not None]
+    """The bounding boxes of the 8-connected marks of ``ink`` (``pictures.marks``)."""
+    labels, _ = marks(ink > 0)
+    found = _ndimage().find_objects(labels)
+    return [(s[1].start, s[0].start, s[1].stop, s[0].stop) for s in found if s is not None]
+
+
+def line_ink(picture: Any, name: str = "image") -> tuple[np.ndarray, bool]:
+    """``ink_map`` for a line of characters: decimal points kept (marks down to 0.5% of the largest), marks far
+    to the left and right of the largest kept too."""
+    return ink_map(picture, name, smallest=0.005, line=True)
 
 
 def _union(a: Box, b: Box) -> Box:
@@ -70,18 +70,18 @@ def _overlap_x(a: Box, b: Box) -> float:
 
 def segment(picture: Any, name: str = "image") -> Line:
     """The pieces of one line of writing in ``picture`` (anything ``ink_map`` reads), left to right."""
-    ink, photo = ink_map(picture, name, smallest=0.005, line=True)
-    marks = sorted(_marks(ink), key=lambda b: b[0])
-    if not marks:
+    ink, photo = line_ink(picture, name)
+    found = sorted(_marks(ink), key=lambda b: b[0])
+    if not found:
         return Line(ink, photo, (), 0.0)
-    heights = np.array([b[3] - b[1] for b in marks])
+    heights = np.array([b[3] - b[1] for b in found])
     tall = heights >= 0.5 * heights.max()
     height = float(np.median(heights[tall]))  # a digit's height on this line
-    top = float(np.median([b[1] for b, t in zip(marks, tall, strict=True) if t]))
-    base = float(np.median([b[3] for b, t in zip(marks, tall, strict=True) if t]))
+    top = float(np.median([b[1] for b, t in zip(found, tall, strict=True) if t]))
+    base = float(np.median([b[3] for b, t in zip(found, tall, strict=True) if t]))
     groups: list[Box] = []
     small: list[Box] = []
-    for box in marks:  # marks one above the other are one character; small ones (and low narrow ones) wait
+    for box in found:  # marks one above the other are one character; small ones (and low narrow ones) wait
         w, h = box[2] - box[0], box[3] - box[1]
         low_and_narrow = box[1] > base - 0.3 * height and w < 0.3 * height and h < 0.6 * height  # a comma
         if max(w, h) < 0.3 * height or low_and_narrow:
@@ -167,7 +167,7 @@ def line_input(picture: Any, name: str = "image", height: int = 32, widest: int 
     scaled to ``height`` rows; None when the picture is blank."""
     from PIL import Image
 
-    ink, _ = ink_map(picture, name, smallest=0.005, line=True)
+    ink, _ = line_ink(picture, name)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
     if not len(rows):
         return None

@@ -268,13 +268,7 @@ def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05, sid
     evened out, a mark whose darkest point is less than half as dark as the darkest ink is what
     is left of a shadow's edge, not a stroke (elsewhere a lightly pencilled stroke is kept).
     """
-    ndimage = _ndimage()
-    cv2 = _cv2()
-    if cv2 is not None:  # the same 8-connected marks, numbered in the same (raster) order, 10× faster
-        count, found = cv2.connectedComponents((ink > 0).astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
-        labels, n = found, int(count) - 1
-    else:
-        labels, n = ndimage.label(ink > 0, structure=np.ones((3, 3)))
+    labels, n = marks(ink > 0)
     if n <= 1:
         return ink
     marked = labels > 0
@@ -289,6 +283,17 @@ def _strokes(ink: np.ndarray, smudges: bool = False, smallest: float = 0.05, sid
     masses = np.bincount(which, weights=values, minlength=n + 1)[1:]  # (n,) ink per mark
     keep[1:] = _near_the_digit(labels, np.where(candidates, masses, -1.0), sideways)
     return np.where(keep[labels], ink, 0.0)
+
+
+def marks(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The 8-connected marks of a boolean mask: (H, W) labels (0: none, 1..n in raster order) and n. OpenCV's
+    where installed (10× faster), else SciPy's: the same labels."""
+    cv2 = _cv2()
+    if cv2 is not None:
+        count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8, ltype=cv2.CV_32S)
+        return labels, int(count) - 1
+    labels, n = _ndimage().label(mask, structure=np.ones((3, 3)))
+    return labels, int(n)
 
 
 def _near_the_digit(labels: np.ndarray, masses: np.ndarray, sideways: float = 0.5) -> np.ndarray:
