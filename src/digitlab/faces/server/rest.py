@@ -183,30 +183,29 @@ async def _pictures(http: Request, max_batch: int, max_bytes: int, arrays: bool 
         raise HTTPError(400, "malformed JSON body; send a JSON object.") from None
     if not isinstance(body, dict):
         raise HTTPError(400, "the JSON body must be an object with `images` or `arrays`.")
-    if not arrays:
+    if not arrays:  # /read: base64 pictures only
         try:
-            parsed = schemas.PredictJSON.model_validate(schemas.ReadJSON.model_validate(body).model_dump())
+            texts = schemas.ReadJSON.model_validate(body).images
         except ValueError:
             raise HTTPError(422, "the JSON body takes `images`: base64 pictures of numbers.") from None
-        if parsed.images is None:
-            raise HTTPError(422, "send `images`: base64 pictures of numbers.")
     else:
         try:
             parsed = schemas.PredictJSON.model_validate(body)
         except ValueError:
             raise HTTPError(422, "the JSON body takes `images` (base64 pictures) or `arrays` (28×28 pixels).") from None
-    if (parsed.images is None) == (parsed.arrays is None):
-        raise HTTPError(422, "send either `images` (base64 pictures) or `arrays` (28×28 pixels), not both or none.")
-    if parsed.arrays is not None:
-        service.serving.check_batch(len(parsed.arrays), max_batch)
-        names = [f"arrays[{k}]" for k in range(len(parsed.arrays))]
-        images = service.serving.check_images(parsed.arrays)
-        return np.rint(images).astype(np.uint8), names
-    assert parsed.images is not None
-    service.serving.check_batch(len(parsed.images), max_batch)
-    names = [f"images[{k}]" for k in range(len(parsed.images))]
+        if (parsed.images is None) == (parsed.arrays is None):
+            raise HTTPError(422, "send either `images` (base64 pictures) or `arrays` (28×28 pixels), not both or none.")
+        if parsed.arrays is not None:
+            service.serving.check_batch(len(parsed.arrays), max_batch)
+            names = [f"arrays[{k}]" for k in range(len(parsed.arrays))]
+            images = service.serving.check_images(parsed.arrays)
+            return np.rint(images).astype(np.uint8), names
+        assert parsed.images is not None
+        texts = parsed.images
+    service.serving.check_batch(len(texts), max_batch)
+    names = [f"images[{k}]" for k in range(len(texts))]
     blobs = []
-    for name, text in zip(names, parsed.images, strict=True):
+    for name, text in zip(names, texts, strict=True):
         if text.startswith("data:") and "," in text:  # a data URL, as a browser's canvas gives
             text = text.split(",", 1)[1]
         try:
