@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -150,13 +151,10 @@ def best_reader(out: Path, image_shape: tuple[int, int] | None = None, kinds: tu
     if pictures and (kinds is None or shipped.RECIPE in kinds) and shipped.available():
         return better_than_shipped(out, kinds) or shipped.model_path()  # measured, and the same for every user
     found: list[tuple[int, int, int, Path]] = []  # (reader rank, run order, order in the run, file)
-    for r, run in enumerate(_runs(out)):
-        for k, m in enumerate(run_models(run)):
-            if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
-                continue
-            shape = model_shape(m) if image_shape is not None else None
-            if image_shape is None or shape is None or tuple(shape) == tuple(image_shape):  # as find_model
-                found.append((registry.reader_rank(m.name), r, k, m.path))
+    for r, k, m in _readers(out, kinds):
+        shape = model_shape(m) if image_shape is not None else None
+        if image_shape is None or shape is None or tuple(shape) == tuple(image_shape):  # as find_model
+            found.append((registry.reader_rank(m.name), r, k, m.path))
     if found:
         return min(found)[3]
     size = f" reads {image_shape[0]}×{image_shape[1]} pictures" if image_shape else ""
@@ -173,14 +171,20 @@ def better_than_shipped(out: Path, kinds: tuple[str, ...] | None = None) -> Path
     if bar is None:
         return None
     found: list[tuple[float, Path]] = []
-    for run in _runs(out):
-        for m in run_models(run):
-            if m.name.endswith("-personal") or (kinds is not None and registry.base_name(m.name) not in kinds):
-                continue
-            score = checking.known(m.path)
-            if score is not None and score > bar:
-                found.append((score, m.path))
+    for _, _, m in _readers(out, kinds):
+        score = checking.known(m.path)
+        if score is not None and score > bar:
+            found.append((score, m.path))
     return max(found, key=lambda f: f[0])[1] if found else None
+
+
+def _readers(out: Path, kinds: tuple[str, ...] | None) -> Iterator[tuple[int, int, SavedModel]]:
+    """(run order, order in the run, model) of every saved model that may answer ``best``: not a personal one
+    (one writer's, asked for by name), and made from one of ``kinds`` when given."""
+    for r, run in enumerate(_runs(out)):
+        for k, m in enumerate(run_models(run)):
+            if not m.name.endswith("-personal") and (kinds is None or registry.base_name(m.name) in kinds):
+                yield r, k, m
 
 
 def _runs(out: Path) -> list[Path]:
